@@ -1,0 +1,62 @@
+"""Shrinks the detector and the recipe to CPU size: same classes and code path, ~1-2 M parameters.
+
+Applied by the tiny configs to a paper config's ``model``/``dataloader``/``train``; the backbone widths are
+set by each tiny config. Data: the synthetic COCO-format shapes (``mimdet.data``), images <= 256 px.
+"""
+
+from detectron2.layers import ShapeSpec
+
+FPN_WIDTH = 64
+IMAGE_SIZE = 256
+NUM_CLASSES = 5
+
+
+def shrink_detector(model, num_classes=NUM_CLASSES, width=FPN_WIDTH):
+    """FPN and heads at ``width`` channels, anchors for small images."""
+    model.backbone.out_channels = width
+    model.backbone.norm = "BN"
+    model.proposal_generator.head.in_channels = width
+    model.proposal_generator.anchor_generator.sizes = [[8], [16], [32], [64], [128]]
+    model.proposal_generator.pre_nms_topk = (600, 300)
+    model.proposal_generator.post_nms_topk = (200, 100)
+    heads = model.roi_heads
+    heads.num_classes = num_classes
+    heads.batch_size_per_image = 128
+    heads.box_head.input_shape = ShapeSpec(channels=width, height=7, width=7)
+    heads.box_head.conv_dims = [width] * 4
+    heads.box_head.fc_dims = [2 * width]
+    heads.box_head.conv_norm = "BN"
+    heads.box_predictor.input_shape = ShapeSpec(channels=2 * width)
+    heads.mask_head.input_shape = ShapeSpec(channels=width, width=14, height=14)
+    heads.mask_head.conv_dims = [width] * 5
+    heads.mask_head.conv_norm = "BN"
+
+
+def shrink_recipe(dataloader, train, optimizer, lr_multiplier):
+    """Synthetic data at <= 256 px on the CPU, full precision, a schedule of minutes."""
+    import detectron2.data.transforms as T
+    from detectron2.config import LazyCall as L
+
+    dataloader.train.dataset.names = "synthetic_train"
+    dataloader.test.dataset.names = "synthetic_val"
+    dataloader.train.mapper.augmentations = [
+        L(T.RandomFlip)(horizontal=True),
+        L(T.ResizeShortestEdge)(
+            short_edge_length=(192, 224, 256), max_size=IMAGE_SIZE, sample_style="choice"
+        ),
+    ]
+    dataloader.test.mapper.augmentations = [
+        L(T.ResizeShortestEdge)(short_edge_length=IMAGE_SIZE, max_size=IMAGE_SIZE)
+    ]
+    dataloader.train.total_batch_size = 4
+    dataloader.train.num_workers = 1
+    dataloader.test.num_workers = 1
+    train.epoch_images = 320  # the synthetic train split
+    train.epochs = 12
+    train.lr_step_epochs = [9, 11]
+    train.amp.enabled = False
+    train.device = "cpu"
+    train.checkpointer.period = 200
+    train.log_period = 20
+    optimizer.lr = 4e-4
+    lr_multiplier.warmup_length = 0.05

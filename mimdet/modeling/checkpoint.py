@@ -1,0 +1,143 @@
+"""Loading an official MAE pre-training checkpoint into a MIMDet or Benchmarking backbone.
+
+The official format is ``{"model": state_dict}`` with ``cls_token``, ``pos_embed`` (1, 197, D),
+``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``, ``mask_token``, ``decoder_embed.*``,
+``decoder_pos_embed``, ``decoder_blocks.0..7.*``, ``decoder_norm.*`` and ``decoder_pred.*``. Each backbone
+class names, in ``MAE_KEY_MAP``, where MAE's keys go; keys with no place (the patchify stem and class
+token for MIMDet, ``decoder_pred``, decoder blocks beyond the N in use) are dropped. Position tables are
+resized from MAE's 14x14 grid to the backbone's (the class slot is kept).
+
+``convert_mae_state`` is a pure function (a new dict out, its inputs untouched), so it is testable on a
+synthetic state dict; ``load_mae_checkpoint`` adds file handling and a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+POSITION_TABLES = ("pos_embed", "decoder_pos_embed")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not an MAE checkpoint or does not fit the model; the message names the key."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load did: keys loaded, model keys left at their init, checkpoint keys with no place."""
+
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+
+    def summary(self) -> str:
+        return (
+            f"loaded {len(self.loaded)} tensors; missing (trained from scratch): {_group(self.missing)}; "
+            f"unexpected (dropped): {_group(self.unexpected)}"
+        )
+
+
+def rename_mae_key(key: str, key_map: tuple[tuple[str, str], ...]) -> str | None:
+    """The model key for an MAE key under ``key_map`` (prefix pairs), or None if it has no place."""
+    for mae_prefix, model_prefix in key_map:
+        if key == mae_prefix or key.startswith(mae_prefix + "."):
+            return model_prefix + key[len(mae_prefix) :]
+    return None
+
+
+def resize_position_table(table: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
+    """(1, 1 + g*g, C) -> (1, 1 + G*G, C): bicubic on the grid part, class slot kept."""
+    cls_slot, grid = table[:, :1], table[:, 1:]
+    side, target_side = math.isqrt(grid.shape[1]), math.isqrt(target_shape[1] - 1)
+    if side * side != grid.shape[1] or table.shape[-1] != target_shape[-1]:
+        raise CheckpointError(
+            f"position table of shape {tuple(table.shape)} cannot become {tuple(target_shape)}"
+        )
+    if side == target_side:
+        return table.clone()
+    grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(target_side, target_side), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, target_side * target_side, -1).to(table.dtype)
+    return torch.cat([cls_slot, grid], dim=1)
+
+
+def convert_mae_state(
+    mae_state: Mapping[str, torch.Tensor],
+    target_state: Mapping[str, torch.Tensor],
+    key_map: tuple[tuple[str, str], ...],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """MAE tensors renamed and resized for ``target_state``; also the MAE keys that found no place."""
+    converted: dict[str, torch.Tensor] = {}
+    dropped = []
+    for key, value in mae_state.items():
+        new_key = rename_mae_key(key, key_map)
+        if new_key is None or new_key not in target_state:
+            dropped.append(key)
+            continue
+        expected = target_state[new_key].shape
+        if key in POSITION_TABLES:
+            value = resize_position_table(value, expected)
+        if value.shape != expected:
+            raise CheckpointError(
+                f"{key}: checkpoint shape {tuple(value.shape)} does not fit {new_key} {tuple(expected)}"
+            )
+        converted[new_key] = value.clone()
+    return converted, dropped
+
+
+def read_mae_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The ``model`` state dict of an official MAE checkpoint, or a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None
+    state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"{path}: not an MAE checkpoint: expected a dict with a 'model' state dict, got {found}"
+        )
+    return state
+
+
+def load_mae_checkpoint(backbone: nn.Module, path: str | Path) -> LoadReport:
+    """Load MAE weights into ``backbone`` (a class with ``MAE_KEY_MAP``) and log what happened."""
+    key_map = getattr(type(backbone), "MAE_KEY_MAP", None)
+    if key_map is None:
+        raise CheckpointError(
+            f"{type(backbone).__name__} does not say how to load MAE weights (no MAE_KEY_MAP)"
+        )
+    target = backbone.state_dict()
+    state = read_mae_state(path)
+    try:
+        converted, dropped = convert_mae_state(state, target, key_map)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    backbone.load_state_dict(converted, strict=False)
+    report = LoadReport(sorted(converted), sorted(set(target) - set(converted)), sorted(dropped))
+    logger.info("MAE checkpoint %s: %s", path, report.summary())
+    return report
+
+
+def _group(keys: list[str]) -> str:
+    """Keys summarised by their first two name parts, e.g. 'stem.stages (16), decoder.blocks.5 (12)'."""
+    if not keys:
+        return "none"
+    counts: dict[str, int] = {}
+    for key in keys:
+        head = ".".join(key.split(".")[:2])
+        counts[head] = counts.get(head, 0) + 1
+    return ", ".join(f"{head} ({n})" if n > 1 else head for head, n in counts.items())

@@ -1,0 +1,52 @@
+"""Which stride-16 tokens the ViT encoder sees: all of them, or a random subset (paper §2.1).
+
+The sample ratio counts the *padded* token grid, as the reference code does: a batch padded to h x w
+tokens keeps ``int(ratio * h * w)`` tokens per image, real tokens first and padding only when the real
+ones run out. Every image in the batch therefore keeps the same number of tokens, so the encoder runs on
+a dense ``(B, K, D)`` tensor without attention masks.
+
+Padding is recognised from the input itself: detectron2 pads the *normalised* image with zeros, and a
+real pixel normalises to exactly zero in all three channels only if it equals the pixel mean, which for
+the (non-integer) ImageNet means no 8-bit pixel does. A token is padding when its whole 16x16 patch is 0.
+
+Shapes: B batch, N = h*w tokens, K kept tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def num_kept(num_tokens: int, ratio: float) -> int:
+    """How many of ``num_tokens`` a ratio keeps (at least one)."""
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"sample ratio must be in (0, 1], got {ratio}")
+    return max(1, int(num_tokens * ratio))
+
+
+def padding_free_tokens(images: torch.Tensor, patch: int = 16) -> torch.Tensor:
+    """(B, 3, H, W) normalised, zero-padded images -> (B, N) bool, True where the patch holds image."""
+    nonzero = images.detach().abs().amax(dim=1, keepdim=True)  # (B, 1, H, W)
+    return (F.max_pool2d(nonzero, patch, patch) > 0).flatten(1)  # (B, N)
+
+
+def sample_tokens(
+    valid: torch.Tensor, ratio: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Indices of the tokens to keep, (B, K) sorted, uniformly random among real tokens first.
+
+    ``generator`` decides the draw: pass a seeded one for reproducible evaluation at ratio < 1.
+    """
+    batch, num_tokens = valid.shape
+    keep = num_kept(num_tokens, ratio)
+    draw_device = generator.device if generator is not None else valid.device
+    noise = torch.rand(batch, num_tokens, generator=generator, device=draw_device).to(valid.device)
+    noise = noise + (~valid).float()  # padding sorts after every real token
+    ids_keep = noise.argsort(dim=1)[:, :keep]  # (B, K)
+    return ids_keep.sort(dim=1).values
+
+
+def gather_tokens(tokens: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) tokens, (B, K) indices -> (B, K, C)."""
+    return tokens.gather(1, ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))

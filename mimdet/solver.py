@@ -1,0 +1,34 @@
+"""Per-parameter learning-rate factors and weight-decay rules of the MIMDet recipe.
+
+Paper §3.1: the pre-trained ViT learns at half the base rate, the layers trained from scratch for the
+task (decoder, FPN, heads) at twice it; the ConvStem, new but small, at the base rate. No weight decay
+on norms, biases and position tables.
+"""
+
+from __future__ import annotations
+
+ENCODER_LR_FACTOR = 0.5
+TASK_LR_FACTOR = 2.0
+NO_DECAY_TABLES = ("pos_embed", "mask_token", "rel_pos_h", "rel_pos_w", "cls_token")
+
+# Parameter-name prefixes inside the detector (backbone.bottom_up.* is the MIMDet/Benchmarking backbone).
+_ENCODER_PREFIXES = (
+    "backbone.bottom_up.encoder.",
+    "backbone.bottom_up.blocks.",
+    "backbone.bottom_up.patch_embed.",
+)
+_STEM_PREFIXES = ("backbone.bottom_up.stem.",)
+
+
+def lr_factor(name: str) -> float:
+    """Learning-rate factor of the parameter called ``name`` in the detector."""
+    if name.startswith(_STEM_PREFIXES):
+        return 1.0
+    if name.startswith(_ENCODER_PREFIXES) or name in ("backbone.bottom_up.pos_embed",):
+        return ENCODER_LR_FACTOR
+    return TASK_LR_FACTOR
+
+
+def no_decay_overrides() -> dict[str, dict[str, float]]:
+    """detectron2 ``overrides`` that switch weight decay off for position tables and tokens."""
+    return {name: {"weight_decay": 0.0} for name in NO_DECAY_TABLES}
