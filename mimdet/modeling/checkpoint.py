@@ -56,15 +56,15 @@ def rename_mae_key(key: str, key_map: tuple[tuple[str, str], ...]) -> str | None
 
 
 def resize_position_table(table: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
-    """(1, 1 + g*g, C) -> (1, 1 + G*G, C): bicubic on the grid part, class slot kept."""
+    """(1, 1 + g*g, C) -> (1, 1 + G*G, C): bicubic on the grid part, class slot kept.
+
+    A table that cannot be resized (other width, not a square grid) comes back unchanged, for the caller's
+    shape check to report with its key.
+    """
     cls_slot, grid = table[:, :1], table[:, 1:]
     side, target_side = math.isqrt(grid.shape[1]), math.isqrt(target_shape[1] - 1)
-    if side * side != grid.shape[1] or table.shape[-1] != target_shape[-1]:
-        raise CheckpointError(
-            f"position table of shape {tuple(table.shape)} cannot become {tuple(target_shape)}"
-        )
-    if side == target_side:
-        return table.clone()
+    if side * side != grid.shape[1] or table.shape[-1] != target_shape[-1] or side == target_side:
+        return table
     grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
     grid = F.interpolate(grid, size=(target_side, target_side), mode="bicubic", align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, target_side * target_side, -1).to(table.dtype)

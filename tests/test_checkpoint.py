@@ -1,0 +1,201 @@
+"""Loading official-format MAE checkpoints: exact key sets, resized tables, clear errors, round trip.
+
+The tests write a tiny checkpoint in MAE's exact format themselves (no downloads): the key names and
+shapes of MAE's ``models_mae.py`` at width D=32 (decoder E=16, 8 decoder blocks, 14x14 grid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
+from mimdet.modeling.checkpoint import CheckpointError, convert_mae_state, load_mae_checkpoint
+from mimdet.modeling.pos_embed import sincos_2d_table
+
+D, E, DEPTH, DECODERS = 32, 16, 4, 8
+BLOCK_KEYS = [
+    f"{m}.{p}"
+    for m in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
+    for p in ("weight", "bias")
+]
+
+
+def _block(width: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    shapes = {
+        "norm1.weight": (width,),
+        "norm1.bias": (width,),
+        "attn.qkv.weight": (3 * width, width),
+        "attn.qkv.bias": (3 * width,),
+        "attn.proj.weight": (width, width),
+        "attn.proj.bias": (width,),
+        "norm2.weight": (width,),
+        "norm2.bias": (width,),
+        "mlp.fc1.weight": (4 * width, width),
+        "mlp.fc1.bias": (4 * width,),
+        "mlp.fc2.weight": (width, 4 * width),
+        "mlp.fc2.bias": (width,),
+    }
+    assert list(shapes) == BLOCK_KEYS
+    return {k: torch.randn(s, generator=generator) for k, s in shapes.items()}
+
+
+def mae_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict with MAE's keys and shapes (``MaskedAutoencoderViT`` at tiny widths)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {
+        "cls_token": torch.randn(1, 1, D, generator=g),
+        "pos_embed": sincos_2d_table(D, 14)[None],
+        "patch_embed.proj.weight": torch.randn(D, 3, 16, 16, generator=g),
+        "patch_embed.proj.bias": torch.randn(D, generator=g),
+    }
+    for i in range(DEPTH):
+        state.update({f"blocks.{i}.{k}": v for k, v in _block(D, g).items()})
+    state.update({"norm.weight": torch.randn(D, generator=g), "norm.bias": torch.randn(D, generator=g)})
+    state.update(
+        {
+            "mask_token": torch.randn(1, 1, E, generator=g),
+            "decoder_embed.weight": torch.randn(E, D, generator=g),
+            "decoder_embed.bias": torch.randn(E, generator=g),
+            "decoder_pos_embed": sincos_2d_table(E, 14)[None],
+        }
+    )
+    for i in range(DECODERS):
+        state.update({f"decoder_blocks.{i}.{k}": v for k, v in _block(E, g).items()})
+    state.update(
+        {
+            "decoder_norm.weight": torch.randn(E, generator=g),
+            "decoder_norm.bias": torch.randn(E, generator=g),
+            "decoder_pred.weight": torch.randn(16 * 16 * 3, E, generator=g),
+            "decoder_pred.bias": torch.randn(16 * 16 * 3, generator=g),
+        }
+    )
+    return state
+
+
+def mimdet(num_decoders: int = 2, pos_grid: int = 6, **kwargs) -> MIMDetBackbone:
+    return MIMDetBackbone(
+        embed_dim=D,
+        depth=DEPTH,
+        num_heads=2,
+        pos_grid=pos_grid,
+        decoder_dim=E,
+        decoder_heads=2,
+        num_decoders=num_decoders,
+        drop_path_rate=0.0,
+        norm="BN",
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "mae_pretrain_tiny_full.pth"
+    torch.save({"model": mae_state()}, path)
+    return path
+
+
+def test_conversion_keeps_exactly_the_encoder_and_the_first_n_decoders() -> None:
+    backbone = mimdet(num_decoders=2)
+    source = mae_state()
+    before = {k: v.clone() for k, v in source.items()}
+    converted, dropped = convert_mae_state(source, backbone.state_dict(), MIMDetBackbone.MAE_KEY_MAP)
+    assert all(torch.equal(before[k], source[k]) for k in source)  # a pure function: input untouched
+    decoder_blocks_dropped = {f"decoder_blocks.{i}.{k}" for i in range(2, DECODERS) for k in BLOCK_KEYS}
+    assert (
+        set(dropped)
+        == {
+            "cls_token",
+            "patch_embed.proj.weight",
+            "patch_embed.proj.bias",
+            "decoder_pred.weight",
+            "decoder_pred.bias",
+        }
+        | decoder_blocks_dropped
+    )
+    missing = set(backbone.state_dict()) - set(converted)
+    assert all(k.startswith("stem.") for k in missing)
+    assert torch.equal(converted["encoder.blocks.3.attn.qkv.weight"], source["blocks.3.attn.qkv.weight"])
+    assert torch.equal(converted["decoder.blocks.1.mlp.fc2.bias"], source["decoder_blocks.1.mlp.fc2.bias"])
+    assert converted["encoder.pos_embed"].shape == (1, 1 + 36, D)
+    assert converted["decoder.pos_embed"].shape == (1, 1 + 36, E)
+
+
+def test_resized_sincos_table_stays_close_to_a_fresh_one() -> None:
+    backbone = mimdet(pos_grid=14)
+    converted, _ = convert_mae_state(mae_state(), backbone.state_dict(), MIMDetBackbone.MAE_KEY_MAP)
+    assert torch.allclose(converted["encoder.pos_embed"], backbone.encoder.pos_embed.data)
+
+
+def test_load_reports_loaded_missing_and_unexpected(
+    checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backbone = mimdet(num_decoders=4)
+    with caplog.at_level("INFO"):
+        report = load_mae_checkpoint(backbone, checkpoint)
+    assert not [k for k in report.missing if k.startswith(("encoder.", "decoder."))]
+    assert len(report.loaded) == DEPTH * 12 + 3 + 4 + 4 * 12 + 2
+    assert "decoder_pred.weight" in report.unexpected and "cls_token" in report.unexpected
+    assert "loaded" in caplog.text and "missing" in caplog.text and "unexpected" in caplog.text
+    assert torch.equal(backbone.decoder.mask_token.data, mae_state()["mask_token"])
+
+
+def test_benchmarking_keeps_the_patchify_stem(checkpoint: Path) -> None:
+    backbone = BenchmarkingViT(
+        img_size=64, embed_dim=D, depth=DEPTH, num_heads=2, window_size=2, global_every=2
+    )
+    report = load_mae_checkpoint(backbone, checkpoint)
+    assert "patch_embed.proj.weight" in report.loaded and "pos_embed" in report.loaded
+    assert "norm.weight" in report.unexpected and "mask_token" in report.unexpected
+    assert backbone.pos_embed.shape == (1, 1 + 16, D)
+
+
+def test_round_trip_through_a_saved_backbone(checkpoint: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    backbone = mimdet(num_decoders=2, train_sample_ratio=0.5).eval()
+    load_mae_checkpoint(backbone, checkpoint)
+    torch.save(backbone.state_dict(), tmp_path / "backbone.pth")
+    clone = mimdet(num_decoders=2, train_sample_ratio=0.5).eval()
+    clone.load_state_dict(torch.load(tmp_path / "backbone.pth"))
+    images = torch.randn(1, 3, 64, 96)
+    assert all(
+        torch.equal(a, b) for a, b in zip(backbone(images).values(), clone(images).values(), strict=True)
+    )
+
+
+def test_wrong_width_names_the_key(checkpoint: Path) -> None:
+    backbone = MIMDetBackbone(
+        embed_dim=48, depth=DEPTH, num_heads=2, pos_grid=6, decoder_dim=E, decoder_heads=2
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"pos_embed: checkpoint shape \(1, 197, 32\) does not fit encoder\.pos_embed \(1, 37, 48\)",
+    ):
+        load_mae_checkpoint(backbone, checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"state_dict": {}}, "not an MAE checkpoint"),
+        ({"model": {"blocks.0.norm1.weight": "not a tensor"}}, "not an MAE checkpoint"),
+        ([1, 2, 3], "not an MAE checkpoint"),
+    ],
+)
+def test_foreign_checkpoints_are_one_clear_error(tmp_path: Path, content: object, message: str) -> None:
+    path = tmp_path / "foreign.pth"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_mae_checkpoint(mimdet(), path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_and_corrupt_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_mae_checkpoint(mimdet(), tmp_path / "absent.pth")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_mae_checkpoint(mimdet(), garbage)

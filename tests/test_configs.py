@@ -1,0 +1,92 @@
+"""The configs carry the paper's recipe, with derived numbers that follow the overrides."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from detectron2.config import instantiate
+from detectron2.solver import LRMultiplier
+
+from mimdet.config import build_model, load_config, resolve_config_path
+from mimdet.solver import lr_factor
+from mimdet.variants import PAPER_VARIANTS
+
+
+def test_vit_b_schedule_is_36_epochs_at_batch_64() -> None:
+    cfg = load_config("mimdet_vit_base.py")
+    assert cfg.train.max_iter == 67_500
+    assert cfg.dataloader.train.total_batch_size == 64 and cfg.optimizer.lr == 8e-5
+    halved = load_config("mimdet_vit_base.py", ["dataloader.train.total_batch_size=32"])
+    assert halved.train.max_iter == 135_000  # same epochs, twice the iterations
+
+
+def test_lr_steps_fall_at_epochs_27_and_33() -> None:
+    cfg = load_config("mimdet_vit_base.py")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = LRMultiplier(optimizer, instantiate(cfg.lr_multiplier), cfg.train.max_iter)
+    lrs = []
+    for _ in range(cfg.train.max_iter):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.001)  # linear warm-up from 0.1 %
+    assert lrs[2000] == pytest.approx(1.0)
+    drops = [i for i in range(1, len(lrs)) if lrs[i] < lrs[i - 1] * 0.5]
+    assert drops == [50_625, 61_875]
+    assert lrs[-1] == pytest.approx(0.01)
+
+
+def test_model_overrides_reach_the_backbone() -> None:
+    cfg = load_config(
+        "tiny_mimdet.py",
+        ["model.backbone.bottom_up.train_sample_ratio=0.25", "model.backbone.bottom_up.num_decoders=2"],
+    )
+    backbone = build_model(cfg).backbone.bottom_up
+    assert backbone.train_sample_ratio == 0.25 and len(backbone.decoder.blocks) == 2
+
+
+def test_learning_rate_groups_follow_the_paper() -> None:
+    cfg = load_config("tiny_mimdet.py")
+    model = build_model(cfg)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    by_param = {}
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            by_param[id(param)] = (group["lr"], group["weight_decay"])
+    base = cfg.optimizer.lr
+    names = dict(model.named_parameters())
+    expect = {
+        "backbone.bottom_up.stem.stages.0.0.weight": (base, 0.1),
+        "backbone.bottom_up.encoder.blocks.0.attn.qkv.weight": (base * 0.5, 0.1),
+        "backbone.bottom_up.encoder.blocks.0.attn.qkv.bias": (base * 0.5, 0.0),
+        "backbone.bottom_up.encoder.norm.weight": (base * 0.5, 0.0),
+        "backbone.bottom_up.decoder.blocks.0.mlp.fc1.weight": (base * 2, 0.1),
+        "backbone.bottom_up.decoder.mask_token": (base * 2, 0.0),
+        "backbone.fpn_lateral2.weight": (base * 2, 0.1),
+        "roi_heads.box_predictor.cls_score.weight": (base * 2, 0.1),
+    }
+    for name, (lr, weight_decay) in expect.items():
+        assert by_param[id(names[name])] == (pytest.approx(lr), weight_decay), name
+    assert id(names["backbone.bottom_up.encoder.pos_embed"]) not in by_param  # frozen: not optimised
+
+
+@pytest.mark.parametrize(
+    ("name", "factor"),
+    [
+        ("backbone.bottom_up.stem.stages.3.4.bias", 1.0),
+        ("backbone.bottom_up.blocks.11.mlp.fc2.weight", 0.5),
+        ("backbone.bottom_up.patch_embed.proj.weight", 0.5),
+        ("backbone.bottom_up.adaptors.0.0.weight", 2.0),
+        ("proposal_generator.rpn_head.conv.conv0.weight", 2.0),
+    ],
+)
+def test_lr_factor(name: str, factor: float) -> None:
+    assert lr_factor(name) == factor
+
+
+def test_every_variant_config_loads_and_names_a_real_file() -> None:
+    for variant in PAPER_VARIANTS:
+        assert resolve_config_path(variant.config).is_file()
+    with pytest.raises(FileNotFoundError, match="config file not found: nope.py"):
+        resolve_config_path("nope.py")
