@@ -1,0 +1,625 @@
+"""The paper's Tables 1-4 in the paper's layout, from run rows, as Markdown or LaTeX (booktabs).
+
+Input: a DataFrame with one row per record (``analysis.records.load_records``; columns are those of
+``mimdet.record.record_to_row``), optionally with rows for runs that have no record yet: such a row
+carries its run's variant columns and a ``status`` of ``queued``, ``running``, ``failed``, ``new`` or
+``cancelled``.
+
+How cells are filled:
+
+- Each table first selects the MIMDet runs of the paper's fixed setting (e.g. Table 2: 4 decoders,
+  random sampling, hybrid FPN); ``where={...}`` overrides keys of that selection, ``None`` drops one.
+- In a cell, a completed row wins (the latest by ``created_at``, then ``run_id``). Completed rows of one
+  cell must agree on every variant column, and those of one table on model size and datasets; otherwise
+  the table would silently mix different runs, so a ``TableError`` says which columns differ.
+- Without a completed row a cell shows the most advanced state: running, queued, new, failed, cancelled,
+  in that order; without any row, ``missing``. Time and memory come from the training run (``stage``).
+- Units: AP as recorded (COCO percent, one decimal); time in hours; memory in GiB ("G", as detectron2's
+  ``max_mem`` and the paper), marked "CPU RSS" when measured as the CPU's resident set; parameters in M.
+- ``with_paper=True`` writes ``measured (paper P, Δ D)``. Δ is given for AP and parameters only: time
+  and memory depend on the hardware (the paper used 32 V100), so their difference is no finding.
+
+Rendering is deterministic (explicit ordering, fixed float formats). LaTeX output is one ``tabular`` to
+``\\input``; it needs ``\\usepackage{booktabs,amssymb}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from analysis.paper_numbers import load_paper_table
+from mimdet.record import Variant
+
+Format = Literal["md", "latex"]
+_N = TypeVar("_N", int, float)
+
+COMPLETED = "completed"
+MISSING = "missing"
+PENDING_STATES = ("running", "queued", "new", "failed", "cancelled")  # shown in this order of precedence
+VARIANT_COLUMNS = (
+    *(f.name for f in dataclasses.fields(Variant)),
+    "dataset_train",
+    "dataset_test",
+    "iterations",
+)
+TRAINING_COLUMNS = tuple(c for c in VARIANT_COLUMNS if c != "test_sample_ratio")  # what training depends on
+SCALE_COLUMNS = ("embed_dim", "depth", "dataset_train", "dataset_test")
+
+PAPER_RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
+PAPER_DECODERS = (1, 2, 4, 8)
+MIMDET_DEFAULT: Mapping[str, object] = {
+    "model": "mimdet",
+    "sampling": "random",
+    "fpn_inputs": "hybrid",
+    "num_decoders": 4,
+    "train_sample_ratio": 0.5,
+    "test_sample_ratio": 1.0,
+}
+"""The paper's default MIMDet (ViT-B, 51.5 / 46.0); the tables vary one or two of these."""
+
+# Table 4's rows: (label, fpn_inputs, sampling, num_decoders, train_sample_ratio)
+TABLE4_ROWS = (
+    ("row1", "hybrid", "random", 4, 0.5),
+    ("row2", "hybrid", "random", 1, 0.5),
+    ("row3", "hybrid", "window", 0, 1.0),
+    ("row4", "vit", "window", 0, 1.0),
+)
+
+
+class TableError(ValueError):
+    """Input a table cannot be rendered from, said in one sentence."""
+
+
+# --- picking the run behind a cell --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """A cell's run: its state, and its row when completed."""
+
+    state: str
+    row: Mapping[str, Any] | None = None
+
+    def values(self, quantity: _Quantity) -> tuple[float | None, ...] | None:
+        """The quantity's values in display units; None when there is no completed run."""
+        if self.row is None:
+            return None
+        return tuple(_as_float(self.row.get(c), quantity.scale) for c in quantity.columns)
+
+
+def _criteria(base: Mapping[str, object], where: Mapping[str, object] | None) -> dict[str, object]:
+    merged = {**base, **(where or {})}
+    return {key: merged[key] for key in sorted(merged) if merged[key] is not None}
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise TableError(f"{table}: the frame has no column {', '.join(map(repr, missing))}")
+
+
+def _select(
+    frame: object, criteria: Mapping[str, object], table: str, value_columns: Sequence[str]
+) -> pd.DataFrame:
+    """The rows matching ``criteria``, checked for what every cell of the table relies on."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TableError(f"{table}: expected a pandas DataFrame, got {type(frame).__name__}")
+    _require(frame, [*criteria, "status"], table)
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in criteria.items():
+        mask &= _matches(frame[column], value)
+    selected = frame[mask]
+    if selected["status"].isna().any():
+        raise TableError(f"{table}: {int(selected['status'].isna().sum())} rows have no status")
+    unknown = sorted(set(selected["status"]) - {COMPLETED, *PENDING_STATES})
+    if unknown:
+        expected = ", ".join((COMPLETED, *PENDING_STATES))
+        raise TableError(f"{table}: unknown status {', '.join(map(repr, unknown))} (expected {expected})")
+    completed = selected[selected["status"] == COMPLETED]
+    if len(completed):
+        _require(frame, value_columns, table)
+        _check_agree(completed, SCALE_COLUMNS, table)
+    return selected
+
+
+def _matches(column: pd.Series, value: object) -> np.ndarray:
+    if isinstance(value, float):
+        return np.isclose(
+            pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), value, rtol=0, atol=1e-9
+        )
+    return (column == value).fillna(False).to_numpy(dtype=bool)
+
+
+def _check_agree(rows: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    differing = [c for c in columns if c in rows.columns and rows[c].nunique(dropna=False) > 1]
+    if differing:
+        detail = "; ".join(f"{c} {', '.join(sorted(map(str, rows[c].unique())))}" for c in differing)
+        raise TableError(
+            f"{what} mixes completed runs that differ in {detail}: "
+            "pass where={column: value} or filter the frame first"
+        )
+
+
+def _key(value: object) -> object:
+    """Axis values as dictionary keys: numbers rounded so that 0.5 from JSON and from CSV meet."""
+    return round(float(value), 9) if isinstance(value, (int, float, np.number)) else value
+
+
+def _cells(rows: pd.DataFrame, keys: Sequence[str]) -> dict[tuple[object, ...], pd.DataFrame]:
+    """Rows grouped by the table's axis columns."""
+    return {tuple(map(_key, key)): group for key, group in rows.groupby(list(keys), sort=True)}
+
+
+def _present(rows: pd.DataFrame, column: str, wanted: Sequence[_N]) -> list[_N]:
+    """The wanted axis values that some row has, in the caller's order."""
+    have = {_key(v) for v in rows[column].dropna().unique()}
+    return [value for value in wanted if _key(value) in have]
+
+
+def _pick_training(rows: pd.DataFrame | None, what: str) -> _Pick:
+    """A training run for cost cells: its evaluation ratio does not matter."""
+    return _pick(rows, what, TRAINING_COLUMNS)
+
+
+def _training(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows that can carry training cost: training runs (and status rows that do not say)."""
+    if "stage" not in rows.columns:
+        return rows
+    return rows[(rows["stage"] == "train").fillna(False) | rows["stage"].isna()]
+
+
+def _pick(rows: pd.DataFrame | None, what: str, agree: Sequence[str] = VARIANT_COLUMNS) -> _Pick:
+    """The run shown in a cell; completed rows must agree on the ``agree`` columns."""
+    if rows is None or rows.empty:
+        return _Pick(MISSING)
+    completed = rows[rows["status"] == COMPLETED]
+    if completed.empty:
+        states = set(rows["status"])
+        return _Pick(next(s for s in PENDING_STATES if s in states))
+    _check_agree(completed, agree, what)
+    order = [c for c in ("created_at", "run_id") if c in completed.columns]
+    latest = completed.sort_values(order, kind="stable") if order else completed
+    return _Pick(COMPLETED, latest.iloc[-1].to_dict())
+
+
+# --- cell text ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Quantity:
+    """A measured quantity: its row columns (joined by " / "), display scale, unit and precision."""
+
+    columns: tuple[str, ...]
+    scale: float = 1.0
+    unit: str = ""
+    decimals: int = 1
+    paper_decimals: int = 1
+    delta: bool = True
+    note: tuple[str, str, str] | None = None  # (column, value, note): "(note)" after the value
+
+
+AP_PAIR = _Quantity(("bbox_AP", "segm_AP"))
+AP_BOX = _Quantity(("bbox_AP",))
+AP_MASK = _Quantity(("segm_AP",))
+PARAMS = _Quantity(("params_total",), scale=1e-6, unit=" M", paper_decimals=0)
+TRAIN_TIME = _Quantity(("train_wall_time_s",), scale=1 / 3600, unit=" h", delta=False)
+TRAIN_MEM = _Quantity(
+    ("peak_mem_bytes_bs1",),
+    scale=1 / 2**30,
+    unit=" G",
+    delta=False,
+    note=("peak_mem_kind", "cpu_peak_rss_delta", "CPU RSS"),
+)
+
+
+def _as_float(value: object, scale: float = 1.0) -> float | None:
+    """A number from a row or a paper CSV; None for null/NaN and for words such as the paper's "oom"."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number * scale if math.isfinite(number) else None
+
+
+def _number(value: object, decimals: int, unit: str) -> str:
+    number = _as_float(value)
+    if number is None:
+        return value if isinstance(value, str) and value else "–"
+    text = f"{number:.{decimals}f}"
+    if float(text) == 0 and number != 0:  # a tiny run's 0.004 h is not 0.0 h
+        text = f"{number:.2g}"
+    return text.replace("-", "−") + unit
+
+
+def _signed(value: float, decimals: int) -> str:
+    text = f"{value:+.{decimals}f}"
+    if float(text) == 0:
+        text = "+" + text[1:]
+    return text.replace("-", "−")
+
+
+def _cell(
+    pick: _Pick,
+    quantity: _Quantity,
+    paper: Sequence[object] | None,
+    with_paper: bool,
+    *,
+    base: _Pick | None = None,
+    paper_base: Sequence[object] | None = None,
+) -> str:
+    """Measured values (or the run's state), relative to ``base`` when given, then the paper's figure."""
+    measured = pick.values(quantity)
+    if measured is None:
+        text = pick.state
+    else:
+        text = _values_text(measured, quantity.decimals, quantity.unit)
+        ratio = _ratio(measured, base.values(quantity) if base else None)
+        text = f"{ratio} ({text})" if ratio else text
+        if quantity.note and pick.row and pick.row.get(quantity.note[0]) == quantity.note[1]:
+            text += f" ({quantity.note[2]})"
+    if not with_paper or paper is None:
+        return text
+    paper_values = tuple(map(_as_float, paper))
+    paper_text = _values_text(paper, quantity.paper_decimals, quantity.unit)
+    ratio = _ratio(paper_values, None if paper_base is None else tuple(map(_as_float, paper_base)))
+    notes = [f"paper {ratio}, {paper_text}" if ratio else f"paper {paper_text}"]
+    if quantity.delta and measured is not None:
+        deltas = [
+            None if m is None or p is None else m - p for m, p in zip(measured, paper_values, strict=True)
+        ]
+        if any(d is not None for d in deltas):
+            notes.append(
+                "Δ " + " / ".join("–" if d is None else _signed(d, quantity.decimals) for d in deltas)
+            )
+    return f"{text} ({', '.join(notes)})"
+
+
+def _values_text(values: Sequence[object], decimals: int, unit: str) -> str:
+    return " / ".join(_number(v, decimals, unit) for v in values)
+
+
+def _ratio(values: Sequence[float | None], base: Sequence[float | None] | None) -> str | None:
+    """ "1.63×" as in Table 3's relative columns, when a single value and a nonzero base are known."""
+    if base is None or len(values) != 1 or values[0] is None or not base[0]:
+        return None
+    return f"{values[0] / base[0]:.2f}×"
+
+
+def _paper(row: Mapping[str, object] | None, *columns: str) -> tuple[object, ...] | None:
+    return None if row is None else tuple(row[c] for c in columns)
+
+
+@functools.cache
+def _paper_rows(name: str, keys: tuple[str, ...]) -> dict[tuple[object, ...], dict[str, object]]:
+    """A paper table indexed by its key columns (cached: the CSVs do not change while running)."""
+    table = load_paper_table(name)
+    return {tuple(_key(row[k]) for k in keys): row for row in table.to_dict("records")}
+
+
+def _percent(ratio: float) -> str:
+    return f"{round(ratio * 100, 2):g}%"
+
+
+def _tick(flag: bool) -> str:
+    return "✓" if flag else "✗"
+
+
+# --- the grid: one layout, two formats ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A table as text cells; a row given as a plain string is a section title across the table."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...] | str, ...]
+    align: str  # "l" / "c" / "r" per column
+
+
+_TEX = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "×": r"$\times$",
+        "Δ": r"$\Delta$",
+        "−": r"$-$",
+        "–": "--",
+        "✓": r"\checkmark{}",
+        "✗": r"$\times$",
+        "↓": r"$\downarrow$",
+        "→": r"$\rightarrow$",
+    }
+)
+
+
+def _render(grid: _Grid, fmt: Format) -> str:
+    if fmt == "md":
+        return _markdown(grid)
+    return _latex(grid)
+
+
+def _markdown(grid: _Grid) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join({"l": ":---", "c": ":---:", "r": "---:"}[a] for a in grid.align) + "|"
+    lines = [line(grid.header), rule]
+    for row in grid.rows:
+        lines.append(line((f"*{row}*", *[""] * (len(grid.header) - 1)) if isinstance(row, str) else row))
+    return "\n".join(lines) + "\n"
+
+
+def _latex(grid: _Grid) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return " & ".join(c.translate(_TEX) for c in cells) + r" \\"
+
+    lines = [f"\\begin{{tabular}}{{{grid.align}}}", r"\toprule", line(grid.header), r"\midrule"]
+    for i, row in enumerate(grid.rows):
+        if isinstance(row, str):
+            if i:
+                lines.append(r"\midrule")
+            lines.append(f"\\multicolumn{{{len(grid.header)}}}{{l}}{{\\emph{{{row.translate(_TEX)}}}}} \\\\")
+        else:
+            lines.append(line(row))
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _check_format(fmt: object) -> None:
+    if fmt not in ("md", "latex"):
+        raise TableError(f"unknown format {fmt!r}: expected 'md' or 'latex'")
+
+
+# --- the four tables ----------------------------------------------------------------------------------
+
+
+def render_table2(
+    frame: pd.DataFrame,
+    *,
+    fmt: Format = "md",
+    with_paper: bool = False,
+    train_ratios: Sequence[float] = PAPER_RATIOS,
+    infer_ratios: Sequence[float] = PAPER_RATIOS,
+    where: Mapping[str, object] | None = None,
+) -> str:
+    """Table 2: AP box / mask per (training, inference) sample ratio, upper triangle, training cost.
+
+    Only the requested ratios that some row has are shown, so a small sweep gives a small triangle.
+    """
+    _check_format(fmt)
+    base = {k: v for k, v in MIMDET_DEFAULT.items() if k not in ("train_sample_ratio", "test_sample_ratio")}
+    values = [*AP_PAIR.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
+    criteria = _criteria(base, where)
+    rows = _select(frame, criteria, "Table 2", values)
+    _require(rows, ["train_sample_ratio", "test_sample_ratio"], "Table 2")
+    trains = _present(rows, "train_sample_ratio", train_ratios)
+    infers = _present(rows, "test_sample_ratio", infer_ratios)
+    if not trains or not infers:
+        raise TableError(f"Table 2: no runs at the requested ratios among those selected ({_said(criteria)})")
+    runs = _cells(rows, ("train_sample_ratio", "test_sample_ratio"))
+    trainings = _cells(_training(rows), ("train_sample_ratio",))
+    paper_ap = _paper_rows("table2", ("train_ratio", "infer_ratio"))
+    paper_cost = _paper_rows("table2_cost", ("train_ratio",))
+    body = []
+    for train in trains:
+        cells = [_percent(train)]
+        for infer in infers:
+            if infer < train:
+                cells.append("")
+                continue
+            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
+            key = (_key(train), _key(infer))
+            paper = _paper(paper_ap.get(key), "ap_box", "ap_mask")
+            cells.append(_cell(_pick(runs.get(key), what), AP_PAIR, paper, with_paper))
+        training = _pick_training(trainings.get((_key(train),)), f"Table 2 training run at {_percent(train)}")
+        cost = paper_cost.get((_key(train),))
+        cells.append(_cell(training, TRAIN_TIME, _paper(cost, "train_time_h"), with_paper))
+        cells.append(_cell(training, TRAIN_MEM, _paper(cost, "train_mem_gb_bs1"), with_paper))
+        body.append(tuple(cells))
+    header = ("train ↓ / inference →", *map(_percent, infers), "training time", "training mem (bs 1)")
+    return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
+
+
+def render_table3(
+    frame: pd.DataFrame,
+    *,
+    fmt: Format = "md",
+    with_paper: bool = False,
+    decoders: Sequence[int] = PAPER_DECODERS,
+    where: Mapping[str, object] | None = None,
+) -> str:
+    """Table 3: number of MAE decoders; parameters, memory and time also relative to the first row."""
+    _check_format(fmt)
+    base = {k: v for k, v in MIMDET_DEFAULT.items() if k != "num_decoders"}
+    values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
+    criteria = _criteria(base, where)
+    rows = _select(frame, criteria, "Table 3", values)
+    _require(rows, ["num_decoders"], "Table 3")
+    shown = _present(rows, "num_decoders", decoders)
+    if len(shown) < 2:
+        have = ", ".join(sorted({str(_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
+        raise TableError(
+            f"Table 3 compares numbers of decoders, but the selected runs ({_said(criteria)}) "
+            f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
+        )
+    runs = _cells(rows, ("num_decoders",))
+    trainings = _cells(_training(rows), ("num_decoders",))
+    paper = _paper_rows("table3", ("num_decoders",))
+    first = (_key(shown[0]),)
+    base_run = _pick(runs.get(first), f"Table 3 row {shown[0]}")
+    base_training = _pick_training(trainings.get(first), f"Table 3 training run {shown[0]}")
+    paper_base = paper.get(first)
+
+    def relative(pick: _Pick, base: _Pick, quantity: _Quantity, paper_row: Any, column: str) -> str:
+        paper_values, paper_base_values = _paper(paper_row, column), _paper(paper_base, column)
+        return _cell(pick, quantity, paper_values, with_paper, base=base, paper_base=paper_base_values)
+
+    body = []
+    for n in shown:
+        run = _pick(runs.get((_key(n),)), f"Table 3 row {n}")
+        training = _pick_training(trainings.get((_key(n),)), f"Table 3 training run {n}")
+        p = paper.get((_key(n),))
+        body.append(
+            (
+                str(n),
+                _cell(run, AP_BOX, _paper(p, "ap_box"), with_paper),
+                _cell(run, AP_MASK, _paper(p, "ap_mask"), with_paper),
+                relative(run, base_run, PARAMS, p, "params_m"),
+                relative(training, base_training, TRAIN_MEM, p, "train_mem_gb_bs1"),
+                relative(training, base_training, TRAIN_TIME, p, "train_time_h"),
+            )
+        )
+    header = ("# decoders", "AP box", "AP mask", "# params", "training mem (bs 1)", "training time")
+    return _render(_Grid(header, tuple(body), "c" * len(header)), fmt)
+
+
+def render_table4(
+    frame: pd.DataFrame,
+    *,
+    fmt: Format = "md",
+    with_paper: bool = False,
+    where: Mapping[str, object] | None = None,
+) -> str:
+    """Table 4: hybrid FPN (P2/P3 from the ConvStem) and random sampling vs 7x7 windows.
+
+    A row is shown when some selected run has its (fpn_inputs, sampling, num_decoders, training ratio).
+    """
+    _check_format(fmt)
+    base = {"model": "mimdet", "test_sample_ratio": 1.0}
+    keys = ("fpn_inputs", "sampling", "num_decoders", "train_sample_ratio")
+    values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns]
+    criteria = _criteria(base, where)
+    rows = _select(frame, criteria, "Table 4", values)
+    _require(rows, keys, "Table 4")
+    runs = _cells(rows, keys)
+    trainings = _cells(_training(rows), keys)
+    paper = _paper_rows("table4", ("row",))
+    body = []
+    for label, fpn_inputs, sampling, num_decoders, train_ratio in TABLE4_ROWS:
+        key = (fpn_inputs, sampling, _key(num_decoders), _key(train_ratio))
+        if key not in runs:
+            continue
+        run = _pick(runs[key], f"Table 4 {label}")
+        training = _pick_training(trainings.get(key), f"Table 4 {label} training run")
+        p = paper.get((label,))
+        body.append(
+            (
+                label,
+                _tick(fpn_inputs == "hybrid"),
+                _tick(sampling == "random"),
+                str(num_decoders),
+                _cell(run, AP_BOX, _paper(p, "ap_box"), with_paper),
+                _cell(run, AP_MASK, _paper(p, "ap_mask"), with_paper),
+                _cell(run, PARAMS, _paper(p, "params_m"), with_paper),
+                _cell(training, TRAIN_TIME, _paper(p, "train_time_h"), with_paper),
+            )
+        )
+    if not body:
+        raise TableError(f"Table 4: none of the selected runs ({_said(criteria)}) matches one of its rows")
+    header = ("", "hybrid FPN?", "rand. sample?", "# decoders", "AP box", "AP mask", "# params", "time")
+    return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
+
+
+# Table 1's paper rows by role (the ``backbone`` column of table1.csv)
+TABLE1_REFERENCES = ("Swin+", "MViTv2")
+TABLE1_MEASURED = (
+    (
+        "Benchmarking ViT (Li et al.), ours",
+        "Li et al. (ViTDet-style benchmarking)",
+        {"model": "benchmarking"},
+    ),
+    ("MIMDet, ours", "MIMDet", MIMDET_DEFAULT),
+)
+
+
+def render_table1(
+    frame: pd.DataFrame,
+    *,
+    fmt: Format = "md",
+    with_paper: bool = False,
+    where: Mapping[str, object] | None = None,
+) -> str:
+    """Table 1: MIMDet and the Benchmarking baseline as measured, Swin+ and MViTv2 as the paper's rows.
+
+    The recipe columns (pre-train, epochs, augmentation, rel pos) describe the method as in the paper;
+    ``where`` overrides the MIMDet row's selection only.
+    """
+    _check_format(fmt)
+    paper = _paper_rows("table1", ("backbone",))
+    body: list[tuple[str, ...] | str] = ["representative hierarchical architecture (paper)"]
+    for name in TABLE1_REFERENCES:
+        p = paper[(name,)]
+        body.append((name, *_recipe(p), _number(p["ap_box"], 1, ""), _number(p["ap_mask"], 1, "")))
+    body.append("adapted vanilla Vision Transformer")
+    completed, found = [], False
+    for label, paper_name, selection in TABLE1_MEASURED:
+        criteria = _criteria(selection, where if selection is MIMDET_DEFAULT else None)
+        rows = _select(frame, criteria, "Table 1", AP_PAIR.columns)
+        found |= not rows.empty
+        completed.append(rows[rows["status"] == COMPLETED])
+        pick = _pick(rows, f"Table 1 row {label!r}")
+        p = paper[(paper_name,)]
+        ap_box = _cell(pick, AP_BOX, _paper(p, "ap_box"), with_paper)
+        body.append((label, *_recipe(p), ap_box, _cell(pick, AP_MASK, _paper(p, "ap_mask"), with_paper)))
+    if not found:
+        raise TableError("Table 1: the frame has no MIMDet and no Benchmarking runs")
+    _check_agree(pd.concat(completed), SCALE_COLUMNS, "Table 1")
+    header = ("backbone", "pre-train", "fine-tune epochs", "data aug", "rel pos?", "AP box", "AP mask")
+    return _render(_Grid(header, tuple(body), "lcccccc"), fmt)
+
+
+def _recipe(paper_row: Mapping[str, object]) -> tuple[str, ...]:
+    """Table 1's descriptive columns of a method, as the paper prints them."""
+    epochs, rel_pos = paper_row["finetune_epochs"], paper_row["rel_pos"]
+    return (str(paper_row["pretrain"]), str(epochs), str(paper_row["data_aug"]), _tick(bool(rel_pos)))
+
+
+def _said(criteria: Mapping[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in criteria.items()) or "all rows"
+
+
+TABLES: dict[str, Callable[..., str]] = {
+    "table1": render_table1,
+    "table2": render_table2,
+    "table3": render_table3,
+    "table4": render_table4,
+}
+
+
+def render_table(
+    name: str, frame: pd.DataFrame, *, fmt: Format = "md", with_paper: bool = False, **layout: Any
+) -> str:
+    """Render paper table ``name`` ("table1" .. "table4"); ``layout`` goes to its ``render_tableN``.
+
+    Layout options: ``where`` (all tables: overrides the selection of MIMDet runs, see the module
+    docstring), ``train_ratios`` / ``infer_ratios`` (table2), ``decoders`` (table3).
+    """
+    if name not in TABLES:
+        raise TableError(f"unknown table {name!r}: expected one of {', '.join(TABLES)}")
+    render = TABLES[name]
+    try:
+        inspect.signature(render).bind(frame, fmt=fmt, with_paper=with_paper, **layout)
+    except TypeError:
+        options = [p for p in inspect.signature(render).parameters if p not in ("frame", "fmt", "with_paper")]
+        unknown = ", ".join(map(repr, sorted(set(layout) - set(options))))
+        raise TableError(f"{name}: unknown layout option {unknown} (it takes {', '.join(options)})") from None
+    return render(frame, fmt=fmt, with_paper=with_paper, **layout)

@@ -1,0 +1,412 @@
+"""The run record: one ``record.json`` per run, the contract between the run, the sweeps and the analysis.
+
+A training run, and each evaluation of a trained run at another inference ratio, writes one record.
+Everything downstream (status, tables, plots, cost estimates) reads these files and never parses logs.
+
+The schema is defined once, here, as typed dataclasses. Reading validates every field against the type
+hints and fails with one line that names the file, the field path and what was expected, e.g.
+``runs/ab12/record.json: metrics.bbox.AP: expected a number or null, got 'x'``.
+
+Evolving the schema: fields are added, never renamed or removed. A field added later gets a default in its
+dataclass, and records written before it existed read with that default; fields without a default are
+required. ``SCHEMA_VERSION`` goes up only for a change old readers must refuse, and a reader refuses
+records newer than it knows. Unknown extra fields are ignored, so old code reads newer additive records.
+
+Units: AP values in detectron2's COCO percent scale (0-100); times in seconds; memory in bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import types
+import typing
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Stage = Literal["train", "eval"]
+Status = Literal["completed", "failed"]
+Model = Literal["mimdet", "benchmarking"]
+Sampling = Literal["random", "window", "all"]
+FpnInputs = Literal["hybrid", "vit"]
+DecoderFill = Literal["mask_token", "convstem"]
+PeakMemKind = Literal["cuda_max_allocated", "cpu_peak_rss_delta"]
+Device = Literal["cuda", "cpu"]
+
+
+class RecordError(ValueError):
+    """A record that cannot be read: one line naming the file, the field path and the problem."""
+
+    def __init__(self, source: str, field: str | None, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        where = f"{source}: {field}" if field else source
+        super().__init__(" ".join(f"{where}: {problem}".split()))
+
+
+@dataclass
+class Variant:
+    """The model settings the paper's tables vary (mirrors the backbone's constructor arguments)."""
+
+    model: Model
+    embed_dim: int
+    depth: int
+    sampling: Sampling
+    train_sample_ratio: float
+    test_sample_ratio: float
+    num_decoders: int
+    fpn_inputs: FpnInputs
+    decoder_fill: DecoderFill | None
+
+
+@dataclass
+class DatasetInfo:
+    """Registered dataset names, so that runs on synthetic data never pass for COCO runs."""
+
+    train: str
+    test: str
+
+
+@dataclass
+class APMetrics:
+    """COCO AP of one task in percent; None where the evaluation did not produce the value."""
+
+    AP: float | None
+    AP50: float | None
+    AP75: float | None
+    APs: float | None
+    APm: float | None
+    APl: float | None
+
+
+@dataclass
+class Metrics:
+    """Box detection and instance segmentation results of the run's evaluation."""
+
+    bbox: APMetrics
+    segm: APMetrics
+
+
+@dataclass
+class ParamCounts:
+    """Parameter counts with ``mimdet.modeling.param_count``'s convention (frozen tables included)."""
+
+    total: int
+    per_component: dict[str, int]
+
+
+@dataclass
+class Cost:
+    """What the run cost; None where it was not measured (e.g. training time of an eval record)."""
+
+    train_wall_time_s: float | None
+    sec_per_iter: float | None
+    peak_mem_bytes_bs1: int | None
+    peak_mem_kind: PeakMemKind | None
+    inference_images_per_s: float | None
+
+
+@dataclass
+class Hardware:
+    """Where the run ran, so that costs are compared only like for like."""
+
+    device: Device
+    gpu_model: str | None
+    gpu_count: int
+    cpu_model: str | None
+
+
+@dataclass
+class RunRecord:
+    """One run (train or eval): what was run, on what, with which outcome and at which cost."""
+
+    schema_version: int
+    run_id: str
+    stage: Stage
+    parent_run_id: str | None
+    status: Status
+    error: str | None
+    created_at: str
+    output_dir: str
+    config_file: str
+    overrides: list[str]
+    code_version: str
+    variant: Variant
+    dataset: DatasetInfo
+    iterations: int
+    metrics: Metrics
+    params: ParamCounts
+    cost: Cost
+    hardware: Hardware
+    versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data; non-finite floats (detectron2 reports NaN AP for absent sizes) become null."""
+        return _finite_or_none(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = "<dict>") -> RunRecord:
+        """Validate ``data`` (parsed JSON) and build the record; ``source`` names it in errors."""
+        if not isinstance(data, dict):
+            raise RecordError(source, None, f"expected a JSON object, got {_describe(data)}")
+        if "schema_version" not in data:
+            raise RecordError(source, "schema_version", "missing")
+        version = data["schema_version"]
+        if type(version) is not int or version < 1:
+            problem = f"expected a version number, got {_describe(version)}"
+            raise RecordError(source, "schema_version", problem)
+        if version > SCHEMA_VERSION:
+            raise RecordError(
+                source,
+                "schema_version",
+                f"version {version} is newer than this code reads ({SCHEMA_VERSION}): update mimdet-ablate",
+            )
+        try:
+            return _build(cls, data, "")
+        except _FieldError as err:
+            raise RecordError(source, err.field, err.problem) from None
+
+
+def utc_timestamp() -> str:
+    """Now as ISO-8601 UTC to the second, the format of ``RunRecord.created_at``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_record(record: RunRecord, path: str | os.PathLike[str]) -> None:
+    """Write atomically: readers see the old file or the new one, never a half-written one.
+
+    The record is validated first (what is written can be read back), serialized into a uniquely named
+    temporary file beside the target, flushed and fsynced, then renamed over the target with
+    ``os.replace``. Concurrent writers of different records into one store never collide.
+    """
+    path = Path(path)
+    data = record.to_dict()
+    RunRecord.from_dict(data, source=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_record(path: str | os.PathLike[str]) -> RunRecord:
+    """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(source, None, "no such file") from None
+    except UnicodeDecodeError:
+        raise RecordError(source, None, "not UTF-8 text") from None
+    except OSError as err:
+        raise RecordError(source, None, f"cannot read: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        problem = f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        raise RecordError(source, None, problem) from None
+    return RunRecord.from_dict(data, source=source)
+
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "stage",
+    "parent_run_id",
+    "status",
+    "error",
+    "created_at",
+    "output_dir",
+    "config_file",
+    "overrides",
+    "code_version",
+    "schema_version",
+    *(f.name for f in dataclasses.fields(Variant)),
+    "dataset_train",
+    "dataset_test",
+    "iterations",
+    *(f"{task}_{f.name}" for task in ("bbox", "segm") for f in dataclasses.fields(APMetrics)),
+    "params_total",
+    *(f.name for f in dataclasses.fields(Cost)),
+    *(f.name for f in dataclasses.fields(Hardware)),
+)
+"""The columns every row has, in order; rows add ``params_<component>`` and ``version_<package>``."""
+
+
+def record_to_row(record: RunRecord) -> dict[str, Any]:
+    """One flat row for a pandas DataFrame (one row per record).
+
+    Columns (``ROW_COLUMNS``, then the per-record ones):
+
+    - run identity and outcome: ``run_id``, ``stage``, ``parent_run_id``, ``status``, ``error``,
+      ``created_at``, ``output_dir``, ``config_file``, ``overrides`` (the ``key=value`` strings joined by
+      one space), ``code_version``, ``schema_version``;
+    - the variant, by field name: ``model``, ``embed_dim``, ``depth``, ``sampling``,
+      ``train_sample_ratio``, ``test_sample_ratio``, ``num_decoders``, ``fpn_inputs``, ``decoder_fill``;
+    - ``dataset_train``, ``dataset_test``, ``iterations``;
+    - metrics as ``<task>_<key>``: ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75``, ``bbox_APs``, ``bbox_APm``,
+      ``bbox_APl`` and the same six for ``segm_``;
+    - ``params_total``, then ``params_<component>`` for each entry of ``params.per_component`` (an entry
+      named ``total`` is left out: ``params.total`` is authoritative);
+    - cost by field name: ``train_wall_time_s``, ``sec_per_iter``, ``peak_mem_bytes_bs1``,
+      ``peak_mem_kind``, ``inference_images_per_s``;
+    - hardware by field name: ``device``, ``gpu_model``, ``gpu_count``, ``cpu_model``;
+    - ``version_<package>`` for each entry of ``versions`` (``version_python``, ``version_torch``, ...).
+    """
+    return {
+        "run_id": record.run_id,
+        "stage": record.stage,
+        "parent_run_id": record.parent_run_id,
+        "status": record.status,
+        "error": record.error,
+        "created_at": record.created_at,
+        "output_dir": record.output_dir,
+        "config_file": record.config_file,
+        "overrides": " ".join(record.overrides),
+        "code_version": record.code_version,
+        "schema_version": record.schema_version,
+        **dataclasses.asdict(record.variant),
+        "dataset_train": record.dataset.train,
+        "dataset_test": record.dataset.test,
+        "iterations": record.iterations,
+        **{f"bbox_{key}": value for key, value in dataclasses.asdict(record.metrics.bbox).items()},
+        **{f"segm_{key}": value for key, value in dataclasses.asdict(record.metrics.segm).items()},
+        "params_total": record.params.total,
+        **{f"params_{name}": n for name, n in record.params.per_component.items() if name != "total"},
+        **dataclasses.asdict(record.cost),
+        **dataclasses.asdict(record.hardware),
+        **{f"version_{name}": version for name, version in record.versions.items()},
+    }
+
+
+# --- validation: one generic walk over the dataclasses' type hints ---------------------------------------
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+
+
+def _describe(value: object) -> str:
+    """A short rendering of a bad value for an error message."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fail(field: str, expected: str, nullable: bool, value: object) -> typing.NoReturn:
+    raise _FieldError(field, f"expected {expected}{' or null' if nullable else ''}, got {_describe(value)}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: object, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from JSON ``data``, checking each field against its type hint."""
+    if not isinstance(data, dict):
+        _fail(where, "an object", False, data)
+    hints = _hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        path = f"{where}.{field.name}" if where else field.name
+        if field.name in data:
+            values[field.name] = _convert(hints[field.name], data[field.name], path, nullable=False)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise _FieldError(path, "missing")
+    return cls(**values)
+
+
+def _convert(tp: Any, value: object, where: str, *, nullable: bool) -> Any:
+    """``value`` checked against (and converted to) type ``tp``; bool never passes for a number."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        (inner,) = args  # only `X | None` unions in the schema
+        return _convert(inner, value, where, nullable=True)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            _fail(where, "an object", nullable, value)
+        return _build(typing.cast(type, tp), value, where)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, str) and value in choices:
+            return value
+        _fail(where, "one of " + ", ".join(repr(c) for c in choices), nullable, value)
+    if origin is list:
+        if not isinstance(value, list):
+            _fail(where, "a list", nullable, value)
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, f"{where}[{i}]", nullable=False) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(where, "an object", nullable, value)
+        _, item = typing.get_args(tp)
+        for key in value:
+            if not isinstance(key, str):
+                raise _FieldError(where, f"expected string keys, got {_describe(key)}")
+        return {k: _convert(item, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+            if nullable:
+                return None
+        _fail(where, "a finite number" if isinstance(value, float) else "a number", nullable, value)
+    if tp is int:
+        if type(value) is int:
+            return value
+        _fail(where, "an integer", nullable, value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        _fail(where, "a string", nullable, value)
+    raise TypeError(f"record schema uses an unsupported type at {where}: {tp!r}")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); platforms that cannot open a directory skip this."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,156 @@
+"""Pytest plugin: a local single-node SLURM cluster for the submitit end-to-end tests.
+
+mimdet-ablate submits the MIMDet ablation runs through submitit to SLURM; mocking sbatch would not
+catch what breaks on a real cluster (array throttling, GRES requests, dependencies, sacct states).
+The session-scoped ``slurm_cluster`` fixture makes sure a real SLURM (with accounting and fake GPUs)
+runs on this machine, starting it with ``scripts/slurm/start-slurm.sh`` when needed and stopping it
+with ``scripts/slurm/stop-slurm.sh`` at session end -- but only if this session started it.
+Tests that use the fixture are marked ``slurm`` automatically, so ``-m slurm`` / ``-m 'not slurm'``
+select them. Wired in by ``tests/conftest.py`` (``pytest_plugins``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts" / "slurm"
+START_TIMEOUT_S = 180  # a cold start installs ~30 debs with apt (measured 16-22 s); daemons take ~3 s
+STOP_TIMEOUT_S = 180  # stop-slurm.sh: <= 20 s for cancelled jobs, then <= 30 s per daemon before SIGKILL
+USABLE_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
+# what start-slurm.sh needs and installs with apt-get when missing (slurmdbd/mariadbd: accounting)
+SLURM_BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "slurmdbd", "mariadbd"]
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """What tests need to know to submit to the local cluster."""
+
+    partition: str  # default partition (pass as slurm_partition)
+    gpus_per_node: int  # fake GPUs (GRES gpu) on the node; 0 = none configured
+    base: Path  # $SLURM_BASE: logs in base/log, daemon pid files in base/run
+
+
+def _sinfo(fmt: str) -> list[str]:
+    """Lines of ``sinfo -h -o FMT``; empty when sinfo is missing or no controller answers."""
+    if shutil.which("sinfo") is None:
+        return []
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", fmt], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return []
+    return proc.stdout.splitlines() if proc.returncode == 0 else []
+
+
+def _cluster_up() -> bool:
+    """True if a node answers in a state that accepts jobs (``idle*`` = not responding).
+
+    ``scontrol ping`` goes first: it answers at once when slurmctld is down, where sinfo retries ~9 s.
+    """
+    if shutil.which("scontrol") is None:
+        return False
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
+    return ping.returncode == 0 and any(state.strip() in USABLE_NODE_STATES for state in _sinfo("%T"))
+
+
+def _describe(base: Path) -> SlurmCluster:
+    """Read the default partition and GPU count of the running cluster from sinfo."""
+    rows = [line.split("|", 1) for line in _sinfo("%P|%G") if "|" in line]
+    if not rows:
+        pytest.fail("SLURM is up but `sinfo -o '%P|%G'` lists no partition")
+    defaults = [part for part, _ in rows if part.endswith("*")]
+    partition = (defaults or [rows[0][0]])[0].rstrip("*")
+    gpus = [int(m.group(1)) for _, gres in rows for m in re.finditer(r"gpu:(?:[^:,(]+:)?(\d+)", gres)]
+    return SlurmCluster(partition=partition, gpus_per_node=max(gpus, default=0), base=base)
+
+
+def _skip_reason() -> str | None:
+    """Why this session cannot start SLURM itself, or None if it can."""
+    uid = os.geteuid()
+    if uid != 0:
+        return (
+            f"local SLURM is not running and needs root to start daemons (uid={uid}); "
+            f"run `sudo {SCRIPTS / 'start-slurm.sh'}` first"
+        )
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [b for b in SLURM_BINARIES if shutil.which(b, path=path) is None]
+    if missing and shutil.which("apt-get") is None:
+        return f"SLURM packages missing ({', '.join(missing)}) and no apt-get to install them"
+    if missing and os.environ.get("SLURM_NO_INSTALL") == "1":
+        return f"SLURM packages missing ({', '.join(missing)}) and SLURM_NO_INSTALL=1 forbids apt-get"
+    return None
+
+
+def _run_script(name: str, timeout_s: float) -> tuple[int | None, str]:
+    """Run scripts/slurm/NAME; return (exit code or None on timeout, combined output).
+
+    Output goes to a file, not a pipe, so daemons the script leaves running cannot keep us reading;
+    on timeout the whole process group (e.g. a hanging apt-get) is terminated.
+    """
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.Popen(
+            ["bash", str(SCRIPTS / name)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            rc: int | None = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            rc = None
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        out.seek(0)
+        return rc, out.read()
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A running local SLURM: reused if up, else started (root) for this session and stopped after it."""
+    base = Path(os.environ.get("SLURM_BASE", "/var/tmp/slurm-local"))
+    started = False
+    if not _cluster_up():
+        reason = _skip_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        rc, output = _run_script("start-slurm.sh", START_TIMEOUT_S)
+        if rc != 0:
+            status = f"timed out after {START_TIMEOUT_S}s" if rc is None else f"exited {rc}"
+            pytest.fail(
+                f"scripts/slurm/start-slurm.sh {status}; logs in {base}/log (daemons it did start are"
+                f" stopped by scripts/slurm/stop-slurm.sh). Last output:\n{_tail(output)}",
+                pytrace=False,
+            )
+        started = True
+    try:
+        yield _describe(base)
+    finally:
+        if started:
+            rc, output = _run_script("stop-slurm.sh", STOP_TIMEOUT_S)
+            if rc != 0:
+                pytest.fail(f"scripts/slurm/stop-slurm.sh failed (rc={rc}):\n{_tail(output)}", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection looks at the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses ``slurm_cluster`` as ``slurm``, so ``-m`` can select or skip them."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)
