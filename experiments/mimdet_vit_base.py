@@ -8,7 +8,7 @@ from detectron2.config import LazyCall as L
 
 from mimdet.modeling import MIMDetBackbone
 
-from .common.coco_recipe import dataloader, lr_multiplier, optimizer, train
+from .common.coco_recipe import dataloader, dataset_paths, lr_multiplier, optimizer, train
 from .common.mask_rcnn import model
 
 model.backbone.bottom_up = L(MIMDetBackbone)(

@@ -1,6 +1,6 @@
 """The Benchmarking baseline at CPU size (width 64, 4 blocks: window, global, window, global)."""
 
-from .benchmarking_vit_base import dataloader, lr_multiplier, model, optimizer, train
+from .benchmarking_vit_base import dataloader, dataset_paths, lr_multiplier, model, optimizer, train
 from .common.tiny import IMAGE_SIZE, shrink_detector, shrink_recipe
 
 model.backbone.bottom_up.update(

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import torch
 from detectron2.utils.events import EventStorage
 
 from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
+from mimdet.environment import quiet_third_party_warnings
 from mimdet.modeling.param_count import count_parameters
 from mimdet.variants import PAPER_VARIANTS
 
@@ -62,8 +62,7 @@ def main() -> None:
     argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
+    quiet_third_party_warnings()
     start = time.perf_counter()
     losses = train_step()
     print("losses: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(losses.items())))

@@ -38,6 +38,10 @@ dataloader.train.mapper.augmentations = [
 dataloader.train.total_batch_size = 64
 dataloader.evaluator.use_fast_impl = False  # detectron2 without _C: plain pycocotools
 
+# Datasets by path, registered by the entry point before training: {name: [instances.json, image_root]}.
+# E.g. dataset_paths={mine_train:[/data/a.json,/data/img]} dataloader.train.dataset.names=mine_train
+dataset_paths = {}
+
 optimizer = L(torch.optim.AdamW)(
     params=L(get_default_optimizer_params)(
         base_lr="${..lr}",
@@ -58,7 +62,8 @@ train.epoch_images = mimdet.schedule.EPOCH_IMAGES
 train.max_iter = "${mimdet.iters:${train.epochs},${dataloader.train.total_batch_size},${train.epoch_images}}"
 train.amp.enabled = True
 train.checkpointer.period = 5000
-train.eval_period = 0  # evaluate once at the end (the sweep's eval stage covers other ratios)
+train.eval_period = 0  # no periodic evaluation
+train.final_eval = True  # evaluate once at the end (sweeps turn it off: their eval stage does it)
 train.mae_checkpoint = ""  # official MAE pre-training checkpoint (mae_pretrain_vit_*_full.pth)
 train.seed = 0
 

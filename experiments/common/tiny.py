@@ -1,4 +1,4 @@
-"""Shrinks the detector and the recipe to CPU size: same classes and code path, ~1-2 M parameters.
+"""Shrinks the detector and the recipe to CPU size: same classes and code path, ~1 M parameters.
 
 Applied by the tiny configs to a paper config's ``model``/``dataloader``/``train``; the backbone widths are
 set by each tiny config. Data: the synthetic COCO-format shapes (``mimdet.data``), images <= 256 px.
@@ -6,7 +6,7 @@ set by each tiny config. Data: the synthetic COCO-format shapes (``mimdet.data``
 
 from detectron2.layers import ShapeSpec
 
-FPN_WIDTH = 64
+FPN_WIDTH = 32
 IMAGE_SIZE = 256
 NUM_CLASSES = 5
 
@@ -21,7 +21,7 @@ def shrink_detector(model, num_classes=NUM_CLASSES, width=FPN_WIDTH):
     model.proposal_generator.post_nms_topk = (200, 100)
     heads = model.roi_heads
     heads.num_classes = num_classes
-    heads.batch_size_per_image = 128
+    heads.batch_size_per_image = 64
     heads.box_head.input_shape = ShapeSpec(channels=width, height=7, width=7)
     heads.box_head.conv_dims = [width] * 4
     heads.box_head.fc_dims = [2 * width]
@@ -56,6 +56,7 @@ def shrink_recipe(dataloader, train, optimizer, lr_multiplier):
     train.lr_step_epochs = [9, 11]
     train.amp.enabled = False
     train.device = "cpu"
+    train.mae_checkpoint = "tiny-mae"  # the cached tiny MAE pre-training (mimdet.pretrain_mae)
     train.checkpointer.period = 200
     train.log_period = 20
     optimizer.lr = 4e-4

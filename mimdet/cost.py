@@ -1,0 +1,132 @@
+"""What a run costs, measured inside it: time per iteration, wall time, memory at batch 1, inference speed.
+
+Peak memory of one training iteration at batch size 1 (the paper's "mem" columns): on CUDA the
+allocator's maximum (``torch.cuda.max_memory_allocated``, weights included); on the CPU the rise of the
+process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``) over its size
+before the iteration. The record says which through ``peak_mem_kind``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from detectron2.engine import HookBase
+from torch import nn
+
+from mimdet.record import PeakMemKind
+
+CUDA_KIND: PeakMemKind = "cuda_max_allocated"
+CPU_KIND: PeakMemKind = "cpu_peak_rss_delta"
+WARMUP_ITERATIONS = 5  # left out of the seconds/iteration average
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    bytes: int
+    kind: PeakMemKind
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def measure_peak_memory(
+    model: nn.Module, inputs: list[dict], device: str, amp: bool = False
+) -> PeakMemory | None:
+    """Peak memory of one forward + backward on ``inputs`` (gradients cleared, BN statistics restored)."""
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    on_cuda = device.startswith("cuda") and torch.cuda.is_available()
+    try:
+        if on_cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            before = _status_bytes("VmRSS")
+        with torch.autocast("cuda", enabled=amp and on_cuda):
+            losses = model(inputs)
+        sum(losses.values()).backward()
+        if on_cuda:
+            torch.cuda.synchronize()
+            peak = PeakMemory(torch.cuda.max_memory_allocated(), CUDA_KIND)
+        else:
+            peak = PeakMemory(max(0, _status_bytes("VmHWM") - before), CPU_KIND)
+    except OSError:
+        return None  # no /proc (not Linux): the record says null rather than a guess
+    finally:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+    return peak
+
+
+class CostHook(HookBase):
+    """Times training iterations and measures batch-1 memory before the first one.
+
+    Its state (seconds trained so far) is saved in the trainer's checkpoints, so a resumed run reports
+    the time of all its segments.
+    """
+
+    def __init__(self, device: str, amp: bool = False) -> None:
+        self.device = device
+        self.amp = amp
+        self.peak_memory: PeakMemory | None = None
+        self.train_seconds = 0.0
+        self._step_times: list[float] = []
+        self._step_start = 0.0
+
+    def before_train(self) -> None:
+        batch = next(self.trainer._data_loader_iter)
+        self.peak_memory = measure_peak_memory(self.trainer.model, batch[:1], self.device, self.amp)
+
+    def before_step(self) -> None:
+        self._step_start = time.perf_counter()
+
+    def after_step(self) -> None:
+        elapsed = time.perf_counter() - self._step_start
+        self.train_seconds += elapsed
+        self._step_times.append(elapsed)
+
+    @property
+    def seconds_per_iteration(self) -> float | None:
+        steady = self._step_times[WARMUP_ITERATIONS:] or self._step_times
+        return sum(steady) / len(steady) if steady else None
+
+    def state_dict(self) -> dict[str, float]:
+        return {"train_seconds": self.train_seconds}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+
+class TimedModel(nn.Module):
+    """Wraps a model for evaluation and counts images and pure forward seconds (CUDA synchronised)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.images = 0
+        self.seconds = 0.0
+
+    def forward(self, inputs: list[dict]) -> list[dict]:
+        cuda = next(self.model.parameters()).is_cuda
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        outputs = self.model(inputs)
+        if cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - start
+        self.images += len(inputs)
+        return outputs
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.images / self.seconds if self.seconds else None

@@ -1,0 +1,119 @@
+"""Command-line ``key=value`` overrides, checked before they touch a config.
+
+detectron2's ``apply_overrides`` silently adds a misspelt key (``train.max_itr=5`` beside ``max_iter``)
+and accepts any type. Here every key must exist — in the config, or as a constructor argument of the
+``LazyCall`` it sits under — and the value must have the type of what it replaces. Errors are one line
+with close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+
+from detectron2.config import LazyConfig
+from detectron2.utils.registry import locate
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+_ABSENT = object()
+_PARSER = OverridesParser.create()
+
+
+class OverrideError(ValueError):
+    """A ``key=value`` override that names no key of the config or has the wrong type."""
+
+
+def apply_checked_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
+    """Check every override, then apply them all (detectron2's syntax and semantics)."""
+    overrides = list(overrides)
+    for override in overrides:
+        check_override(cfg, override)
+    return LazyConfig.apply_overrides(cfg, overrides)
+
+
+def check_override(cfg: DictConfig, override: str) -> None:
+    """Raise OverrideError unless ``override`` names an existing key with a value of its type."""
+    key, value = parse_override(override)
+    current = _current_value(cfg, key, override)
+    if current is _ABSENT or current is None or value is None:
+        return
+    if not _same_kind(current, value):
+        raise OverrideError(
+            f"bad override {override!r}: {key} is {_kind(current)} (now {current!r}), "
+            f"got {_kind(value)} {value!r}"
+        )
+
+
+def _current_value(cfg: DictConfig, key: str, override: str) -> object:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=_ABSENT) if parent_key else cfg
+    if not isinstance(parent, DictConfig | ListConfig):
+        where = (
+            f"{parent_key} is not a config section" if parent is not _ABSENT else f"no section {parent_key}"
+        )
+        raise OverrideError(f"bad override {override!r}: {where}")
+    if isinstance(parent, ListConfig):
+        return _ABSENT
+    if leaf in parent:
+        return OmegaConf.select(cfg, key)
+    if leaf in _constructor_arguments(parent):
+        return _ABSENT  # a constructor default the config does not spell out: any value its type allows
+    known = sorted({str(k) for k in parent.keys()} | _constructor_arguments(parent))
+    close = difflib.get_close_matches(leaf, known, n=3)
+    hint = f" (did you mean: {', '.join(close)}?)" if close else f" (known: {', '.join(map(str, known))})"
+    raise OverrideError(
+        f"bad override {override!r}: unknown key {leaf!r} in {parent_key or 'the config'}{hint}"
+    )
+
+
+def _constructor_arguments(section: DictConfig) -> set[str]:
+    target = section.get("_target_") if "_target_" in section else None
+    if target is None:
+        return set()
+    try:
+        target = locate(target) if isinstance(target, str) else target
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError, ImportError):
+        return set()
+    return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def parse_override(override: str) -> tuple[str, object]:
+    """(key, value) with Hydra's grammar, which ``LazyConfig.apply_overrides`` applies too."""
+    try:
+        parsed = _PARSER.parse_override(override)
+    except HydraException as error:
+        reason = (str(error).splitlines() or ["not key=value"])[0]
+        raise OverrideError(f"bad override {override!r}: {reason}") from None
+    if parsed.is_delete() or parsed.is_add() or parsed.is_force_add():
+        raise OverrideError(f"bad override {override!r}: only key=value is supported")
+    return parsed.key_or_group, parsed.value()
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int | float):
+        return "a number" if isinstance(value, float) else "an int"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple | ListConfig):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _same_kind(current: object, value: object) -> bool:
+    if isinstance(current, bool) or isinstance(value, bool):
+        return isinstance(current, bool) and isinstance(value, bool)
+    if isinstance(current, float):
+        return isinstance(value, int | float)
+    if isinstance(current, int):
+        return isinstance(value, int)
+    if isinstance(current, list | tuple | ListConfig):
+        return isinstance(value, list | tuple)
+    if isinstance(current, dict | DictConfig):
+        return isinstance(value, dict)
+    return isinstance(value, type(current))

@@ -1,0 +1,432 @@
+"""A tiny MAE pre-training (He et al., arXiv 2111.06377) that writes an official-format MAE checkpoint.
+
+MIMDet fine-tunes MAE's encoder *and* decoder (its Table 3: randomly initialised decoders diverge), and
+no official weights can be downloaded here. So tiny runs pre-train their own MAE on the synthetic shapes
+and save it exactly as MAE's ``main_pretrain.py`` does (``{"model": state_dict}`` with MAE's key names
+and 14x14 position tables), which ``mimdet.modeling.checkpoint.load_mae_checkpoint`` then reads like
+a downloaded ``mae_pretrain_vit_base_full.pth``.
+
+``MaskedAutoencoder`` follows MAE's ``models_mae.py``: patchify, add fixed sin-cos positions, keep a
+random 25 % of the patches per image (argsort of uniform noise), encode them with the class token, fill
+the rest with the mask token, decode the full sequence, and score the pixel prediction with an MSE on
+the masked patches only, against per-patch normalised pixels (``norm_pix_loss``).
+
+``ensure_tiny_mae_checkpoint`` caches one such checkpoint per setting, so every tiny run (tests, tiny
+detector trainings, sweeps) shares a single pre-training.
+
+Shapes: B batch, L = G*G patches (G = 14 at 224 px), K = L/4 kept patches, D encoder width, E decoder
+width, P = 16 patch side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
+import torch
+from PIL import Image
+from timm.layers import PatchEmbed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torchvision import transforms
+
+from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
+from mimdet.modeling.pos_embed import frozen_table
+from mimdet.modeling.vit_blocks import make_blocks, vit_norm
+
+logger = logging.getLogger(__name__)
+
+PATCH = 16
+MASK_RATIO = 0.75
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# MAE's optimiser; the learning rate and schedule length are set for a CPU run of minutes instead.
+WEIGHT_DECAY = 0.05
+BETAS = (0.9, 0.95)
+WARMUP_FRACTION = 0.1
+RECIPE_VERSION = 1  # bump when a change to the recipe changes the weights a setting produces
+
+
+class MaskedAutoencoder(nn.Module):
+    """MAE with ``models_mae.py``'s parameter names, so its state dict is an official checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        img_size: int = 224,
+        embed_dim: int = 64,
+        depth: int = 4,
+        num_heads: int = 4,
+        decoder_dim: int = 64,
+        decoder_depth: int = 8,
+        decoder_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        norm_pix_loss: bool = True,
+    ) -> None:
+        super().__init__()
+        if img_size % PATCH:
+            raise ValueError(f"img_size must be a multiple of {PATCH}, got {img_size}")
+        grid = img_size // PATCH
+        self.norm_pix_loss = norm_pix_loss
+        # encoder
+        self.patch_embed = PatchEmbed(img_size, PATCH, 3, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = frozen_table(embed_dim, grid)  # (1, 1 + L, D), fixed sin-cos
+        self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate=0.0)
+        self.norm = vit_norm(embed_dim)
+        # decoder
+        self.decoder_embed = nn.Linear(embed_dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
+        self.decoder_pos_embed = frozen_table(decoder_dim, grid)  # (1, 1 + L, E), fixed sin-cos
+        self.decoder_blocks = make_blocks(decoder_dim, decoder_depth, decoder_heads, mlp_ratio, 0.0)
+        self.decoder_norm = vit_norm(decoder_dim)
+        self.decoder_pred = nn.Linear(decoder_dim, PATCH * PATCH * 3)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """MAE's init: the patchify conv as a Linear, tokens N(0, 0.02), Linear xavier, LayerNorm (1, 0)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        weight = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(
+        self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) -> loss, prediction (B, L, P*P*3), mask (B, L) with 1 = masked."""
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, generator)
+        pred = self.forward_decoder(latent, ids_restore)
+        loss = self.forward_loss(imgs, pred, mask)
+        return loss, pred, mask
+
+    @staticmethod
+    def patchify(imgs: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, L, P*P*3), pixels of a patch in (row, column, channel) order as MAE."""
+        b, c, h, w = imgs.shape
+        x = imgs.reshape(b, c, h // PATCH, PATCH, w // PATCH, PATCH)
+        x = torch.einsum("nchpwq->nhwpqc", x)  # (B, h, w, P, P, 3)
+        return x.reshape(b, (h // PATCH) * (w // PATCH), PATCH * PATCH * c)
+
+    @staticmethod
+    def random_masking(
+        x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keep a random ``1 - mask_ratio`` of each sequence: (B, L, D) -> (B, K, D), mask, ids_restore."""
+        b, length, dim = x.shape
+        keep = int(length * (1 - mask_ratio))
+        noise_device = generator.device if generator is not None else x.device
+        noise = torch.rand(b, length, generator=generator, device=noise_device).to(x.device)  # (B, L)
+        ids_shuffle = torch.argsort(noise, dim=1)  # ascending: the smallest noise is kept
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        ids_keep = ids_shuffle[:, :keep]  # (B, K)
+        kept = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, dim))  # (B, K, D)
+        mask = torch.ones(b, length, device=x.device)
+        mask[:, :keep] = 0
+        mask = torch.gather(mask, 1, ids_restore)  # (B, L), back in patch order
+        return kept, mask, ids_restore
+
+    def forward_encoder(
+        self, imgs: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) -> latent (B, 1 + K, D) with the class token first, mask (B, L), ids_restore."""
+        x = self.patch_embed(imgs) + self.pos_embed[:, 1:]  # (B, L, D)
+        x, mask, ids_restore = self.random_masking(x, mask_ratio, generator)  # (B, K, D)
+        cls_token = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)  # (B, 1, D)
+        x = torch.cat([cls_token, x], dim=1)  # (B, 1 + K, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), mask, ids_restore
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + K, D) -> pixel prediction (B, L, P*P*3) for every patch, in patch order."""
+        x = self.decoder_embed(latent)  # (B, 1 + K, E)
+        b, length = ids_restore.shape
+        mask_tokens = self.mask_token.expand(b, length + 1 - x.shape[1], -1)  # (B, L - K, E)
+        patches = torch.cat([x[:, 1:], mask_tokens], dim=1)  # (B, L, E), shuffled order
+        patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+        x = torch.cat([x[:, :1], patches], dim=1) + self.decoder_pos_embed  # (B, 1 + L, E)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]  # (B, L, P*P*3), class token dropped
+
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE over the masked patches only; the target is each patch's pixels normalised on their own."""
+        target = self.patchify(imgs)  # (B, L, P*P*3)
+        if self.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6) ** 0.5
+        loss = ((pred - target) ** 2).mean(dim=-1)  # (B, L), per patch
+        return (loss * mask).sum() / mask.sum()
+
+
+class ImageFiles(Dataset):
+    """The images under a folder as MAE's augmented crops (of a synthetic dataset root: its train split)."""
+
+    def __init__(self, root: str | Path, img_size: int) -> None:
+        root = Path(root)
+        folder = root / "train" if (root / "train").is_dir() else root
+        self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images under {folder}")
+        self.transform = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(
+                    img_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC
+                ),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with Image.open(self.files[index]) as image:
+            return self.transform(image.convert("RGB"))  # (3, img_size, img_size)
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """Where the checkpoint went and whether the loss fell: means over the first and last 10 % of steps."""
+
+    path: Path
+    steps: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"MAE pre-training: {self.steps} steps in {self.seconds:.0f} s, loss {self.first_loss:.4f} "
+            f"(first 10 %) -> {self.last_loss:.4f} (last 10 %), checkpoint {self.path}"
+        )
+
+
+def pretrain(
+    images: str | Path,
+    out_path: str | Path,
+    *,
+    embed_dim: int = 64,
+    depth: int = 4,
+    num_heads: int = 4,
+    decoder_dim: int = 64,
+    decoder_depth: int = 8,
+    decoder_heads: int = 4,
+    img_size: int = 224,
+    steps: int = 400,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    seed: int = 0,
+    log_every: int = 25,
+) -> PretrainResult:
+    """Pre-train an MAE on the images under ``images`` and save it in the official MAE format.
+
+    ``images`` is a folder of JPG/PNG files, or a synthetic dataset root (its ``train/`` split is used).
+    AdamW with MAE's betas and weight decay; ``lr`` is reached after a linear warm-up over 10 % of the
+    steps and decays on a half cosine to 0. The run is reproducible from ``seed`` and leaves the
+    caller's global random state untouched.
+
+    The defaults take ~85 s on 2 CPU cores and bring the loss from ~0.95 to ~0.45 on the synthetic
+    shapes. Fewer steps are not proportionally cheaper in quality: the loss sits near 0.68 (patch
+    colour and blur) until ~200 steps, then falls as the model starts using the visible context.
+    """
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    dataset = ImageFiles(images, img_size)
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # weights and crops
+        model = MaskedAutoencoder(
+            img_size=img_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            decoder_dim=decoder_dim,
+            decoder_depth=decoder_depth,
+            decoder_heads=decoder_heads,
+        ).train()
+        sampler = RandomSampler(dataset, num_samples=steps * batch_size)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+        optimizer = torch.optim.AdamW(_param_groups(model), lr=lr, betas=BETAS)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps))
+        masks = torch.Generator().manual_seed(seed)
+        losses = []
+        for step, imgs in enumerate(loader, start=1):
+            loss, _, _ = model(imgs, MASK_RATIO, masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            if step % log_every == 0 or step == steps:
+                recent = losses[-log_every:]
+                logger.info(
+                    "step %d/%d  loss %.4f  lr %.2e  %.0f s",
+                    step,
+                    steps,
+                    sum(recent) / len(recent),
+                    optimizer.param_groups[0]["lr"],
+                    time.perf_counter() - start,
+                )
+    window = max(1, steps // 10)
+    result = PretrainResult(
+        path=Path(out_path),
+        steps=steps,
+        first_loss=sum(losses[:window]) / window,
+        last_loss=sum(losses[-window:]) / window,
+        seconds=time.perf_counter() - start,
+    )
+    metadata: dict[str, str | int | float] = {
+        "embed_dim": embed_dim,
+        "depth": depth,
+        "num_heads": num_heads,
+        "decoder_dim": decoder_dim,
+        "decoder_depth": decoder_depth,
+        "decoder_heads": decoder_heads,
+        "img_size": img_size,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "mask_ratio": MASK_RATIO,
+        "recipe_version": RECIPE_VERSION,
+        "images": str(images),
+        "first_loss": result.first_loss,
+        "last_loss": result.last_loss,
+    }
+    save_checkpoint(model, result.path, metadata)
+    logger.info("%s", result.summary())
+    return result
+
+
+# What a cached tiny checkpoint is made with (``pretrain``'s defaults; ``log_every`` changes nothing), and
+# what ``ensure_tiny_mae_checkpoint(**params)`` may override.
+TINY_DEFAULTS: dict[str, int | float] = {
+    name: param.default
+    for name, param in inspect.signature(pretrain).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY and name != "log_every"
+}
+
+
+def save_checkpoint(model: MaskedAutoencoder, path: Path, metadata: dict[str, str | int | float]) -> None:
+    """Write ``{"model": ..., "mimdet_pretrain": ...}`` atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save({"model": model.state_dict(), "mimdet_pretrain": metadata}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def default_cache_dir() -> Path:
+    """``$MIMDET_CACHE``, else ``~/.cache/mimdet``."""
+    return Path(os.environ.get("MIMDET_CACHE") or Path.home() / ".cache" / "mimdet")
+
+
+def tiny_checkpoint_name(**params: int | float) -> str:
+    """A file name that spells out every setting that changes the weights (unknown ones are an error)."""
+    unknown = set(params) - set(TINY_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown pre-training parameters {sorted(unknown)}; known: {sorted(TINY_DEFAULTS)}")
+    p = {**TINY_DEFAULTS, **params}
+    return (
+        f"mae_tiny_D{p['embed_dim']}x{p['depth']}h{p['num_heads']}"
+        f"_E{p['decoder_dim']}x{p['decoder_depth']}h{p['decoder_heads']}_img{p['img_size']}"
+        f"_steps{p['steps']}_bs{p['batch_size']}_lr{p['lr']:g}_seed{p['seed']}"
+        f"_synth{GENERATOR_VERSION}_r{RECIPE_VERSION}.pth"
+    )
+
+
+def ensure_tiny_mae_checkpoint(cache_dir: Path | None = None, **params: int | float) -> Path:
+    """The cached tiny MAE checkpoint for ``params`` (see ``TINY_DEFAULTS``), pre-trained only if missing.
+
+    The synthetic dataset is generated (with its defaults) under the cache dir as well. Concurrent
+    callers are serialised by a file lock next to the checkpoint, so only the first one trains.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / tiny_checkpoint_name(**params)
+    if path.is_file():  # written atomically: present means complete
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(path) + ".lock"):
+        if path.is_file():
+            return path
+        dataset = make_synthetic_coco(cache_dir / "synthetic")
+        logger.info("no cached MAE checkpoint %s: pre-training one", path.name)
+        pretrain(dataset.root, path, **params)  # type: ignore[arg-type]
+    return path
+
+
+def _param_groups(model: nn.Module) -> list[dict]:
+    """MAE's weight-decay rule: none on biases and norm weights; frozen position tables are left out."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    return [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_factor(step: int, steps: int) -> float:
+    """Linear warm-up over ``WARMUP_FRACTION`` of the steps, then a half cosine to 0 (MAE's schedule)."""
+    warmup = max(1, round(WARMUP_FRACTION * steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mimdet.pretrain_mae",
+        description="Pre-train a tiny MAE and save it as an official-format MAE checkpoint (for MIMDet).",
+    )
+    parser.add_argument("--data", type=Path, help="folder of JPG/PNG images, or a synthetic dataset root")
+    parser.add_argument("--output", type=Path, help="checkpoint file to write")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="only make sure the cached tiny checkpoint ($MIMDET_CACHE or ~/.cache/mimdet) exists; "
+        "print its path",
+    )
+    for flag, key, kind, text in (
+        ("--steps", "steps", int, "optimiser steps"),
+        ("--batch-size", "batch_size", int, "images per step"),
+        ("--lr", "lr", float, "peak learning rate"),
+        ("--embed-dim", "embed_dim", int, "encoder width"),
+        ("--depth", "depth", int, "encoder blocks"),
+        ("--seed", "seed", int, "random seed"),
+    ):
+        parser.add_argument(flag, type=kind, default=TINY_DEFAULTS[key], help=f"{text} (%(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    params = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "embed_dim", "depth", "seed")}
+    if args.tiny:
+        print(ensure_tiny_mae_checkpoint(**params))
+        return
+    if args.data is None or args.output is None:
+        parser.error("--data and --output are required (or use --tiny)")
+    result = pretrain(args.data, args.output, **params)
+    print(result.summary())
+
+
+if __name__ == "__main__":
+    main()

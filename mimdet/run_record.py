@@ -1,0 +1,118 @@
+"""Turning a finished (or failed) run into its ``RunRecord``: the variant read from the config, the
+outcome measured by the run, the environment it ran in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mimdet.cost import PeakMemory
+from mimdet.environment import code_version, hardware, versions
+from mimdet.record import (
+    SCHEMA_VERSION,
+    APMetrics,
+    Cost,
+    DatasetInfo,
+    Metrics,
+    ParamCounts,
+    RecordError,
+    RunRecord,
+    Variant,
+    read_record,
+    utc_timestamp,
+)
+
+AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+@dataclass
+class RunOutcome:
+    """What the run measured; fields stay None where it did not get that far."""
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    iterations: int = 0
+    train_wall_time_s: float | None = None
+    sec_per_iter: float | None = None
+    peak_memory: PeakMemory | None = None
+    inference_images_per_s: float | None = None
+    error: str | None = None
+
+
+def variant_of(cfg: DictConfig) -> Variant:
+    """The ablation settings of a config's backbone, in the record's terms."""
+    backbone = cfg.model.backbone.bottom_up
+    target = str(backbone._target_)
+    if target.endswith("BenchmarkingViT"):
+        return Variant("benchmarking", backbone.embed_dim, backbone.depth, "all", 1.0, 1.0, 0, "vit", None)
+    decoders = int(backbone.num_decoders)
+    return Variant(
+        model="mimdet",
+        embed_dim=int(backbone.embed_dim),
+        depth=int(backbone.depth),
+        sampling=backbone.get("sampling", "random"),
+        train_sample_ratio=float(backbone.train_sample_ratio),
+        test_sample_ratio=float(backbone.test_sample_ratio),
+        num_decoders=decoders,
+        fpn_inputs=backbone.get("fpn_inputs", "hybrid"),
+        decoder_fill=backbone.get("decoder_fill", "mask_token") if decoders else None,
+    )
+
+
+def read_parent_run_id(checkpoint: str) -> str | None:
+    """The run id of the training run whose folder holds ``checkpoint``, if it wrote a record."""
+    record_path = Path(checkpoint).parent / "record.json"
+    try:
+        return read_record(record_path).run_id
+    except RecordError:
+        return None
+
+
+def build_record(
+    cfg: DictConfig,
+    *,
+    run_id: str,
+    stage: str,
+    parent_run_id: str | None,
+    config_file: str,
+    overrides: list[str],
+    params: dict[str, int],
+    outcome: RunOutcome,
+) -> RunRecord:
+    """The record of one run from its config and outcome."""
+    peak = outcome.peak_memory
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        stage="eval" if stage == "eval" else "train",
+        parent_run_id=parent_run_id,
+        status="failed" if outcome.error else "completed",
+        error=outcome.error,
+        created_at=utc_timestamp(),
+        output_dir=str(cfg.train.output_dir),
+        config_file=config_file,
+        overrides=overrides,
+        code_version=code_version(),
+        variant=variant_of(cfg),
+        dataset=DatasetInfo(
+            train=str(cfg.dataloader.train.dataset.names), test=str(cfg.dataloader.test.dataset.names)
+        ),
+        iterations=outcome.iterations,
+        metrics=Metrics(bbox=_ap(outcome.metrics.get("bbox")), segm=_ap(outcome.metrics.get("segm"))),
+        params=ParamCounts(total=params["total"], per_component=params),
+        cost=Cost(
+            train_wall_time_s=outcome.train_wall_time_s,
+            sec_per_iter=outcome.sec_per_iter,
+            peak_mem_bytes_bs1=peak.bytes if peak else None,
+            peak_mem_kind=peak.kind if peak else None,
+            inference_images_per_s=outcome.inference_images_per_s,
+        ),
+        hardware=hardware(str(cfg.train.device)),
+        versions=versions(),
+    )
+
+
+def _ap(results: dict[str, float] | None) -> APMetrics:
+    results = results or {}
+    return APMetrics(**{key: results.get(key) for key in AP_KEYS})

@@ -1,0 +1,234 @@
+"""One run: train a detector and evaluate it, or evaluate a trained checkpoint at another ratio.
+
+    python -m mimdet.train --config-file experiments/tiny_mimdet.py --output runs/tiny
+    python -m mimdet.train --config-file experiments/tiny_mimdet.py --eval-only --output runs/tiny-r025 \\
+        train.init_checkpoint=runs/tiny/model_final.pth model.backbone.bottom_up.test_sample_ratio=0.25
+
+The flags and the ``key=value`` override syntax are those of detectron2's ``lazyconfig_train_net.py``;
+overrides are checked first (unknown keys and wrong types are errors). Every run ends by writing
+``record.json`` in its output folder (``completed`` or ``failed`` with the error): see ``mimdet.record``.
+
+Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
+``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
+log_period, device, seed, final_eval}``, ``dataset_paths``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.engine import (
+    AMPTrainer,
+    SimpleTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    default_writers,
+    hooks,
+    launch,
+)
+from detectron2.evaluation import inference_on_dataset
+from detectron2.utils import comm
+from omegaconf import DictConfig
+from torch import nn
+
+from mimdet.config import build_model, load_config
+from mimdet.cost import CostHook, TimedModel
+from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
+from mimdet.environment import quiet_third_party_warnings
+from mimdet.modeling.checkpoint import CheckpointError, load_mae_checkpoint
+from mimdet.modeling.param_count import count_parameters
+from mimdet.overrides import OverrideError, apply_checked_overrides
+from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
+from mimdet.record import RunRecord, write_record
+from mimdet.run_record import RunOutcome, build_record, read_parent_run_id
+
+logger = logging.getLogger("mimdet.train")
+SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
+TINY_MAE = "tiny-mae"  # train.mae_checkpoint value: the cached tiny MAE pre-training (made on first use)
+
+
+class RunConfigError(ValueError):
+    """Flags and config that do not make a run."""
+
+
+USER_ERRORS = (OverrideError, FileNotFoundError, RunConfigError, DatasetError, CheckpointError)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = default_argument_parser(epilog=__doc__)
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="the run's folder (checkpoints, logs, record)"
+    )
+    parser.add_argument(
+        "--run-id", default=None, help="identity written into the record (default: folder name)"
+    )
+    return parser
+
+
+def prepare_config(args: argparse.Namespace) -> DictConfig:
+    """The config with checked overrides and the output folder set; raises on bad input."""
+    cfg = load_config(args.config_file)
+    cfg = apply_checked_overrides(cfg, args.opts)
+    cfg.train.output_dir = str(Path(args.output).resolve())
+    if args.eval_only and not cfg.train.init_checkpoint:
+        raise RunConfigError(
+            "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"
+        )
+    return cfg
+
+
+def resolve_mae_checkpoint(value: str) -> Path:
+    """A checkpoint path, or the cached tiny MAE pre-training for ``tiny-mae``."""
+    return ensure_tiny_mae_checkpoint() if value == TINY_MAE else Path(value)
+
+
+def register_datasets(cfg: DictConfig) -> None:
+    """Make the config's datasets known to detectron2 and check their files before any training."""
+    paths = cfg.get("dataset_paths") or {}
+    for name, (json_file, image_root) in paths.items():
+        register_coco_path(name, json_file, image_root)
+    names = [cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names]
+    if any(name in SYNTHETIC_NAMES and name not in paths for name in names):
+        register_synthetic()  # generated on first use under $DETECTRON2_DATASETS
+    ensure_registered(names)
+
+
+def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOutcome:
+    """Train (resuming from the folder's last checkpoint with --resume), then evaluate."""
+    optimizer_cfg = cfg.optimizer
+    optimizer_cfg.params.model = model
+    optimizer = instantiate(optimizer_cfg)
+    train_loader = instantiate(cfg.dataloader.train)
+    ddp_model = create_ddp_model(model, **cfg.train.ddp)
+    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(ddp_model, train_loader, optimizer)
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    cost = CostHook(cfg.train.device, cfg.train.amp.enabled)
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            cost,
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
+            if comm.is_main_process()
+            else None,
+            hooks.PeriodicWriter(
+                default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period
+            )
+            if comm.is_main_process()
+            else None,
+        ]
+    )
+    resuming = args.resume and checkpointer.has_checkpoint()
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    if not resuming and not cfg.train.init_checkpoint and cfg.train.mae_checkpoint:
+        report = load_mae_checkpoint(
+            model.get_submodule("backbone.bottom_up"), resolve_mae_checkpoint(cfg.train.mae_checkpoint)
+        )
+        logger.info("MAE initialisation: %s", report.summary())
+    start_iter = trainer.iter + 1 if resuming else 0
+    trainer.train(start_iter, cfg.train.max_iter)
+    outcome = evaluate(cfg, model) if cfg.train.get("final_eval", True) else RunOutcome()
+    outcome.iterations = trainer.iter  # detectron2 leaves it at max_iter after the last step
+    outcome.train_wall_time_s = cost.train_seconds
+    outcome.sec_per_iter = cost.seconds_per_iteration
+    outcome.peak_memory = cost.peak_memory
+    return outcome
+
+
+def evaluate(cfg: DictConfig, model: nn.Module) -> RunOutcome:
+    """COCO AP (detectron2's COCOEvaluator) at the config's test ratio, and inference speed."""
+    timed = TimedModel(model)
+    results = inference_on_dataset(
+        timed, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
+    )
+    return RunOutcome(metrics=dict(results or {}), inference_images_per_s=timed.images_per_second)
+
+
+def run(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """The work of one process (one per GPU under DDP); the main process writes the record."""
+    default_setup(cfg, args)
+    output = Path(cfg.train.output_dir)
+    started = time.perf_counter()
+    model: nn.Module | None = None
+    outcome = RunOutcome()
+    try:
+        register_datasets(cfg)
+        model = build_model(cfg).to(cfg.train.device)
+        if args.eval_only:
+            checkpoint = DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+            outcome = evaluate(cfg, model)
+            outcome.iterations = int(checkpoint.get("iteration", -1)) + 1
+        else:
+            outcome = train(cfg, args, model)
+    except BaseException as error:
+        outcome.error = " ".join(f"{type(error).__name__}: {error}".split())
+        if comm.is_main_process():
+            _write(cfg, args, model, outcome)
+        raise
+    if comm.is_main_process():
+        record = _write(cfg, args, model, outcome)
+        box, mask = record.metrics.bbox.AP, record.metrics.segm.AP
+        print(
+            f"mimdet.train: {record.stage} run {record.run_id} completed: {record.iterations} iterations, "
+            f"box AP {_fmt(box)}, mask AP {_fmt(mask)}, {time.perf_counter() - started:.0f} s -> "
+            f"{output / 'record.json'}",
+            flush=True,
+        )
+
+
+def _write(
+    cfg: DictConfig, args: argparse.Namespace, model: nn.Module | None, outcome: RunOutcome
+) -> RunRecord:
+    params = count_parameters(model) if model is not None else {"total": 0}
+    parent = read_parent_run_id(cfg.train.init_checkpoint) if args.eval_only else None
+    record = build_record(
+        cfg,
+        run_id=args.run_id or Path(cfg.train.output_dir).name,
+        stage="eval" if args.eval_only else "train",
+        parent_run_id=parent,
+        config_file=args.config_file,
+        overrides=list(args.opts),
+        params=params,
+        outcome=outcome,
+    )
+    write_record(record, Path(cfg.train.output_dir) / "record.json")
+    return record
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
+    quiet_third_party_warnings()
+    try:
+        cfg = prepare_config(args)
+    except USER_ERRORS as error:
+        print(f"mimdet.train: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        launch(
+            run,
+            args.num_gpus if torch.cuda.is_available() else 1,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(cfg, args),
+        )
+    except USER_ERRORS as error:
+        print(f"mimdet.train: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

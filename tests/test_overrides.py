@@ -1,0 +1,49 @@
+"""Checked ``key=value`` overrides: unknown keys and wrong types are one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimdet.config import load_config
+from mimdet.overrides import OverrideError, apply_checked_overrides
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("tiny_mimdet.py")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
+        ("train.max_iter=abc", "train.max_iter is an int"),
+        ("train.amp.enabled=1", "train.amp.enabled is a bool"),
+        ("nope.x=1", "no section nope"),
+        ("train.max_iter.x=3", "train.max_iter is not a config section"),
+        ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
+        ("foo", "bad override 'foo'"),
+        ("x=[1,", "bad override 'x=[1,'"),
+        ("~train.max_iter", "only key=value is supported"),
+    ],
+)
+def test_bad_overrides(cfg, override: str, message: str) -> None:
+    with pytest.raises(OverrideError, match=None) as error:
+        apply_checked_overrides(cfg.copy(), [override])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_good_overrides_apply(cfg) -> None:
+    changed = apply_checked_overrides(
+        cfg.copy(),
+        [
+            "train.max_iter=5",
+            "optimizer.lr=1e-3",
+            "model.backbone.bottom_up.eval_seed=3",  # a constructor default the config does not spell out
+            "dataset_paths={mine:[a.json,img]}",
+            "train.mae_checkpoint=''",
+        ],
+    )
+    assert changed.train.max_iter == 5 and changed.optimizer.lr == 1e-3
+    assert changed.model.backbone.bottom_up.eval_seed == 3
+    assert list(changed.dataset_paths.mine) == ["a.json", "img"] and changed.train.mae_checkpoint == ""

@@ -1,0 +1,184 @@
+"""One run end to end through ``python -m mimdet.train``: train, evaluate at other ratios, resume after
+SIGKILL, and one clear line for bad input. Tiny config, a micro synthetic dataset, the CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mimdet.data.synthetic import make_synthetic_coco
+from mimdet.record import read_record
+
+REPO = Path(__file__).resolve().parents[1]
+RATIO = "model.backbone.bottom_up.test_sample_ratio"
+
+
+def _micro_overrides(data: Path) -> list[str]:
+    """Tiny config on 8 train / 4 val images of 128 px, batch 2, no MAE initialisation (kept fast)."""
+    return [
+        f"dataset_paths={{micro_train:[{data}/annotations/instances_train.json,{data}/train],"
+        f"micro_val:[{data}/annotations/instances_val.json,{data}/val]}}",
+        "dataloader.train.dataset.names=micro_train",
+        "dataloader.test.dataset.names=micro_val",
+        "dataloader.train.total_batch_size=2",
+        "dataloader.train.num_workers=0",
+        "dataloader.test.num_workers=0",
+        "train.mae_checkpoint=''",
+        "train.log_period=2",
+    ]
+
+
+def run_train(output: Path, *extra: str, data: Path, eval_only: bool = False, resume: bool = False):
+    command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
+    command += (
+        ["--output", str(output)] + (["--eval-only"] if eval_only else []) + (["--resume"] if resume else [])
+    )
+    return subprocess.run(
+        command + _micro_overrides(data) + list(extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, micro_data: Path) -> Path:
+    output = tmp_path_factory.mktemp("runs") / "train"
+    result = run_train(output, "train.max_iter=6", "train.checkpointer.period=3", data=micro_data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def test_training_writes_checkpoints_and_a_completed_record(trained: Path) -> None:
+    record = read_record(trained / "record.json")
+    assert record.status == "completed" and record.stage == "train" and record.error is None
+    assert record.iterations == 6 and record.run_id == "train"
+    assert {"model_0000002.pth", "model_0000005.pth", "model_final.pth"} <= {
+        p.name for p in trained.iterdir()
+    }
+    assert record.variant.model == "mimdet" and record.variant.train_sample_ratio == 0.5
+    assert record.variant.test_sample_ratio == 1.0 and record.variant.num_decoders == 4
+    assert record.dataset.train == "micro_train" and record.dataset.test == "micro_val"
+    assert record.metrics.bbox.AP is not None and 0.0 <= record.metrics.bbox.AP <= 100.0
+    assert record.metrics.segm.AP is not None
+    assert record.params.total == record.params.per_component["total"] > 100_000
+    assert record.cost.sec_per_iter and record.cost.train_wall_time_s and record.cost.inference_images_per_s
+    assert record.cost.peak_mem_kind == "cpu_peak_rss_delta" and record.cost.peak_mem_bytes_bs1 > 0
+    assert record.hardware.device == "cpu" and record.versions["torch"].startswith("2.")
+    assert record.code_version
+
+
+def test_evaluation_at_two_other_ratios_points_at_the_training(trained: Path, micro_data: Path) -> None:
+    records = []
+    for ratio in ("0.25", "0.5"):
+        output = trained.parent / f"eval_{ratio}"
+        result = run_train(
+            output,
+            f"train.init_checkpoint={trained / 'model_final.pth'}",
+            f"{RATIO}={ratio}",
+            data=micro_data,
+            eval_only=True,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        records.append(read_record(output / "record.json"))
+    for record, ratio in zip(records, (0.25, 0.5), strict=True):
+        assert record.stage == "eval" and record.status == "completed"
+        assert record.parent_run_id == "train" and record.iterations == 6
+        assert record.variant.test_sample_ratio == ratio and record.variant.train_sample_ratio == 0.5
+        assert record.metrics.bbox.AP is not None and record.cost.train_wall_time_s is None
+
+
+def test_evaluation_below_ratio_one_is_reproducible(trained: Path, micro_data: Path) -> None:
+    aps = []
+    for attempt in range(2):
+        output = trained.parent / f"repeat_{attempt}"
+        result = run_train(
+            output,
+            f"train.init_checkpoint={trained / 'model_final.pth'}",
+            f"{RATIO}=0.25",
+            data=micro_data,
+            eval_only=True,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        record = read_record(output / "record.json")
+        aps.append((record.metrics.bbox, record.metrics.segm))
+    assert aps[0] == aps[1]
+
+
+def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_data: Path) -> None:
+    output = tmp_path / "killed"
+    command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
+    command += ["--output", str(output), "train.max_iter=16", "train.checkpointer.period=4"]
+    process = subprocess.Popen(
+        command + _micro_overrides(micro_data),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    deadline = time.monotonic() + 300
+    while not (output / "model_0000007.pth").exists():
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (output / "record.json").exists() and not (output / "model_final.pth").exists()
+    result = run_train(
+        output, "train.max_iter=16", "train.checkpointer.period=4", data=micro_data, resume=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    resumed_at = [
+        int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "Starting training from iteration" in line
+    ]
+    assert resumed_at[0] == 0 and resumed_at[-1] >= 8
+    record = read_record(output / "record.json")
+    assert record.status == "completed" and record.iterations == 16
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mimdet.train: error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: Path) -> None:
+    missing = tmp_path / "nowhere" / "instances.json"
+    result = run_train(
+        tmp_path / "bad",
+        f"dataset_paths={{ghost:[{missing},{tmp_path}]}}",
+        "dataloader.test.dataset.names=ghost",
+        data=micro_data,
+    )
+    assert str(missing) in _one_error_line(result)
+    assert read_record(tmp_path / "bad" / "record.json").status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
+        ("train.max_iter=five", "train.max_iter is an int"),
+        ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
+    ],
+)
+def test_bad_override_is_one_line(tmp_path: Path, micro_data: Path, override: str, expected: str) -> None:
+    result = run_train(tmp_path / "bad", override, data=micro_data)
+    assert expected in _one_error_line(result)
+    assert not (tmp_path / "bad").exists()  # nothing started
