@@ -177,6 +177,19 @@ def _training(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[(rows["stage"] == "train").fillna(False) | rows["stage"].isna()]
 
 
+def _evaluations(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for AP cells: all but completed trainings that did not evaluate themselves.
+
+    A sweep's trainings leave evaluation to their evaluation runs; completed, they would shadow those
+    with empty cells. Trainings not completed stay: their state (failed, queued...) is the cell's news.
+    """
+    if "stage" not in rows.columns:
+        return rows
+    evaluated = rows["bbox_AP"].notna() if "bbox_AP" in rows.columns else False
+    silent_training = (rows["stage"] == "train") & (rows["status"] == COMPLETED) & ~evaluated
+    return rows[~silent_training]
+
+
 def _pick(rows: pd.DataFrame | None, what: str, agree: Sequence[str] = VARIANT_COLUMNS) -> _Pick:
     """The run shown in a cell; completed rows must agree on the ``agree`` columns."""
     if rows is None or rows.empty:
@@ -415,7 +428,7 @@ def render_table2(
     infers = _present(rows, "test_sample_ratio", infer_ratios)
     if not trains or not infers:
         raise TableError(f"Table 2: no runs at the requested ratios among those selected ({_said(criteria)})")
-    runs = _cells(rows, ("train_sample_ratio", "test_sample_ratio"))
+    runs = _cells(_evaluations(rows), ("train_sample_ratio", "test_sample_ratio"))
     trainings = _cells(_training(rows), ("train_sample_ratio",))
     paper_ap = _paper_rows("table2", ("train_ratio", "infer_ratio"))
     paper_cost = _paper_rows("table2_cost", ("train_ratio",))
@@ -461,7 +474,7 @@ def render_table3(
             f"Table 3 compares numbers of decoders, but the selected runs ({_said(criteria)}) "
             f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
         )
-    runs = _cells(rows, ("num_decoders",))
+    runs = _cells(_evaluations(rows), ("num_decoders",))
     trainings = _cells(_training(rows), ("num_decoders",))
     paper = _paper_rows("table3", ("num_decoders",))
     first = (_key(shown[0]),)
@@ -510,7 +523,7 @@ def render_table4(
     criteria = _criteria(base, where)
     rows = _select(frame, criteria, "Table 4", values)
     _require(rows, keys, "Table 4")
-    runs = _cells(rows, keys)
+    runs = _cells(_evaluations(rows), keys)
     trainings = _cells(_training(rows), keys)
     paper = _paper_rows("table4", ("row",))
     body = []

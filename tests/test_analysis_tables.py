@@ -485,3 +485,14 @@ def test_paper_numbers_load() -> None:
     copy = load_paper_table("table1")
     copy.loc[0, "ap_box"] = 0.0
     assert load_paper_table("table1").loc[0, "ap_box"] == 49.2
+
+
+def test_a_sweeps_silent_training_does_not_shadow_its_evaluation() -> None:
+    """A sweep's training writes no AP (its evaluations do); the cell shows the evaluation's numbers."""
+    rows = frame(
+        row(0.5, 1.0, None, None, stage="train", created_at="2025-02-01T00:00:00+00:00"),
+        row(0.5, 1.0, 44.4, 33.3, stage="eval", created_at="2025-01-01T00:00:00+00:00"),
+    )
+    text = render_table2(rows, train_ratios=(0.5,), infer_ratios=(1.0,))
+    assert "44.4 / 33.3" in text
+    assert "2.0 h" in text  # the cost still comes from the training

@@ -1,0 +1,613 @@
+"""The paper's ablations as figures: Table 2 as heatmaps, accuracy against training cost, Table 3's decoders
+and Fig. 2's feature maps.
+
+Each function takes what it draws (a results DataFrame as ``analysis.records.load_records`` gives it, or
+feature maps) and returns a ``matplotlib.figure.Figure`` built without pyplot, so nothing global changes
+and the figure can be tested, shown in a notebook or saved; ``write_plots`` saves the figures of a table.
+
+Cells are chosen as ``analysis.tables`` chooses them (same selection, ``where``, states and precedence),
+so a figure never disagrees with its table, and a cell without a completed run shows its state. Measured
+and published numbers usually differ in scale (a CPU run on synthetic shapes against ViT-B on COCO on 32
+V100), so the paper's series get axes of their own, grey and labelled "paper", and dashed lines.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.transforms import blended_transform_factory
+
+from analysis.paper_numbers import load_paper_table
+from analysis.tables import (
+    AP_PAIR,
+    COMPLETED,
+    MIMDET_DEFAULT,
+    PARAMS,
+    TRAIN_MEM,
+    TRAIN_TIME,
+    TableError,
+    _as_float,
+    _cells,
+    _criteria,
+    _evaluations,
+    _key,
+    _number,
+    _paper_rows,
+    _percent,
+    _Pick,
+    _pick,
+    _pick_training,
+    _require,
+    _said,
+    _select,
+    _training,
+)
+
+if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2
+    import torch
+
+    from mimdet.features import FeatureMaps
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+BOX, MASK = "tab:blue", "tab:orange"
+PAPER_COLOUR = "0.4"  # the paper's axes, labels and notes
+STATE_COLOURS = {"failed": "tab:red", "cancelled": "tab:red"}  # other states dark grey
+CPU_RSS = "cpu_peak_rss_delta"
+DPI = 150
+
+
+class PlotError(ValueError):
+    """Data a figure cannot be drawn from, said in one line."""
+
+
+def _plot_errors(plot: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The tables' selection errors (same input, same problem) raised as ``PlotError``."""
+
+    @functools.wraps(plot)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return plot(*args, **kwargs)
+        except TableError as err:
+            raise PlotError(str(err)) from None
+
+    return wrapper
+
+
+# --- selection: the tables' rules ----------------------------------------------------------------------
+
+
+def _rows(
+    frame: object,
+    what: str,
+    base: Mapping[str, object],
+    where: Mapping[str, object] | None,
+    values: Sequence[str],
+    axes: Sequence[str],
+) -> pd.DataFrame:
+    """The runs a figure draws: the table's selection, not empty, with the columns the figure reads."""
+    criteria = _criteria(base, where)
+    rows = _select(frame, criteria, what, values)
+    _require(rows, axes, what)
+    if rows.empty:
+        raise PlotError(f"{what}: no runs match the selection ({_said(criteria)})")
+    return rows
+
+
+def _axis(rows: pd.DataFrame, column: str) -> list[float]:
+    """The values an axis column takes, ascending."""
+    return sorted({float(v) for v in pd.to_numeric(rows[column], errors="coerce").dropna().round(9)})
+
+
+def _value(pick: _Pick, column: str, scale: float = 1.0) -> float | None:
+    return None if pick.row is None else _as_float(pick.row.get(column), scale)
+
+
+def _measured_on(rows: pd.DataFrame) -> str:
+    """ "measured on <test set>" (the tables have checked that the completed runs agree on it)."""
+    completed = rows[rows["status"] == COMPLETED]
+    if "dataset_test" not in completed.columns or completed["dataset_test"].isna().all():
+        return "measured"
+    return f"measured on {completed['dataset_test'].dropna().iloc[0]}"
+
+
+def _hardware(rows: pd.DataFrame) -> str:
+    """Where the completed trainings ran ("1× NVIDIA H100", "CPU"): costs compare only like for like."""
+    completed = _training(rows[rows["status"] == COMPLETED])
+    kinds = set()
+    for row in completed.to_dict("records"):
+        if row.get("device") == "cuda":
+            count = _as_float(row.get("gpu_count")) or 1  # a float where status rows made the column NaN
+            kinds.add(f"{count:g}× {row.get('gpu_model') or 'GPU'}")
+        elif row.get("device") == "cpu":
+            kinds.add("CPU")
+    return " / ".join(sorted(kinds)) or "unrecorded hardware"
+
+
+def _memory_unit(trainings: Sequence[_Pick]) -> str:
+    """GiB, and what was measured: CUDA's peak allocation or (``*`` where mixed) the CPU's RSS growth."""
+    kinds = {
+        p.row.get("peak_mem_kind")
+        for p in trainings
+        if p.row is not None and _value(p, "peak_mem_bytes_bs1") is not None
+    }
+    if not kinds:
+        return "GiB"
+    if kinds == {CPU_RSS}:
+        return "GiB, CPU RSS increase"
+    if CPU_RSS in kinds:
+        return "GiB; * = CPU RSS increase"
+    return "GiB, CUDA peak allocated"
+
+
+# --- Table 2 as heatmaps -------------------------------------------------------------------------------
+
+_TABLE2_BASE = {
+    k: v for k, v in MIMDET_DEFAULT.items() if k not in ("train_sample_ratio", "test_sample_ratio")
+}
+_RATIO_AXES = ("train_sample_ratio", "test_sample_ratio")
+_Cell = tuple[tuple[float | None, float | None], tuple[str, str]]  # (box, mask) values and texts
+
+
+@_plot_errors
+def plot_table2_heatmaps(
+    frame: pd.DataFrame, *, with_paper: bool = True, where: Mapping[str, object] | None = None
+) -> Figure:
+    """Table 2's triangle as two heatmaps (AP box, AP mask); the paper's below when ``with_paper``.
+
+    Each heatmap has its own colour scale: measured and published AP are rarely on one scale. ``where``
+    changes the selection as in ``analysis.tables``.
+    """
+    rows = _rows(frame, "Table 2", _TABLE2_BASE, where, AP_PAIR.columns, _RATIO_AXES)
+    trains, infers = _axis(rows, "train_sample_ratio"), _axis(rows, "test_sample_ratio")
+    runs = _cells(_evaluations(rows), _RATIO_AXES)
+    measured: dict[tuple[float, float], _Cell] = {}
+    for train in trains:
+        for infer in (i for i in infers if i >= train):
+            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
+            measured[(train, infer)] = _measured_cell(_pick(runs.get((_key(train), _key(infer))), what))
+    grids = [(_measured_on(rows), measured)]
+    if with_paper:
+        paper = _paper_rows("table2", ("train_ratio", "infer_ratio"))
+        grids.append(
+            ("paper (ViT-B, COCO val2017)", {cell: _paper_cell(paper.get(cell)) for cell in measured})
+        )
+    fig = Figure(figsize=(12, 4.8 * len(grids) + 0.4), layout="constrained")
+    axes = fig.subplots(len(grids), 2, squeeze=False)
+    for r, (source, cells) in enumerate(grids):
+        for c, task in enumerate(("AP box", "AP mask")):
+            ax = axes[r, c]
+            _heatmap(
+                ax, {cell: (v[c], t[c]) for cell, (v, t) in cells.items()}, trains, infers, f"{task} (%)"
+            )
+            ax.set_title(f"{task}: {source}", fontsize=12, color="black" if r == 0 else PAPER_COLOUR)
+    fig.suptitle(
+        "Table 2: AP by the share of patches the ViT sees in training (rows) and in inference (columns)",
+        fontsize=13,
+    )
+    fig.supxlabel(
+        "grey: not run (inference ratio below the training ratio, as in the paper); "
+        "italics: the state of a run without a result",
+        fontsize=10,
+        color="0.3",
+    )
+    return fig
+
+
+def _measured_cell(pick: _Pick) -> _Cell:
+    """A cell's values and texts; without a completed run both texts are the run's state."""
+    values = (_value(pick, "bbox_AP"), _value(pick, "segm_AP"))
+    if pick.row is None:
+        return values, (pick.state, pick.state)
+    return values, (_number(values[0], 1, ""), _number(values[1], 1, ""))
+
+
+def _paper_cell(row: Mapping[str, object] | None) -> _Cell:
+    if row is None:
+        return (None, None), ("not in paper", "not in paper")
+    values = (_as_float(row["ap_box"]), _as_float(row["ap_mask"]))
+    return values, (_number(values[0], 1, ""), _number(values[1], 1, ""))
+
+
+def _heatmap(
+    ax: Axes,
+    cells: Mapping[tuple[float, float], tuple[float | None, str]],
+    trains: Sequence[float],
+    infers: Sequence[float],
+    unit: str,
+) -> None:
+    """One triangle: values on their colour, states in italics on white, the lower triangle grey."""
+    grid = np.full((len(trains), len(infers)), np.nan)
+    for (train, infer), (value, _) in cells.items():
+        grid[trains.index(train), infers.index(infer)] = np.nan if value is None else value
+    finite = grid[np.isfinite(grid)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    norm = Normalize(low - 0.5, high + 0.5) if high - low < 1 else Normalize(low, high)
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
+    size = 11 if len(infers) <= 5 else 8
+    for r, train in enumerate(trains):
+        for c, infer in enumerate(infers):
+            if (train, infer) not in cells:
+                ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="0.88", edgecolor="none"))
+                continue
+            value, text = cells[(train, infer)]
+            if value is None:
+                colour, style = STATE_COLOURS.get(text, "0.3"), "italic"
+            else:
+                red, green, blue, _ = cmap(norm(value))
+                colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+                style = "normal"
+            ax.text(c, r, text, ha="center", va="center", fontsize=size, color=colour, fontstyle=style)
+    ax.set_xticks(range(len(infers)), [_percent(i) for i in infers])
+    ax.set_yticks(range(len(trains)), [_percent(t) for t in trains])
+    ax.set_xticks(np.arange(len(infers) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(trains) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("inference sample ratio (share of patches kept)")
+    ax.set_ylabel("training sample ratio")
+    ax.figure.colorbar(image, ax=ax, label=unit, shrink=0.85)
+
+
+# --- accuracy against training cost --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CostPoint:
+    """One training ratio that can be drawn: its evaluation (at ``infer``) and its training, completed."""
+
+    train: float
+    infer: float
+    evaluation: _Pick
+    training: _Pick
+
+    def label(self, *, star: bool) -> str:
+        """ "25%", "25% (inf. 75%)" when not evaluated at 100 %; ``star`` marks a CPU RSS memory figure."""
+        text = _percent(self.train) + ("" if self.infer == 1.0 else f" (inf. {_percent(self.infer)})")
+        cpu_rss = self.training.row is not None and self.training.row.get("peak_mem_kind") == CPU_RSS
+        return text + ("*" if star and cpu_rss else "")
+
+
+@_plot_errors
+def plot_accuracy_vs_cost(frame: pd.DataFrame, *, where: Mapping[str, object] | None = None) -> Figure:
+    """AP per training sample ratio against training time and memory: what a smaller ratio saves.
+
+    AP is taken at inference ratio 100 % (the paper's deployed setting), else at the highest one evaluated.
+    The paper's points (Table 2 at 100 % and its cost columns) are on grey top/right axes of their own.
+    """
+    values = [*AP_PAIR.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
+    rows = _rows(frame, "Table 2", _TABLE2_BASE, where, values, _RATIO_AXES)
+    points, skipped = _cost_points(rows)
+    if not points:
+        raise PlotError(
+            f"Table 2: no training ratio has a completed training and evaluation: {', '.join(skipped)}"
+        )
+    fig = Figure(figsize=(13, 5.8), layout="constrained")
+    time_ax, mem_ax = fig.subplots(1, 2)
+    memory_unit = _memory_unit([p.training for p in points])
+    panels = (
+        (
+            time_ax,
+            TRAIN_TIME.columns[0],
+            TRAIN_TIME.scale,
+            f"training time (h, measured on {_hardware(rows)})",
+        ),
+        (mem_ax, TRAIN_MEM.columns[0], TRAIN_MEM.scale, f"training memory at batch size 1 ({memory_unit})"),
+    )
+    for ax, column, scale, xlabel in panels:
+        shown = [(p, x) for p in points if (x := _value(p.training, column, scale)) is not None]
+        for task, colour, marker in (("bbox_AP", BOX, "o"), ("segm_AP", MASK, "s")):
+            _series(ax, [(x, _value(p.evaluation, task)) for p, x in shown], colour, marker)
+        for p, x in shown:
+            label = p.label(star=ax is mem_ax and "*" in memory_unit)
+            box = _value(p.evaluation, "bbox_AP")
+            ax.annotate(label, (x, box), xytext=(-5, 7), textcoords="offset points", ha="right", fontsize=9)
+        ax.margins(0.12)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("AP (%), measured (solid)")
+        ax.grid(alpha=0.3)
+        _paper_cost_series(ax, "train_time_h" if ax is time_ax else "train_mem_gb_bs1")
+    time_ax.set_title("AP vs. training time")
+    mem_ax.set_title("AP vs. training memory (batch size 1)")
+    paper = "paper (grey top/right axes: ViT-B on COCO, 32×V100 hours, V100 GB)"
+    handles = [
+        _handle(BOX, "o", "AP box, measured"),
+        _handle(MASK, "s", "AP mask, measured"),
+        _handle(BOX, "D", "AP box, paper", paper=True),
+        _handle(MASK, "D", f"AP mask, {paper}", paper=True),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
+    title = "Table 2: accuracy against training cost, one point per training sample ratio"
+    fig.suptitle(title + ("\nnot shown: " + ", ".join(skipped) if skipped else ""), fontsize=12)
+    return fig
+
+
+def _cost_points(rows: pd.DataFrame) -> tuple[list[_CostPoint], list[str]]:
+    """The training ratios that can be drawn, and "ratio (why not)" for those that cannot."""
+    runs = _cells(_evaluations(rows), _RATIO_AXES)
+    trainings = _cells(_training(rows), ("train_sample_ratio",))
+    infers = _axis(rows, "test_sample_ratio")
+    points, skipped = [], []
+    for train in _axis(rows, "train_sample_ratio"):
+        training = _pick_training(trainings.get((_key(train),)), f"Table 2 training run at {_percent(train)}")
+        evaluation = None
+        for infer in sorted((i for i in infers if i >= train), reverse=True):
+            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
+            pick = _pick(runs.get((_key(train), _key(infer))), what)
+            if _value(pick, "bbox_AP") is not None:
+                evaluation = (infer, pick)
+                break
+        if training.row is None:
+            skipped.append(f"{_percent(train)} (training {training.state})")
+        elif evaluation is None:
+            skipped.append(f"{_percent(train)} (no completed evaluation)")
+        else:
+            points.append(_CostPoint(train, evaluation[0], evaluation[1], training))
+    return points, skipped
+
+
+def _paper_cost_series(ax: Axes, column: str) -> None:
+    """The paper's points at inference 100 %; a cost it gives as a word ("oom") is said in a note."""
+    what, unit = ("time", "32×V100 wall-clock h") if column == "train_time_h" else ("memory", "GB on V100")
+    twin = _paper_twin(ax, "AP (%), paper (dashed)", f"paper: training {what} ({unit})")
+    ap = load_paper_table("table2")
+    paper = load_paper_table("table2_cost").merge(ap[ap["infer_ratio"] == 1.0], on="train_ratio")
+    shown, words = [], []
+    for row in paper.sort_values("train_ratio").to_dict("records"):
+        ratio, x = float(row["train_ratio"]), _as_float(row[column])
+        if x is None:
+            words.append(f"{_percent(ratio)} {what}: {row[column]}")
+        else:
+            shown.append((ratio, x, row))
+    for task, colour in (("ap_box", BOX), ("ap_mask", MASK)):
+        _series(twin, [(x, _as_float(row[task])) for _, x, row in shown], colour, "D", paper=True)
+    twin.margins(0.12)
+    for ratio, x, row in shown:
+        where = (x, _as_float(row["ap_box"]))
+        twin.annotate(
+            _percent(ratio),
+            where,
+            xytext=(5, -14),
+            textcoords="offset points",
+            fontsize=8,
+            color=PAPER_COLOUR,
+        )
+    if words:
+        note = "paper, not plotted: " + ", ".join(words)
+        twin.text(0.98, 0.03, note, transform=twin.transAxes, ha="right", fontsize=8, color=PAPER_COLOUR)
+
+
+def _paper_twin(ax: Axes, ylabel: str, xlabel: str | None = None) -> Axes:
+    """Grey axes over ``ax`` for the paper's series: a right y axis, and a top x axis when ``xlabel``."""
+    right = ax.twinx()
+    right.set_ylabel(ylabel, color=PAPER_COLOUR)
+    right.tick_params(colors=PAPER_COLOUR)
+    if xlabel is None:
+        return right
+    top = right.twiny()
+    top.set_xlabel(xlabel, color=PAPER_COLOUR)
+    top.tick_params(colors=PAPER_COLOUR)
+    return top
+
+
+def _style(paper: bool) -> dict[str, Any]:
+    """Measured: solid lines, filled markers; paper: dashed lines, hollow markers."""
+    if paper:
+        return dict(linestyle="--", markerfacecolor="white", linewidth=1, markersize=6)
+    return dict(linewidth=1.5, markersize=7)
+
+
+def _handle(colour: str, marker: str, label: str, *, paper: bool = False) -> Line2D:
+    """A legend entry drawn as ``_series`` draws."""
+    return Line2D([], [], color=colour, marker=marker, label=label, **_style(paper))
+
+
+def _series(
+    ax: Axes, points: Sequence[tuple[float, float | None]], colour: str, marker: str, *, paper: bool = False
+) -> None:
+    """A line through the points in x order; a missing value leaves a gap, not a zero."""
+    ordered = sorted(points, key=lambda point: point[0])
+    xs = np.array([x for x, _ in ordered], dtype=float)
+    ys = np.array([np.nan if y is None else y for _, y in ordered], dtype=float)
+    ax.plot(xs, ys, color=colour, marker=marker, **_style(paper))
+
+
+# --- Table 3: number of decoders -----------------------------------------------------------------------
+
+_TABLE3_BASE = {k: v for k, v in MIMDET_DEFAULT.items() if k != "num_decoders"}
+
+
+@_plot_errors
+def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = None) -> Figure:
+    """Table 3: AP, parameters and training memory against the number of MAE decoders.
+
+    One panel per quantity (three units do not share an axis), the paper's Table 3 dashed on a grey right
+    axis of each. A decoder count without a completed run shows its state at the foot of each panel.
+    """
+    values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_MEM.columns]
+    rows = _rows(frame, "Table 3", _TABLE3_BASE, where, values, ("num_decoders",))
+    decoders = [int(n) for n in _axis(rows, "num_decoders")]
+    runs = _cells(_evaluations(rows), ("num_decoders",))
+    trainings = _cells(_training(rows), ("num_decoders",))
+    picks = {n: _pick(runs.get((_key(n),)), f"Table 3 row {n}") for n in decoders}
+    trained = {n: _pick_training(trainings.get((_key(n),)), f"Table 3 training run {n}") for n in decoders}
+    paper = load_paper_table("table3")
+    params = [
+        (n, _value(picks[n], "params_total", 1e-6) or _value(trained[n], "params_total", 1e-6))
+        for n in decoders
+    ]
+    memory = [(n, _value(trained[n], "peak_mem_bytes_bs1", 1 / 2**30)) for n in decoders]
+    states = {
+        n: pick.state if pick.row is None else "no AP"
+        for n, pick in picks.items()
+        if _value(pick, "bbox_AP") is None
+    }
+    fig = Figure(figsize=(15, 5.2), layout="constrained")
+    ap_ax, params_ax, mem_ax = fig.subplots(1, 3)
+    panels = (
+        (
+            ap_ax,
+            "AP",
+            "AP (%)",
+            "AP (%)",
+            [
+                ([(n, _value(picks[n], "bbox_AP")) for n in decoders], "ap_box", BOX, "o"),
+                ([(n, _value(picks[n], "segm_AP")) for n in decoders], "ap_mask", MASK, "s"),
+            ],
+        ),
+        (params_ax, "parameters", "params (M)", "params (M)", [(params, "params_m", "tab:green", "o")]),
+        (
+            mem_ax,
+            "training memory (batch size 1)",
+            f"memory ({_memory_unit(list(trained.values()))})",
+            "GB on V100",
+            [
+                (memory, "train_mem_gb_bs1", "tab:purple", "o"),
+            ],
+        ),
+    )
+    ticks = sorted({*decoders, *paper["num_decoders"].astype(int)})
+    for ax, title, unit, paper_unit, series in panels:
+        twin = _paper_twin(ax, f"{paper_unit}, paper (dashed)")
+        for points, paper_column, colour, marker in series:
+            _series(ax, points, colour, marker)
+            _series(twin, _paper_points(paper, paper_column), colour, "D", paper=True)
+        ax.set_title(title)
+        ax.set_ylabel(f"{unit}, measured (solid)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+        ax.set_xlabel("number of MAE decoders")
+        ax.grid(alpha=0.3)
+        foot = blended_transform_factory(twin.transData, twin.transAxes)
+        for n, state in states.items():
+            colour = STATE_COLOURS.get(state, "0.3")
+            twin.text(
+                n, 0.04, state, transform=foot, ha="center", fontsize=10, fontstyle="italic", color=colour
+            )
+    handles = [
+        _handle(BOX, "o", "AP box"),
+        _handle(MASK, "s", "AP mask"),
+        _handle("0.3", "o", "measured (left axes)"),
+        _handle("0.3", "D", "paper's Table 3 (grey right axes)", paper=True),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
+    fig.suptitle(
+        f"Table 3: the number of MAE decoders ({_measured_on(rows)}, trained on {_hardware(rows)}; "
+        "paper: ViT-B on COCO, 32×V100)",
+        fontsize=12,
+    )
+    return fig
+
+
+def _paper_points(paper: pd.DataFrame, column: str) -> list[tuple[float, float | None]]:
+    return [(float(n), _as_float(v)) for n, v in zip(paper["num_decoders"], paper[column], strict=True)]
+
+
+# --- Fig. 2: feature maps ------------------------------------------------------------------------------
+
+
+def plot_feature_maps(items: Sequence[tuple[str, FeatureMaps]]) -> Figure:
+    """Fig. 2: per model, the input, the stride-4 backbone map and FPN's P2 as channel mean and as PCA.
+
+    Maps are drawn pixel for pixel (nearest neighbour) over the image's extent, so a transposed
+    convolution's checkerboard stays visible; each map is normalised on its own (1st to 99th percentile):
+    only patterns are compared, not magnitudes.
+    """
+    if not items:
+        raise PlotError("Fig. 2: no models to show (expected a list of (name, FeatureMaps))")
+    fig = Figure(figsize=(16, 3.5 * len(items) + 0.9), layout="constrained")
+    axes = fig.subplots(len(items), 5, squeeze=False)
+    for r, (name, maps) in enumerate(items):
+        height, width = maps.image.shape[:2]
+        extent = (0, width, height, 0)
+        axes[r, 0].imshow(maps.image, extent=extent)
+        axes[r, 0].set_title(f"input ({width}×{height})", fontsize=10)
+        axes[r, 0].set_ylabel(name, fontsize=14)
+        for c, (label, fmap) in enumerate(
+            (("stride-4 backbone", maps.backbone_stride4), ("FPN P2", maps.fpn_p2))
+        ):
+            data = fmap.detach().float().cpu()
+            channels, h, w = data.shape
+            mean_ax, pca_ax = axes[r, 1 + 2 * c], axes[r, 2 + 2 * c]
+            mean_ax.imshow(
+                _normalise(data.mean(0).numpy()), cmap="magma", interpolation="nearest", extent=extent
+            )
+            mean_ax.set_title(f"{label}: channel mean\n({channels} channels, {w}×{h})", fontsize=10)
+            pca_ax.imshow(_pca_rgb(data), interpolation="nearest", extent=extent)
+            pca_ax.set_title(f"{label}: 3 principal\ncomponents as RGB", fontsize=10)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(
+        "Fig. 2: stride-4 feature maps. The Benchmarking ViT upsamples stride-16 tokens with 2×2 transposed "
+        "convolutions\n(look for a checkerboard); MIMDet's ConvStem computes its stride-4 map from the image",
+        fontsize=12,
+    )
+    return fig
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    """Values mapped to [0, 1] between their 1st and 99th percentiles; a flat map becomes 0.5."""
+    low, high = np.percentile(values, (1, 99))
+    if high <= low:
+        return np.full(values.shape, 0.5)
+    return np.clip((values - low) / (high - low), 0, 1)
+
+
+def _pca_rgb(fmap: torch.Tensor) -> np.ndarray:
+    """(C, h, w) -> (h, w, 3): the first three principal components over channels as red, green, blue."""
+    channels, height, width = fmap.shape
+    pixels = fmap.reshape(channels, -1).T.double().numpy()  # (h*w, C)
+    pixels = pixels - pixels.mean(0)
+    components = np.linalg.svd(pixels, full_matrices=False)[2][:3]  # (k, C), k <= 3, by variance
+    components *= np.sign(components[np.arange(len(components)), np.abs(components).argmax(1)])[:, None]
+    projected = pixels @ components.T  # (h*w, k); signs fixed above, so a map always looks the same
+    rgb = np.full((height * width, 3), 0.5)
+    for k in range(projected.shape[1]):
+        rgb[:, k] = _normalise(projected[:, k])
+    return rgb.reshape(height, width, 3)
+
+
+# --- saving a table's figures --------------------------------------------------------------------------
+
+PLOTS: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], Figure]], ...]] = {
+    "table1": (),
+    "table2": (("heatmaps", plot_table2_heatmaps), ("accuracy_vs_cost", plot_accuracy_vs_cost)),
+    "table3": (("decoders", plot_decoders),),
+    "table4": (),
+}
+"""The figures of each table; Tables 1 and 4 compare a few single rows, which their tables show best."""
+
+
+def write_plots(frame: pd.DataFrame, table: str, outdir: str | Path) -> list[Path]:
+    """Save the figures of ``table`` as ``<outdir>/<table>_<figure>.png`` and ``.pdf``; the paths written.
+
+    Every figure is drawn before a file is written, so input a figure cannot use leaves no partial set.
+    """
+    if table not in PLOTS:
+        raise PlotError(f"unknown table {table!r}: expected one of {', '.join(PLOTS)}")
+    figures = [(name, plot(frame)) for name, plot in PLOTS[table]]
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures:
+        for suffix in ("png", "pdf"):
+            path = outdir / f"{table}_{name}.{suffix}"
+            fig.savefig(path, dpi=DPI)
+            paths.append(path)
+    return paths
