@@ -1,5 +1,5 @@
-"""`make demo` at the foundation stage: the tiny MIMDet detector trains one step, then the parameter
-table of every paper variant is printed beside the published counts.
+"""The model part of ``make demo``: the tiny MIMDet detector trains one step, then the parameter table of
+every paper variant is printed beside the published counts (the sweep follows in the Makefile).
 
     python -m mimdet.demo
 """

@@ -168,7 +168,7 @@ def run(cfg: DictConfig, args: argparse.Namespace) -> None:
             outcome.iterations = int(checkpoint.get("iteration", -1)) + 1
         else:
             outcome = train(cfg, args, model)
-    except BaseException as error:
+    except Exception as error:  # not SystemExit: submitit exits that way when it requeues a job
         outcome.error = " ".join(f"{type(error).__name__}: {error}".split())
         if comm.is_main_process():
             _write(cfg, args, model, outcome)

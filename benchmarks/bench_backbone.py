@@ -1,0 +1,158 @@
+"""Backbone cost vs sample ratio and decoder count (the paper's Tables 2 and 3), measured in one run.
+
+For the ViT-B MIMDet backbone at 1024x1024, batch 1: forward+backward time, peak memory (CUDA: max
+allocated; CPU: peak RSS rise) and FLOPs (``torch.utils.flop_counter``) for train ratios 0.125..1.0 (4
+decoders) and for 1/2/4/8 decoders (ratio 0.5), each as a ratio to the reference (r=1.0 / 4 decoders,
+resp. 1 decoder as in Table 3) beside the paper's ratios; and the Benchmarking ViT-B at the same size.
+
+    python benchmarks/bench_backbone.py [--device cuda] [--size 1024] [--repeats 3] [--json out.json]
+
+Prints a table and writes JSON. Not a test: figures depend on the machine (say which when quoting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mimdet.environment import cpu_model
+from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
+
+PAPER_TIME_H = {0.125: 16.0, 0.25: 16.5, 0.5: 20.3, 0.75: 27.2, 1.0: 31.0}
+PAPER_MEM_G = {0.125: 14.2, 0.25: 15.9, 0.5: 19.9, 0.75: 28.5, 1.0: None}  # r=1.0: "oom" in the paper
+PAPER_DEC_TIME_H = {1: 15.5, 2: 17.3, 4: 20.3, 8: 27.0}
+PAPER_DEC_MEM_G = {1: 12.2, 2: 14.4, 4: 19.9, 8: 29.2}
+VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.0, norm="BN")
+
+
+def _rss_peak_delta(step) -> int:
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status("VmRSS")
+    step()
+    return max(0, _status("VmHWM") - before)
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(field)
+
+
+def measure(backbone: torch.nn.Module, size: int, device: str, repeats: int) -> dict[str, float]:
+    """Median seconds of forward+backward, peak memory bytes and FLOPs of one step at batch 1."""
+    backbone = backbone.to(device).train()
+    images = torch.randn(1, 3, size, size, device=device)
+
+    def step() -> None:
+        outputs = backbone(images)
+        sum(o.float().mean() for o in outputs.values()).backward()
+        backbone.zero_grad(set_to_none=True)
+
+    step()  # warm-up (allocator, kernels)
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        memory = torch.cuda.max_memory_allocated()
+    else:
+        memory = _rss_peak_delta(step)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    backbone.to("cpu")
+    return {"seconds": statistics.median(times), "memory_bytes": memory, "flops": counter.get_total_flops()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default="benchmarks/results/backbone.json")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    cases: list[tuple[str, str, object, torch.nn.Module]] = []
+    for ratio in (0.125, 0.25, 0.5, 0.75, 1.0):
+        cases.append(("ratio", f"r={ratio}", ratio, MIMDetBackbone(**VIT_B, train_sample_ratio=ratio)))
+    for decoders in (1, 2, 4, 8):
+        cases.append(
+            ("decoders", f"{decoders} dec", decoders, MIMDetBackbone(**VIT_B, num_decoders=decoders))
+        )
+    cases.append(("benchmarking", "Benchmarking ViT-B", None, BenchmarkingViT(img_size=args.size, **VIT_B)))
+    results = []
+    for group, label, value, backbone in cases:
+        figures = measure(backbone, args.size, args.device, args.repeats)
+        results.append({"group": group, "label": label, "value": value, **figures})
+        print(f"measured {label}: {figures['seconds']:.3f} s", flush=True)
+        del backbone
+    by_label = {r["label"]: r for r in results}
+    ref_ratio, ref_dec = by_label["r=1.0"], by_label["1 dec"]
+    print(f"\nMIMDet ViT-B backbone, {args.size}x{args.size}, batch 1, forward+backward on {args.device}")
+    columns = ("time s", 9), ("time x", 8), ("paper x", 9), ("mem MB", 9), ("mem x", 7), ("paper x", 9)
+    print(
+        f"{'case':<20}"
+        + "".join(f"{name:>{width}}" for name, width in columns)
+        + f"{'GFLOPs':>9}{'flops x':>9}"
+    )
+    for r in results:
+        ref = ref_dec if r["group"] == "decoders" else ref_ratio
+        if r["group"] == "ratio":
+            paper_t = PAPER_TIME_H[r["value"]] / PAPER_TIME_H[1.0]
+            mem = PAPER_MEM_G[r["value"]]
+            paper_m = f"{mem / PAPER_MEM_G[0.75]:.2f}*" if mem else "oom"
+        elif r["group"] == "decoders":
+            paper_t = PAPER_DEC_TIME_H[r["value"]] / PAPER_DEC_TIME_H[1]
+            paper_m = f"{PAPER_DEC_MEM_G[r['value']] / PAPER_DEC_MEM_G[1]:.2f}"
+        else:
+            paper_t, paper_m = float("nan"), ""
+        r["time_ratio"] = r["seconds"] / ref["seconds"]
+        r["memory_ratio"] = r["memory_bytes"] / ref["memory_bytes"] if ref["memory_bytes"] else None
+        r["flops_ratio"] = r["flops"] / ref["flops"]
+        print(
+            f"{r['label']:<20}{r['seconds']:>9.3f}{r['time_ratio']:>8.2f}{paper_t:>9.2f}"
+            f"{r['memory_bytes'] / 2**20:>9.0f}{(r['memory_ratio'] or 0):>7.2f}{paper_m:>9}"
+            f"{r['flops'] / 1e9:>9.1f}{r['flops_ratio']:>9.2f}"
+        )
+    print("ratio rows: relative to r=1.0; decoder rows: relative to 1 decoder (as Table 3); paper memory")
+    print("ratios for sample ratios are relative to r=0.75 (*) since the paper's r=1.0 ran out of memory.")
+    met = {
+        "r=0.5 <= 0.60x": by_label["r=0.5"]["time_ratio"] <= 0.60,
+        "r=0.25 <= 0.45x": by_label["r=0.25"]["time_ratio"] <= 0.45,
+    }
+    print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in met.items()))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else cpu_model()
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": args.device,
+        "device_name": device_name,
+        "size": args.size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    out.write_text(json.dumps({"meta": meta, "results": results, "targets": met}, indent=2) + "\n")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()

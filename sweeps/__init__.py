@@ -1,0 +1,1 @@
+"""The sweep engine: declarative specs -> runs and their dependencies -> jobs (local or SLURM)."""

@@ -1,0 +1,321 @@
+"""sweep: plan, run, watch and collect the paper's ablation sweeps.
+
+    sweep plan sweeps/table2.yaml                      # runs, dependencies, what exists, cost estimate
+    sweep run sweeps/table2.yaml --executor slurm      # submit what is new (trainings, then evaluations)
+    sweep status sweeps/table2.yaml --watch            # a live table of states
+    sweep logs sweeps/table2.yaml RUN_ID               # a run's log
+    sweep cancel sweeps/table2.yaml                    # cancel its queued/running jobs
+    sweep collect sweeps/table2.yaml -o results.parquet
+    sweep table sweeps/table2.yaml --format md --with-paper
+    sweep plot sweeps/table2.yaml -o plots/
+
+The results store is ``--root``, else ``$MIMDET_RESULTS``, else the spec's ``root``, else ``./results``.
+A wrong spec is one line naming the file, the key and what is allowed (exit code 2); nothing is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mimdet.environment import quiet_third_party_warnings
+
+if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
+    from .expand import SweepPlan
+    from .spec import SweepSpec
+    from .store import Store
+
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+STATE_STYLE = {
+    "new": "dim",
+    "queued": "cyan",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def _load(args: argparse.Namespace) -> tuple[SweepSpec, SweepPlan, Store]:
+    from .expand import expand
+    from .spec import load_spec
+    from .store import Store, resolve_root
+
+    spec = load_spec(args.spec)
+    return spec, expand(spec), Store(resolve_root(args.root, spec.root))
+
+
+def _cell(cell: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cell.items())
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .engine import statuses
+    from .estimate import estimate
+    from .runs import RunState
+
+    _spec, plan, store = _load(args)
+    found = statuses(store, plan.runs)
+    cost = estimate(plan, store)
+    table = Table(title=f"{args.spec}: {len(plan.trainings)} trainings, {len(plan.evaluations)} evaluations")
+    for column in ("run", "stage", "cell", "after", "state", "GPU-h", "mem (bs 1)", "source"):
+        table.add_column(column)
+    for run in plan.runs:
+        item = cost.runs.get(run.run_id)
+        state = found[run.run_id].state.value
+        table.add_row(
+            run.run_id,
+            run.stage,
+            _cell(run.cell),
+            run.parent or "",
+            f"[{STATE_STYLE[state]}]{state}[/]",
+            f"{item.gpu_hours:.1f}" if item and item.gpu_hours is not None else "?",
+            f"{item.memory_gb:.1f} G" if item and item.memory_gb is not None else "?",
+            item.source if item else "",
+        )
+    console.print(table)
+    todo = [r for r in plan.runs if found[r.run_id].state == RunState.NEW]
+    console.print(
+        f"store {store.root}: {len(plan.runs) - len(todo)} of {len(plan.runs)} runs exist; "
+        f"estimated {cost.total_gpu_hours:.1f} GPU-hours for all, peak memory "
+        f"{cost.peak_memory_gb:.1f} G at batch 1"
+        if cost.peak_memory_gb is not None
+        else "peak memory unknown"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import archive_previous, decide, run_locally, statuses
+    from .runs import RunState
+
+    spec, plan, store = _load(args)
+    executor = args.executor or spec.executor
+    found = statuses(store, plan.runs)
+    decision = decide(plan.runs, found, args.retry_failed)
+    counts = Counter(decision.skipped.values())
+    console.print(
+        f"{args.spec}: {len(decision.start)} to start on {executor}"
+        + "".join(f", {n} {state}" for state, n in sorted(counts.items()))
+        + f" (store {store.root})"
+    )
+    if args.dry_run:
+        for run in decision.start:
+            parent = store.run_dir(run.parent) if run.parent else None
+            console.print(" ".join(run.command(store.run_dir(run.run_id), parent)), soft_wrap=True)
+        return 0
+    if not decision.start:
+        return 0
+    archive_previous(store, decision.start)
+    if executor == "slurm":
+        from .slurm import SlurmExecutor
+
+        slurm = SlurmExecutor(store)
+        handles = slurm.submit(decision.start)
+        for run_id, reason in slurm.skipped.items():
+            console.print(f"not submitted: {run_id}: {reason}")
+        console.print(f"submitted {len(handles)} runs; follow them with: sweep status {args.spec} --watch")
+        return 0
+    final = run_locally(store, plan.runs, decision, args.max_parallel, console.print)
+    failed = [run_id for run_id, state in final.items() if state != RunState.COMPLETED]
+    console.print(
+        f"{len(final) - len(failed)} of {len(final)} runs completed" + (f"; not: {failed}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def _status_table(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Table:
+    from .engine import statuses
+
+    found = statuses(store, plan.runs)
+    counts = Counter(status.state.value for status in found.values())
+    title = f"{args.spec}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    table = Table(title=title)
+    for column in ("run", "stage", "cell", "state", "box AP", "mask AP", "detail"):
+        table.add_column(column)
+    for run in plan.runs:
+        status = found[run.run_id]
+        record = store.record(run.run_id)
+        box = record.metrics.bbox.AP if record else None
+        mask = record.metrics.segm.AP if record else None
+        state = status.state.value
+        table.add_row(
+            run.run_id,
+            run.stage,
+            _cell(run.cell),
+            f"[{STATE_STYLE[state]}]{state}[/]",
+            "" if box is None else f"{box:.1f}",
+            "" if mask is None else f"{mask:.1f}",
+            status.detail[:80],
+        )
+    return table
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _spec, plan, store = _load(args)
+    if args.watch is None:
+        console.print(_status_table(args, plan, store))
+        return 0
+    with Live(_status_table(args, plan, store), console=console, refresh_per_second=1) as live:
+        try:
+            while True:
+                time.sleep(args.watch)
+                live.update(_status_table(args, plan, store))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .spec import SpecError
+
+    _spec, plan, store = _load(args)
+    matches = [run for run in plan.runs if run.run_id.startswith(args.run)]
+    if len(matches) != 1:
+        known = ", ".join(run.run_id for run in plan.runs)
+        raise SpecError(
+            f"{args.spec}: run {args.run!r} matches {len(matches)} runs of this sweep (runs: {known})"
+        )
+    path = store.log_path(matches[0].run_id)
+    if not path.exists():
+        console.print(f"{matches[0].run_id}: no log yet ({path})")
+        return 0
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    sys.stdout.write("\n".join(lines[-args.lines :]) + "\n")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .engine import statuses, watchers
+
+    _spec, plan, store = _load(args)
+    found = statuses(store, plan.runs)
+    by_executor: dict[str, dict[str, dict]] = {}
+    for run_id, status in found.items():
+        handle = store.job(run_id)
+        if status.state.active and handle:
+            by_executor.setdefault(str(handle["executor"]), {})[run_id] = handle
+    cancelled = 0
+    for name, handles in by_executor.items():
+        cancelled += watchers(store)[name].cancel(handles)  # type: ignore[attr-defined]
+    console.print(f"cancelled {cancelled} runs")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .collect import results_frame, write_results
+    from .engine import statuses
+
+    _spec, plan, store = _load(args)
+    frame = results_frame(plan, store, statuses(store, plan.runs))
+    write_results(frame, Path(args.output))
+    console.print(f"{len(frame)} rows -> {args.output}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from analysis.tables import render_table
+
+    from .collect import results_frame, table_layout
+    from .engine import statuses
+    from .spec import SpecError
+
+    spec, plan, store = _load(args)
+    if not spec.table or spec.table == "fig2":
+        raise SpecError(f"{args.spec}: the spec names no table (table: table1|table2|table3|table4)")
+    frame = results_frame(plan, store, statuses(store, plan.runs))
+    text = render_table(
+        spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
+    )
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        console.print(f"{spec.table} -> {args.output}")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from analysis.plots import write_plots
+
+    from .collect import results_frame
+    from .engine import statuses
+    from .spec import SpecError
+
+    spec, plan, store = _load(args)
+    if not spec.table:
+        raise SpecError(f"{args.spec}: the spec names no table to plot (table: table2|table3|...)")
+    paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
+    console.print(f"{len(paths)} files -> {args.output}" if paths else f"{spec.table} has no plots")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("spec", metavar="SPEC", help="a sweep spec (YAML), e.g. sweeps/tiny/table2.yaml")
+        sub.add_argument(
+            "--root", help="results store (default: $MIMDET_RESULTS, the spec's root, ./results)"
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("plan", cmd_plan, "list the runs, their dependencies, what exists and the estimated cost")
+    run = command("run", cmd_run, "start or submit what is new (and failed, with --retry-failed)")
+    run.add_argument("--executor", choices=("local", "slurm"), help="default: the spec's executor")
+    run.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
+    run.add_argument("--retry-failed", action="store_true", help="start failed and cancelled runs again")
+    run.add_argument(
+        "--max-parallel", type=int, default=1, help="local executor: processes at once (default 1)"
+    )
+    status = command("status", cmd_status, "a table of every run's state")
+    status.add_argument(
+        "--watch", type=float, nargs="?", const=5.0, help="refresh every N seconds (default 5)"
+    )
+    logs = command("logs", cmd_logs, "print the end of a run's log")
+    logs.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    command("cancel", cmd_cancel, "cancel the sweep's queued and running jobs")
+    collect = command("collect", cmd_collect, "one row per run (records and states) into a Parquet/CSV file")
+    collect.add_argument("-o", "--output", required=True, help="results.parquet or results.csv")
+    table = command(
+        "table", cmd_table, "the paper's table from this sweep's results, beside the paper's numbers"
+    )
+    table.add_argument("--format", choices=("md", "latex"), default="md")
+    table.add_argument("--with-paper", action="store_true", help="the paper's figure and the difference")
+    table.add_argument("-o", "--output", help="write to a file instead of stdout")
+    plot = command(
+        "plot", cmd_plot, "the table's figures (PNG and PDF): heatmaps, accuracy vs cost, decoders"
+    )
+    plot.add_argument("-o", "--output", required=True, help="folder for the figures")
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    quiet_third_party_warnings()
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as error:  # SpecError, TableError, OverrideError among them
+        print(f"sweep: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

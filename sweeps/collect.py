@@ -1,0 +1,83 @@
+"""A sweep's results as one DataFrame: a row per record, and a status row for each run without one.
+
+Status rows carry the run's variant (read from its config and overrides) so the tables can show
+"queued" or "failed" in the right cell instead of a blank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mimdet.config import load_config
+from mimdet.record import record_to_row
+from mimdet.run_record import variant_of
+
+from .expand import SweepPlan
+from .runs import RunState
+from .state import RunStatus
+from .store import Store
+
+
+@lru_cache(maxsize=256)
+def _variant_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+    cfg = load_config(config_file, overrides)
+    columns = dataclasses.asdict(variant_of(cfg))
+    columns["dataset_train"] = str(cfg.dataloader.train.dataset.names)
+    columns["dataset_test"] = str(cfg.dataloader.test.dataset.names)
+    return columns
+
+
+def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus]) -> pd.DataFrame:
+    """One row per run of the plan, in plan order."""
+    rows = []
+    for run in plan.runs:
+        record = store.record(run.run_id)
+        if record is not None:
+            row = record_to_row(record)
+        else:
+            row = {
+                "run_id": run.run_id,
+                "stage": run.stage,
+                "parent_run_id": run.parent,
+                "status": statuses[run.run_id].state.value if run.run_id in statuses else RunState.NEW.value,
+                "error": statuses[run.run_id].detail if run.run_id in statuses else "",
+                "config_file": run.config_file,
+                "overrides": " ".join(run.overrides),
+                **_variant_columns(run.config_file, run.overrides),
+            }
+        row.update({f"cell_{key}": value for key, value in run.cell.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_results(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet or CSV by the file's suffix, written beside and renamed into place."""
+    if path.suffix not in (".parquet", ".csv"):
+        raise ValueError(f"{path}: write results as .parquet or .csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def table_layout(table: str | None, plan: SweepPlan) -> dict[str, Any]:
+    """The rows/columns a table shows: the values the sweep varies (a tiny sweep, a small table)."""
+
+    def values(key: str) -> tuple[Any, ...]:
+        return tuple(sorted({run.cell[key] for run in plan.runs if key in run.cell}))
+
+    if table == "table2":
+        layout = {"train_ratios": values("train_sample_ratio"), "infer_ratios": values("test_sample_ratio")}
+    elif table == "table3":
+        layout = {"decoders": values("num_decoders")}
+    else:
+        layout = {}
+    return {key: value for key, value in layout.items() if value}

@@ -1,0 +1,441 @@
+"""The SLURM executor: a sweep's runs as submitit jobs, one job array per stage and resources.
+
+``submit`` sends the trainings with equal resources as one array, then the evaluations of each training
+as one array that waits for it (``afterok``; ``--kill-on-invalid-dep`` cancels them if it fails). An
+evaluation whose training already failed, was cancelled or was not submitted is left out (``skipped``).
+``states`` asks sacct once for all jobs (squeue for those accounting does not know yet); ``cancel``
+scancels the live ones.
+
+Files. Each job's submitit folder (its pickles and logs) is its run's ``runs/<id>/slurm/``. submitit
+names a job's folder by a template holding the job id (``<root>/slurm/<batch>/%j``), and array task ids
+are only known once sbatch answers; so a batch is submitted held, the files submitit wrote for each job
+``A_i`` are moved into its run's folder, ``<root>/slurm/<batch>/A_i`` becomes a link to that folder
+(where the job, and a requeued job, looks), and the batch is released.
+
+No duplicates. The caller submits only runs with no live job (it asks ``states``); this module checks
+again, from the runs' folders and one ``squeue --me``:
+
+1. a run whose ``slurm/`` holds a job (``<job id>_submitted.pkl``) that squeue still lists is not
+   submitted again, its handle is written back (e.g. a training being requeued);
+2. a ``submitting`` marker is written in each run's folder just before sbatch and removed once the run's
+   handle is in ``job.json``. It names the batch's job (``mimdet-<run id>``, or ``mimdet-<stage>-<batch>``
+   for an array, with the run's index in it). A run that still has one was being submitted by a
+   ``sweep run`` that died: its job is looked up by that name (squeue, then sacct); if found, that
+   submission is finished (files moved, job released, handle written) instead of submitting again.
+
+SLURM refusals (QOS limits, a busy controller) are retried with exponential backoff; a batch still
+refused is left out (``skipped``, its markers kept) for the next ``sweep run``, and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import submitit
+from submitit.core.utils import FailedJobError
+from submitit.slurm.slurm import read_job_id
+
+from .job import TrainJob
+from .runs import Resources, RunSpec, RunState, Stage
+from .store import Store, read_json, write_json_atomic
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SIGNAL_DELAY_S = 120  # USR2 this long before the time limit: Slurm may send it up to 60 s early, and the
+# handler gets control only between two iterations; it then just requeues (checkpoints are already on disk)
+MAX_NUM_TIMEOUT = 10  # requeues after hitting the time limit (preemptions do not count)
+SLURM_TRIES = 6
+FIRST_RETRY_S = 2.0
+MAX_RETRY_S = 60.0
+SLURM_ERRORS = (subprocess.CalledProcessError, subprocess.TimeoutExpired, FailedJobError)
+MARKER = "submitting"
+# sacct/squeue states; the rest (FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE,
+# PREEMPTED without requeue, ...) mean the job ended without success
+JOB_STATES = {
+    **dict.fromkeys(
+        ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED"), RunState.QUEUED
+    ),
+    **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT"), RunState.RUNNING),
+    "COMPLETED": RunState.COMPLETED,  # the run's record tells completed from failed
+    "CANCELLED": RunState.CANCELLED,
+}
+
+
+def launcher_settings(resources: Resources, stage: Stage) -> dict[str, Any]:
+    """submitit's ``AutoExecutor`` settings for a run's resources: the one place they are converted."""
+    settings: dict[str, Any] = {
+        "name": f"mimdet-{stage}",
+        "nodes": resources.nodes,
+        "tasks_per_node": resources.gpus_per_node or 1,  # one process per GPU (see sweeps.job)
+        "cpus_per_task": resources.cpus_per_task,
+        "timeout_min": resources.time_min,
+        # a quarter of the time limit at most, or a short job would be signalled as it starts
+        "slurm_signal_delay_s": min(SIGNAL_DELAY_S, resources.time_min * 15),
+        "slurm_max_num_timeout": MAX_NUM_TIMEOUT,
+        "slurm_array_parallelism": resources.max_in_flight,
+        "slurm_additional_parameters": dict(resources.sbatch_extra),
+    }
+    optional = {
+        "gpus_per_node": resources.gpus_per_node or None,
+        "mem_gb": resources.mem_gb,
+        "slurm_partition": resources.partition,
+        "slurm_account": resources.account,
+        "slurm_qos": resources.qos,
+        "slurm_constraint": resources.constraint,
+    }
+    settings.update({key: value for key, value in optional.items() if value is not None})
+    return settings
+
+
+def batch_settings(resources: Resources, stage: Stage, *, name: str, dependency: str) -> dict[str, Any]:
+    """A batch's settings: its resources', its job name, submitted held, after ``dependency`` if any."""
+    settings = launcher_settings(resources, stage)
+    extra = {**settings["slurm_additional_parameters"], "hold": True}
+    if dependency:
+        extra.update({"dependency": dependency, "kill-on-invalid-dep": "yes"})
+    return {**settings, "name": name, "slurm_additional_parameters": extra}
+
+
+def submitit_executor(folder: Path | str, settings: dict[str, Any]) -> submitit.AutoExecutor:
+    """A SLURM executor with these settings (``slurm_max_num_timeout`` is a constructor argument)."""
+    settings = dict(settings)
+    executor = submitit.AutoExecutor(
+        folder, cluster="slurm", slurm_max_num_timeout=settings.pop("slurm_max_num_timeout")
+    )
+    executor.update_parameters(**settings)
+    return executor
+
+
+class SlurmExecutor:
+    """Submits runs as SLURM jobs and reads their states; every fact lives in the store or in SLURM."""
+
+    name = "slurm"
+
+    def __init__(self, store: Store, *, poll_s: float = 30.0) -> None:
+        self.store = store
+        self.poll_s = poll_s  # between two sacct queries in ``wait`` (sacct asks the accounting database)
+        self.skipped: dict[str, str] = {}  # runs the last ``submit`` left out, and why
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, runs: list[RunSpec]) -> dict[str, dict[str, Any]]:
+        """Submit these runs (the caller chose them); returns the handles of those now in SLURM."""
+        self.skipped = {}
+        handles = self._already_submitted(runs)
+        todo = [run for run in runs if run.run_id not in handles]
+        for batch in _grouped([run for run in todo if run.stage == "train"], _key):
+            handles.update(self._submit_batch(batch, dependency=""))
+        evaluations = [run for run in todo if run.stage == "eval"]
+        after = self._dependencies(evaluations)
+        ready = [run for run in evaluations if run.run_id in after]
+        for batch in _grouped(ready, lambda run: (after[run.run_id], _key(run))):
+            handles.update(self._submit_batch(batch, dependency=after[batch[0].run_id]))
+        return handles
+
+    def _already_submitted(self, runs: list[RunSpec]) -> dict[str, dict[str, Any]]:
+        """Handles of runs that have a live job, or a job a killed ``sweep run`` submitted (module doc)."""
+        live = _live_jobs()
+        handles: dict[str, dict[str, Any]] = {}
+        marked: dict[str, tuple[RunSpec, dict[str, Any]]] = {}
+        for run in runs:
+            folder = self.store.run_dir(run.run_id)
+            if (marker := read_json(folder / MARKER)) is not None:
+                marked[run.run_id] = (run, marker)
+                continue
+            submitted = [
+                path.name.removesuffix("_submitted.pkl") for path in folder.glob("slurm/*_submitted.pkl")
+            ]
+            if job_id := next((job_id for job_id in submitted if job_id in live), None):
+                logger.info("run %s is in SLURM already, as job %s", run.run_id, job_id)
+                handle = self.store.job(run.run_id)
+                if handle is None or handle.get("job_id") != job_id:  # e.g. moved aside for a retry
+                    handle = self._write_handle(run, job_id)
+                handles[run.run_id] = handle
+        if not marked:
+            return handles
+        since = min(float(marker["written_at"]) for _run, marker in marked.values())
+        named = _jobs_named({marker["job_name"] for _run, marker in marked.values()}, live, since)
+        for run, marker in marked.values():
+            base = named.get(marker["job_name"])
+            if base is None:  # sbatch never took it: submit it afresh
+                (self.store.run_dir(run.run_id) / MARKER).unlink()
+                continue
+            job_id = base if marker["index"] is None else f"{base}_{marker['index']}"
+            logger.warning(
+                "run %s: finishing the submission of job %s (a sweep run died)", run.run_id, job_id
+            )
+            batch_folder = Path(marker["batch_folder"])
+            handles.update(self._finish([run], [job_id], batch_folder, release=job_id in live))
+        return handles
+
+    def _dependencies(self, evaluations: list[RunSpec]) -> dict[str, str]:
+        """Each evaluation's dependency ('' when its training has completed); the others are skipped."""
+        parents = {run.parent for run in evaluations if run.parent}
+        jobs = {
+            parent: handle
+            for parent in parents
+            if (handle := self.store.job(parent)) is not None and handle.get("executor") == self.name
+        }
+        states = self.states(jobs)
+        after: dict[str, str] = {}
+        for run in evaluations:
+            parent = run.parent or ""
+            state = states.get(parent)
+            if state is not None and state.active:
+                after[run.run_id] = f"afterok:{jobs[parent]['job_id']}"
+                continue
+            record = self.store.record(parent)  # read after the job's state: a job writes it before it ends
+            if record is not None and record.status == "completed":
+                after[run.run_id] = ""
+                continue
+            why = record.status if record else (state.value if state else "not submitted")
+            self._skip(run, f"its training {parent} is {why}")
+        return after
+
+    def _submit_batch(self, runs: list[RunSpec], dependency: str) -> dict[str, dict[str, Any]]:
+        """One sbatch for these runs (an array if more than one), held until their files are in place."""
+        first = runs[0]
+        batch = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        name = f"mimdet-{first.run_id}" if len(runs) == 1 else f"mimdet-{first.stage}-{batch}"
+        folder = self.store.root / "slurm" / batch
+        settings = batch_settings(first.resources, first.stage, name=name, dependency=dependency)
+        executor = submitit_executor(folder / "%j", settings)
+        argvs = []
+        for index, run in enumerate(runs):
+            run_dir = self.store.run_dir(run.run_id)
+            self.store.write_spec(run)
+            marker = {
+                "job_name": name,
+                "index": index if len(runs) > 1 else None,
+                "batch_folder": str(folder),
+                "written_at": time.time(),
+            }
+            write_json_atomic(run_dir / MARKER, marker)
+            argvs.append(run.train_argv(run_dir, self.store.run_dir(run.parent) if run.parent else None))
+
+        def sbatch() -> list[str]:
+            try:
+                return [job.job_id for job in executor.map_array(TrainJob(), argvs)]
+            except FailedJobError:
+                _cancel_named(name)  # a timed-out sbatch may have queued it anyway, without its pickles
+                raise
+
+        try:
+            job_ids = _retrying(f"sbatch {name}", sbatch)
+        except SLURM_ERRORS as error:
+            for run in runs:
+                self._skip(run, f"sbatch refused it {SLURM_TRIES} times: {_why(error)}")
+            return {}
+        return self._finish(runs, job_ids, folder, release=True)
+
+    def _finish(
+        self, runs: list[RunSpec], job_ids: list[str], batch_folder: Path, *, release: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Move each held job's files into its run's folder, release the jobs, write the handles."""
+        for run, job_id in zip(runs, job_ids, strict=True):
+            _adopt(batch_folder / job_id, self.store.run_dir(run.run_id) / "slurm")
+        if release:
+            ids = ",".join(sorted({job_id.split("_")[0] for job_id in job_ids}))
+            try:
+                _retrying("scontrol release", lambda: _slurm(["scontrol", "release", ids]))
+            except SLURM_ERRORS as error:  # markers stay: the next submit releases them
+                for run in runs:
+                    self._skip(run, f"job {ids} submitted but still held: {_why(error)}")
+                return {}
+        handles = {}
+        for run, job_id in zip(runs, job_ids, strict=True):
+            handles[run.run_id] = self._write_handle(run, job_id)
+            (self.store.run_dir(run.run_id) / MARKER).unlink(missing_ok=True)
+        return handles
+
+    def _write_handle(self, run: RunSpec, job_id: str) -> dict[str, Any]:
+        handle = {
+            "executor": self.name,
+            "job_id": job_id,
+            "folder": str(self.store.run_dir(run.run_id) / "slurm"),
+            "submitted_at": time.time(),
+        }
+        self.store.write_job(run.run_id, handle)
+        return handle
+
+    def _skip(self, run: RunSpec, why: str) -> None:
+        logger.warning("%s %s not submitted: %s", run.stage, run.run_id, why)
+        self.skipped[run.run_id] = why
+
+    # ------------------------------------------------------------------ follow
+    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
+        """Each run's job state: one sacct for all jobs, squeue for those accounting has not seen yet.
+
+        A job neither knows has ended long ago without accounting: FAILED (the caller reads records first).
+        """
+        job_ids = {run_id: str(handle["job_id"]) for run_id, handle in handles.items()}
+        if not job_ids:
+            return {}
+        bases = sorted({job_id.split("_")[0] for job_id in job_ids.values()})
+        found = _sacct_states(bases)
+        if not set(job_ids.values()) <= set(found):
+            found = {**_squeue_states(bases), **found}
+        states = {}
+        for run_id, job_id in job_ids.items():
+            if job_id not in found:
+                logger.warning("run %s: job %s is unknown to sacct and squeue", run_id, job_id)
+            states[run_id] = JOB_STATES.get(found.get(job_id, ""), RunState.FAILED)
+        return states
+
+    def wait(self, handles: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, RunState]:
+        """The states once no job is queued or running, polling every ``poll_s``; TimeoutError after that."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = self.states(handles)
+            active = sorted(run_id for run_id, state in states.items() if state.active)
+            if not active:
+                return states
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"after {timeout_s:.0f} s, runs still queued or running: {active}")
+            time.sleep(self.poll_s)
+
+    def cancel(self, handles: dict[str, dict[str, Any]]) -> int:
+        """scancel the runs' live jobs in one call and mark them cancelled; returns how many."""
+        states = self.states(handles)
+        live = {run_id: handle for run_id, handle in handles.items() if states[run_id].active}
+        if live:
+            job_ids = [str(handle["job_id"]) for handle in live.values()]
+            _retrying("scancel", lambda: _slurm(["scancel", *job_ids]))
+            for run_id, handle in live.items():
+                self.store.write_job(run_id, {**handle, "cancelled": True})
+        return len(live)
+
+
+# ---------------------------------------------------------------------- helpers
+def _key(run: RunSpec) -> str:
+    """Runs with equal resources share a batch (``Resources`` holds a dict, so it is not hashable)."""
+    return json.dumps(asdict(run.resources), sort_keys=True)
+
+
+def _grouped(runs: Iterable[RunSpec], key: Callable[[RunSpec], Hashable]) -> list[list[RunSpec]]:
+    groups: dict[Hashable, list[RunSpec]] = {}
+    for run in runs:
+        groups.setdefault(key(run), []).append(run)
+    return list(groups.values())
+
+
+def _adopt(job_folder: Path, target: Path) -> None:
+    """Move the files submitit wrote for a held job into its run's folder; leave a link in their place."""
+    if job_folder.is_symlink():  # done by an earlier submit that died later
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    if job_folder.is_dir():
+        for path in list(job_folder.iterdir()):
+            os.replace(path, target / path.name)
+        job_folder.rmdir()
+    job_folder.symlink_to(os.path.relpath(target, job_folder.parent), target_is_directory=True)
+
+
+def _slurm(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def _retrying(what: str, action: Callable[[], T]) -> T:
+    """``action()``, retried with exponential backoff while SLURM refuses (QOS limits, busy controller)."""
+    delay = FIRST_RETRY_S
+    attempt = 1
+    while True:
+        try:
+            return action()
+        except SLURM_ERRORS as error:
+            if attempt == SLURM_TRIES:
+                raise
+            logger.warning(
+                "%s refused (try %d of %d): %s; again in %.1f s",
+                what,
+                attempt,
+                SLURM_TRIES,
+                _why(error),
+                delay,
+            )
+        time.sleep(delay)
+        delay = min(2 * delay, MAX_RETRY_S)
+        attempt += 1
+
+
+def _why(error: Exception) -> str:
+    text = getattr(error, "stderr", None) or str(error)
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _live_jobs() -> dict[str, str]:
+    """This user's queued and running jobs, array tasks one by one: job id -> job name."""
+    out = _retrying("squeue", lambda: _slurm(["squeue", "--me", "-h", "-r", "-o", "%i %j"]))
+    pairs = (line.partition(" ") for line in out.splitlines())
+    return {job_id: name for job_id, _, name in pairs if name}
+
+
+def _jobs_named(names: set[str], live: dict[str, str], since: float) -> dict[str, str]:
+    """Job name -> (array) job id, for jobs of these names live now or submitted since ``since``.
+
+    A finished job of the same name submitted before (an earlier attempt of the run) does not count.
+    """
+    found = {name: job_id.split("_")[0] for job_id, name in live.items() if name in names}
+    if missing := names - set(found):
+        start = datetime.fromtimestamp(int(since)).isoformat()  # local time, as sacct reads and prints it
+        command = ["sacct", "-X", "-n", "-P", "-S", start, "--name", ",".join(sorted(missing))]
+        out = _retrying("sacct", lambda: _slurm([*command, "-o", "JobID,JobName,Submit"]))
+        for line in out.splitlines():
+            job_id, name, submitted = (line.split("|") + ["", ""])[:3]
+            if submitted >= start:
+                found.setdefault(name, job_id.split("_")[0])
+    return found
+
+
+def _cancel_named(name: str) -> None:
+    job_ids = sorted({job_id.split("_")[0] for job_id, job_name in _live_jobs().items() if job_name == name})
+    if job_ids:
+        logger.warning("cancelling job %s: its sbatch failed but queued it", ",".join(job_ids))
+        _slurm(["scancel", *job_ids])
+
+
+def _parse_states(lines: Iterable[str], separator: str) -> dict[str, str]:
+    """Job id -> state from ``JOBID<sep>STATE`` lines; a pending array's ``A_[2-5%2]`` row is expanded.
+
+    A task's own row wins over a range row (accounting may still list a started task in the range).
+    """
+    ranged: dict[str, str] = {}
+    exact: dict[str, str] = {}
+    for line in lines:
+        job, _, state = line.strip().partition(separator)
+        if not job or not state:
+            continue
+        target = ranged if "[" in job else exact
+        for main, *index in read_job_id(job):
+            tasks = range(int(index[0]), int(index[-1]) + 1) if index else [None]
+            for task in tasks:
+                target[main if task is None else f"{main}_{task}"] = state.split()[0]  # "CANCELLED by 0"
+    return {**ranged, **exact}
+
+
+def _sacct_states(bases: list[str]) -> dict[str, str]:
+    """States of these (array) jobs and all their tasks, from accounting; empty if sacct fails."""
+    command = ["sacct", "-j", ",".join(bases), "-X", "-n", "-P", "-o", "JobID,State"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        logger.warning("sacct failed (%s); asking squeue", proc.stderr.strip() or proc.returncode)
+        return {}
+    return _parse_states(proc.stdout.splitlines(), "|")
+
+
+def _squeue_states(bases: list[str]) -> dict[str, str]:
+    """States of the live ones among these jobs (squeue answers non-zero when none is live)."""
+    command = ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(bases)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return _parse_states(proc.stdout.splitlines(), " ")

@@ -1,0 +1,618 @@
+"""Sweep specs: the YAML file that says which runs regenerate a paper table, checked before anything runs.
+
+A spec names a base config, fixed overrides for every run, a training grid and an evaluation grid that
+every training gets::
+
+    name: table2
+    table: table2                       # the paper table it regenerates (optional)
+    base_config: experiments/mimdet_vit_base.py
+    overrides: {dataloader.train.total_batch_size: 64}
+    train:
+      grid: product                     # product | zip | rows
+      axes: {model.backbone.bottom_up.train_sample_ratio: [0.125, 0.25, 0.5, 0.75, 1.0]}
+      resources: {nodes: 4, gpus_per_node: 8}
+    eval:
+      axes: {model.backbone.bottom_up.test_sample_ratio: [0.125, 0.25, 0.5, 0.75, 1.0]}
+      filter: test_sample_ratio >= train_sample_ratio
+    executor: slurm
+
+Grids: ``product`` crosses the axes, ``zip`` pairs them up value by value, ``rows`` lists the trainings
+one by one (``{label, overrides, base_config}``); a row may name its own ``base_config`` so that one
+table compares different models (Table 1: MIMDet against the Benchmarking ViT). A grid without axes is
+one training; ``eval: {}`` is one evaluation per training at the config's own test settings, and no
+``eval`` section means no evaluations. A filter is a tiny expression language (comparisons, ``and``,
+``or``, ``not``, parentheses, numbers, strings) over the axis names — the last component of each axis
+key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by node, never by ``eval``.
+
+Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
+or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
+directory. Every ``key=value`` the spec can produce is checked against the base config it applies to
+(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair.
+
+Every problem is one ``SpecError`` line, ``FILE:LINE: key.path: problem (allowed: ...)``. Loading checks
+everything the spec shows on its own; the two problems that need the expanded runs — two cells that are
+the same run, a filter comparing values that do not compare — are raised by ``sweeps.expand.expand`` as
+``SpecError`` lines too.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import json
+import operator
+import re
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from mimdet.config import EXPERIMENTS, load_config
+from mimdet.overrides import check_override, parse_override
+
+from .runs import Resources
+
+KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
+MAX_DECODERS = 8
+_DEFAULT = Resources()
+
+
+class SpecError(ValueError):
+    """A spec that cannot run, as one line: ``FILE:LINE: key.path: problem (allowed: ...)``.
+
+    ``SpecError.at`` builds that line and keeps its parts; a caller with no position to give (the CLI
+    naming a run the sweep lacks) passes the whole line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+        self.source: str | None = None
+        self.line: int | None = None
+        self.path: str | None = None
+        self.problem = str(self)
+
+    @classmethod
+    def at(cls, source: str, line: int, path: str, problem: str) -> SpecError:
+        error = cls(f"{source}:{line}: {path}: {problem}")
+        error.source, error.line, error.path, error.problem = source, line, path, " ".join(problem.split())
+        return error
+
+
+# --- the schema --------------------------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResourcesSpec(_Section):
+    """A stage's job request; defaults and meaning are ``sweeps.runs.Resources``'s."""
+
+    nodes: int = Field(_DEFAULT.nodes, ge=1)
+    gpus_per_node: int = Field(_DEFAULT.gpus_per_node, ge=0)
+    cpus_per_task: int = Field(_DEFAULT.cpus_per_task, ge=1)
+    mem_gb: float | None = Field(_DEFAULT.mem_gb, gt=0)
+    time_min: int = Field(_DEFAULT.time_min, ge=1)
+    partition: str | None = _DEFAULT.partition
+    account: str | None = _DEFAULT.account
+    qos: str | None = _DEFAULT.qos
+    constraint: str | None = _DEFAULT.constraint
+    sbatch_extra: dict[str, str] = Field(default_factory=dict)
+    max_in_flight: int = Field(_DEFAULT.max_in_flight, ge=1)
+
+    def to_resources(self) -> Resources:
+        return Resources(**{f.name: getattr(self, f.name) for f in fields(Resources)})
+
+
+class Row(_Section):
+    """One training of a ``rows`` grid; ``base_config`` replaces the spec's for this row only."""
+
+    label: str = Field(min_length=1)
+    base_config: str | None = None
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class TrainStage(_Section):
+    grid: Literal["product", "zip", "rows"] = "product"
+    axes: dict[str, list[JsonValue]] = Field(default_factory=dict)
+    rows: list[Row] = Field(default_factory=list)
+    resources: ResourcesSpec = Field(default_factory=lambda: ResourcesSpec.model_validate({}))
+
+
+class EvalStage(_Section):
+    axes: dict[str, list[JsonValue]] = Field(default_factory=dict)
+    filter: str | None = None
+    resources: ResourcesSpec = Field(default_factory=lambda: ResourcesSpec.model_validate({}))
+
+
+class SweepSpec(_Section):
+    """A validated spec; ``error(path, problem)`` turns a later problem into a ``SpecError`` line."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    table: Literal["table1", "table2", "table3", "table4", "fig2"] | None = None
+    base_config: str
+    root: str | None = None
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
+    train: TrainStage
+    eval: EvalStage | None = None
+    executor: Literal["local", "slurm"] = "local"
+
+    _source: str = PrivateAttr("<spec>")
+    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+
+    def error(self, path: KeyPath, problem: str) -> SpecError:
+        """A ``SpecError`` at ``path`` (keys and indexes from the top), with the line it was written on."""
+        return SpecError.at(self._source, _line_of(self._lines, path), _dotted(path), problem)
+
+    def axis_names(self) -> list[str]:
+        """The names a filter and a run's ``cell`` use: the last component of each axis key."""
+        train = ["row"] if self.train.grid == "rows" else [axis_name(key) for key in self.train.axes]
+        return train + [axis_name(key) for key in (self.eval.axes if self.eval else {})]
+
+
+def axis_name(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read, parse and check a spec file; any problem is a one-line ``SpecError``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError.at(source, 1, "(file)", f"cannot read: {error}") from None
+    return parse_spec(text, source=source, spec_dir=Path(path).parent)
+
+
+def parse_spec(text: str, *, source: str = "<string>", spec_dir: Path | None = None) -> SweepSpec:
+    """``load_spec`` for text in hand; relative base configs may also be found in ``spec_dir``."""
+    lines: dict[KeyPath, int] = {}
+    data = _plain(_parse_yaml(text, source), (), lines)
+    if data is None:
+        raise SpecError.at(
+            source, 1, "(top level)", f"empty spec (allowed: {', '.join(SweepSpec.model_fields)})"
+        )
+    if not isinstance(data, dict):
+        raise SpecError.at(source, 1, "(top level)", f"expected a mapping of keys, got {_describe(data)}")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as error:
+        raise _first_problem(error, data, lines, source) from None
+    spec._source = source
+    spec._lines = lines
+    _check(spec, spec_dir or Path.cwd())
+    return spec
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(error, "problem", None) or str(error)
+        context = getattr(error, "context", None)
+        raise SpecError.at(
+            source, line, "(YAML syntax)", f"{problem}{f' ({context})' if context else ''}"
+        ) from None
+
+
+def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
+    """ruamel's round-trip nodes as plain Python data, recording the line of every key and item."""
+    if isinstance(node, dict):
+        plain = {}
+        for key, value in node.items():
+            key = _scalar(key)
+            lines[(*path, key)] = _node_line(node, key) or lines.get(path, 1)
+            plain[key] = _plain(value, (*path, key), lines)
+        return plain
+    if isinstance(node, list):
+        for index in range(len(node)):
+            lines[(*path, index)] = _item_line(node, index) or lines.get(path, 1)
+        return [_plain(value, (*path, i), lines) for i, value in enumerate(node)]
+    return _scalar(node)
+
+
+def _node_line(node: Any, key: Any) -> int | None:
+    try:
+        return int(node.lc.key(key)[0]) + 1
+    except (AttributeError, KeyError, TypeError):
+        return None  # a key merged in through `<<:` has no line of its own
+
+
+def _item_line(node: Any, index: int) -> int | None:
+    try:
+        return int(node.lc.item(index)[0]) + 1
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _scalar(value: Any) -> Any:
+    """ruamel's scalar subclasses (ScalarFloat, ScalarInt, ScalarBoolean, quoted strings) as plain types."""
+    if isinstance(value, ScalarBoolean):
+        return bool(value)  # an int subclass: test it before int
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _line_of(lines: Mapping[KeyPath, int], path: KeyPath) -> int:
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return min(lines.values(), default=1)
+
+
+def _dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- schema errors: the first one, as a line -------------------------------------------------------------
+
+
+def _first_problem(error: ValidationError, data: Any, lines: dict[KeyPath, int], source: str) -> SpecError:
+    problems = []
+    for detail in error.errors():
+        path = _data_path(detail["loc"], data, keep_last=detail["type"] in ("missing", "extra_forbidden"))
+        missing = detail["type"] == "missing"  # sorted last: a misspelt key explains a missing one
+        problems.append((missing, _line_of(lines, path), path, _problem_text(detail, path)))
+    _, line, path, problem = min(problems, key=lambda p: p[:2])
+    return SpecError.at(source, line, _dotted(path), problem)
+
+
+def _data_path(loc: tuple[Any, ...], data: Any, *, keep_last: bool) -> KeyPath:
+    """The part of pydantic's location that names data (its union-member tags left out)."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif keep_last and index == len(loc) - 1:
+            pass
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _problem_text(detail: Any, path: KeyPath) -> str:
+    kind = detail["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        allowed = _fields_at(path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=3)
+        hint = f", did you mean {' or '.join(close)}?" if close else ""
+        return f"unknown key{hint} (allowed: {', '.join(allowed)})"
+    if kind == "literal_error":
+        expected = detail["ctx"]["expected"].replace(" or ", ", ")
+        return f"{_describe(detail['input'])} is not allowed (allowed: {expected})"
+    message = str(detail["msg"]).replace("Input should be", "should be")
+    return f"{message}, got {_describe(detail['input'])}"
+
+
+def _fields_at(path: KeyPath) -> list[str]:
+    """The keys the schema allows at ``path`` (a section of the spec)."""
+    model: Any = SweepSpec
+    for part in path:
+        if isinstance(part, int):
+            continue  # into a list of rows: the row model is already selected below
+        if part not in model.model_fields:
+            return []
+        annotation = model.model_fields[part].annotation
+        model = next(
+            (a for a in _walk_types(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _walk_types(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for inner in getattr(annotation, "__args__", ()):
+        yield from _walk_types(inner)
+
+
+# --- checks beyond the schema ----------------------------------------------------------------------------
+
+
+def _check(spec: SweepSpec, spec_dir: Path) -> None:
+    _check_grid(spec)
+    _check_axis_names(spec)
+    configs = _check_base_configs(spec, spec_dir)
+    _check_values(spec, configs)
+    if spec.eval is not None and spec.eval.filter is not None:
+        try:
+            compile_filter(spec.eval.filter, spec.axis_names())
+        except ValueError as error:
+            raise spec.error(("eval", "filter"), str(error)) from None
+
+
+def _check_grid(spec: SweepSpec) -> None:
+    train = spec.train
+    if train.grid == "rows":
+        if train.axes:
+            raise spec.error(("train", "axes"), "a rows grid takes rows, not axes (allowed: rows)")
+        if not train.rows:
+            raise spec.error(("train", "rows"), "empty: a rows grid needs at least one row")
+        labels: set[str] = set()
+        for index, row in enumerate(train.rows):
+            if row.label in labels:
+                raise spec.error(("train", "rows", index, "label"), f"duplicate row label {row.label!r}")
+            labels.add(row.label)
+    elif train.rows:
+        raise spec.error(
+            ("train", "rows"), f"rows are for grid: rows, this grid is {train.grid} (allowed: axes)"
+        )
+    stages = [("train", train.axes)] + ([("eval", spec.eval.axes)] if spec.eval else [])
+    for stage, axes in stages:
+        for key, values in axes.items():
+            if not values:
+                raise spec.error((stage, "axes", key), "empty axis: give at least one value")
+    if train.grid == "zip":
+        lengths = {key: len(values) for key, values in train.axes.items()}
+        first = next(iter(lengths), None)
+        for key, length in lengths.items():
+            if first is not None and length != lengths[first]:
+                problem = f"zip axes differ in length: {length} values here, {lengths[first]} in {first}"
+                raise spec.error(("train", "axes", key), problem)
+
+
+def _check_axis_names(spec: SweepSpec) -> None:
+    """Names must be unique (cells and filters use them), and a key varies in one place only."""
+    seen: dict[str, KeyPath] = {}
+    reserved = {"row"} if spec.train.grid == "rows" else set()
+    stages = [("train", spec.train.axes)] + ([("eval", spec.eval.axes)] if spec.eval else [])
+    for stage, axes in stages:
+        for key in axes:
+            path: KeyPath = (stage, "axes", key)
+            name = axis_name(key)
+            if name in seen or name in reserved:
+                other = _dotted(seen[name]) if name in seen else "the rows grid's row label"
+                raise spec.error(path, f"axis name {name!r} is already used by {other}")
+            if key in spec.overrides:
+                raise spec.error(path, f"also a fixed override (overrides.{key}): give it in one place")
+            seen[name] = path
+
+
+def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig]:
+    """Resolve and load every base config once; ``base_config`` fields become runnable paths."""
+    configs: dict[str, DictConfig] = {}
+    entries: list[tuple[KeyPath, Any]] = [(("base_config",), spec)]
+    entries += [
+        (("train", "rows", i, "base_config"), r) for i, r in enumerate(spec.train.rows) if r.base_config
+    ]
+    for path, holder in entries:
+        name = holder.base_config
+        found = _find_config(name, spec_dir)
+        if found is None:
+            folders = dict.fromkeys(str(f) for f in (Path.cwd(), EXPERIMENTS, EXPERIMENTS.parent, spec_dir))
+            where = ", ".join(folders)
+            raise spec.error(path, f"config file not found: {name} (looked in {where})")
+        holder.base_config = found
+        try:
+            configs[found] = _config(found)
+        except Exception as error:  # noqa: BLE001 — a broken config file is a spec problem to report
+            reason = (str(error).splitlines() or [""])[0]
+            raise spec.error(path, f"cannot load config {name}: {type(error).__name__}: {reason}") from None
+    return configs
+
+
+def _find_config(name: str, spec_dir: Path) -> str | None:
+    """A path to config ``name`` that works from the working directory, or None."""
+    if Path(name).is_file() or (EXPERIMENTS / name).is_file():
+        return name  # what mimdet.config.resolve_config_path finds as written
+    for folder in (EXPERIMENTS.parent, spec_dir):
+        if (folder / name).is_file():
+            return str((folder / name).resolve())
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _config(config_file: str) -> DictConfig:
+    return load_config(config_file)
+
+
+def _check_values(spec: SweepSpec, configs: dict[str, DictConfig]) -> None:
+    """Each ``key: value`` the spec can produce: its range, then the base config of every run it reaches."""
+    rows = spec.train.rows if spec.train.grid == "rows" else []
+    trained = list(dict.fromkeys([r.base_config or spec.base_config for r in rows] or [spec.base_config]))
+    checked: set[tuple[str, str]] = set()
+
+    def check(path: KeyPath, key: str, value: Any, targets: list[str]) -> None:
+        _check_range(spec, path, key, value)
+        try:
+            override = override_string(key, value)
+            for target in targets:
+                if (target, override) not in checked:
+                    check_override(configs[target], override)
+                    checked.add((target, override))
+        except ValueError as error:  # OverrideError included
+            raise spec.error(path, _without_prefix(str(error))) from None
+
+    for key, value in spec.overrides.items():
+        check(("overrides", key), key, value, trained)
+    for key, values in spec.train.axes.items():
+        for index, value in enumerate(values):
+            check(("train", "axes", key, index), key, value, [spec.base_config])
+    for row_index, row in enumerate(rows):
+        for key, value in row.overrides.items():
+            path: KeyPath = ("train", "rows", row_index, "overrides", key)
+            check(path, key, value, [row.base_config or spec.base_config])
+    for key, values in (spec.eval.axes if spec.eval else {}).items():
+        for index, value in enumerate(values):
+            check(("eval", "axes", key, index), key, value, trained)
+
+
+def _check_range(spec: SweepSpec, path: KeyPath, key: str, value: Any) -> None:
+    name = axis_name(key)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if name.endswith("sample_ratio") and not (number and 0 < value <= 1):
+        problem = f"ratio {_describe(value)} is not a number in (0, 1] (allowed: 0 < ratio <= 1)"
+        raise spec.error(path, problem)
+    if name == "num_decoders" and not (type(value) is int and 0 <= value <= MAX_DECODERS):
+        problem = f"{_describe(value)} is not a decoder count (allowed: integers 0..{MAX_DECODERS})"
+        raise spec.error(path, problem)
+
+
+def _without_prefix(message: str) -> str:
+    """OverrideError's problem without its ``bad override '...':`` lead (the key path says where)."""
+    match = re.match(r"bad override (?:'[^']*'|\"[^\"]*\"): ", message)
+    return message[match.end() :] if match else message
+
+
+# --- values as Hydra/detectron2 override text ------------------------------------------------------------
+
+_UNQUOTED = re.compile(r"^[A-Za-z_/][\w./\-:@]*$")
+
+
+def override_string(key: str, value: Any) -> str:
+    """``key=value`` in the syntax ``LazyConfig.apply_overrides`` reads back as exactly ``value``.
+
+    ValueError where no such text exists (e.g. a mapping key Hydra cannot spell). Cached: a sweep writes
+    the same few values over and over.
+    """
+    fingerprint = json.dumps(value, sort_keys=True)
+    text = _WRITTEN.get((key, fingerprint))
+    if text is None:
+        text = f"{key}={_value_text(value)}"
+        parsed_key, parsed = parse_override(text)
+        if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
+            raise ValueError(f"{_describe(value)} cannot be written as a key=value override")
+        _WRITTEN[(key, fingerprint)] = text
+    return text
+
+
+_WRITTEN: dict[tuple[str, str], str] = {}
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # 0.5, 1e-05, inf, nan: all Hydra floats
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_value_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_value_text(v)}" for k, v in value.items()) + "}"
+    return _string_text(str(value))
+
+
+def _string_text(text: str) -> str:
+    """Unquoted where Hydra reads it back as this string, else single-quoted with Hydra's escapes.
+
+    Hydra un-escapes a backslash only before a quote or at the end of a quoted string, so only those
+    are doubled.
+    """
+    if _UNQUOTED.match(text) and text.lower() not in ("null", "true", "false", "nan", "inf"):
+        return text
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
+
+
+# --- filters ---------------------------------------------------------------------------------------------
+
+_COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_LANGUAGE = "comparisons < <= > >= == !=, and, or, not, parentheses, numbers, strings, axis names"
+
+Cell = Mapping[str, Any]
+
+
+def compile_filter(text: str, names: list[str]) -> Callable[[Cell], bool]:
+    """A predicate over a cell's axis values; ValueError (one line) for anything outside the language."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as error:
+        raise ValueError(f"not a valid filter expression: {error.msg} (allowed: {_LANGUAGE})") from None
+    predicate = _compile(tree.body, names)
+    return lambda cell: bool(predicate(cell))
+
+
+def _compile(node: ast.expr, names: list[str]) -> Callable[[Cell], Any]:
+    if isinstance(node, ast.BoolOp):
+        parts = [_compile(value, names) for value in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda cell: all(part(cell) for part in parts)
+        return lambda cell: any(part(cell) for part in parts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        negated = _compile(node.operand, names)
+        return lambda cell: not negated(cell)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        number = node.operand.value if isinstance(node.operand, ast.Constant) else None
+        if type(number) not in (int, float):
+            _refuse(node, "a sign goes on a number only")
+        constant = -typing.cast(float, number) if isinstance(node.op, ast.USub) else number
+        return lambda cell: constant
+    if isinstance(node, ast.Compare):
+        return _compile_comparison(node, names)
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise ValueError(f"unknown axis name {node.id!r} in the filter (allowed: {', '.join(names)})")
+        name = node.id
+        return lambda cell: cell[name]
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str):
+        value = node.value
+        return lambda cell: value
+    _refuse(node, f"{type(node).__name__} is not part of the filter language")
+
+
+def _compile_comparison(node: ast.Compare, names: list[str]) -> Callable[[Cell], bool]:
+    terms = [_compile(node.left, names)] + [_compile(c, names) for c in node.comparators]
+    tests = []
+    for op in node.ops:
+        test = _COMPARISONS.get(type(op))
+        if test is None:
+            _refuse(node, f"{type(op).__name__} is not a comparison of the filter language")
+        tests.append(test)
+
+    def compare(cell: Cell) -> bool:
+        values = [term(cell) for term in terms]
+        return all(test(a, b) for test, a, b in zip(tests, values, values[1:], strict=False))
+
+    return compare
+
+
+def _refuse(node: ast.AST, problem: str) -> NoReturn:
+    snippet = ast.unparse(node)
+    raise ValueError(f"{problem}: {snippet[:40]} (allowed: {_LANGUAGE})")

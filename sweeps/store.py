@@ -1,0 +1,99 @@
+"""The results store: one folder per run, ``ROOT/runs/<run_id>/``, shared by everyone who uses the root.
+
+A run's folder holds ``run.json`` (its ``RunSpec``, written before it starts), the run's own output
+(``record.json``, ``log.txt``, ``config.yaml``, checkpoints), ``job.json`` (the executor's handle: which
+process or SLURM job runs it) and the job's logs. State is read from these files, so any process — a
+re-run of ``sweep run``, ``sweep status`` on another login node — sees the same thing.
+
+The root comes from ``--root``, else ``$MIMDET_RESULTS``, else the spec, else ``./results``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mimdet.record import RecordError, RunRecord, read_record
+
+from .runs import RunSpec
+
+ENV_ROOT = "MIMDET_RESULTS"
+DEFAULT_ROOT = "results"
+
+
+def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
+    """The store's root by precedence: command line, environment, spec, default."""
+    return Path(cli_root or os.environ.get(ENV_ROOT) or spec_root or DEFAULT_ROOT).expanduser().resolve()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Readers see the old content or the new, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def write_spec(self, run: RunSpec) -> None:
+        write_json_atomic(self.run_dir(run.run_id) / "run.json", run.to_json())
+
+    def record(self, run_id: str) -> RunRecord | None:
+        """The run's record, or None if it has none (yet) or it cannot be read."""
+        path = self.run_dir(run_id) / "record.json"
+        if not path.exists():
+            return None
+        try:
+            return read_record(path)
+        except RecordError:
+            return None
+
+    def job(self, run_id: str) -> dict[str, Any] | None:
+        """The executor's handle of the run's latest job."""
+        return read_json(self.run_dir(run_id) / "job.json")
+
+    def write_job(self, run_id: str, handle: dict[str, Any]) -> None:
+        write_json_atomic(self.run_dir(run_id) / "job.json", handle)
+
+    def log_path(self, run_id: str) -> Path:
+        """The run's main log: detectron2's log.txt, else the job's stderr."""
+        folder = self.run_dir(run_id)
+        for name in ("log.txt", "stderr.log"):
+            if (folder / name).exists():
+                return folder / name
+        found = self._job_logs(run_id)
+        return found[-1] if found else folder / "log.txt"
+
+    def log_tail(self, run_id: str, lines: int = 20) -> str:
+        paths = [self.run_dir(run_id) / "stderr.log", *self._job_logs(run_id)]
+        for path in reversed(paths):
+            if path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                return "\n".join(text[-lines:])
+        return ""
+
+    def _job_logs(self, run_id: str) -> list[Path]:
+        """The run's SLURM job logs, oldest first (by time: job ids do not sort as text)."""
+        return sorted(self.run_dir(run_id).glob("slurm/*_log.err"), key=lambda path: path.stat().st_mtime)

@@ -1,0 +1,28 @@
+#!/bin/bash
+
+# Parameters
+#SBATCH --account=mimdet
+#SBATCH --array=0-1%2
+#SBATCH --constraint=volta32gb
+#SBATCH --cpus-per-task=10
+#SBATCH --dependency=afterok:1234_5
+#SBATCH --error=/results/slurm/BATCH/%A_%a/%A_%a_0_log.err
+#SBATCH --exclusive=user
+#SBATCH --gpus-per-node=8
+#SBATCH --hold
+#SBATCH --job-name=mimdet-eval-BATCH
+#SBATCH --kill-on-invalid-dep=yes
+#SBATCH --mem=480GB
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=8
+#SBATCH --open-mode=append
+#SBATCH --output=/results/slurm/BATCH/%A_%a/%A_%a_0_log.out
+#SBATCH --partition=learnfair
+#SBATCH --qos=high
+#SBATCH --signal=USR2@120
+#SBATCH --time=4320
+#SBATCH --wckey=submitit
+
+# command
+export SUBMITIT_EXECUTOR=slurm
+srun --unbuffered --output /results/slurm/BATCH/%A_%a/%A_%a_%t_log.out --error /results/slurm/BATCH/%A_%a/%A_%a_%t_log.err python -u -m submitit.core._submit /results/slurm/BATCH/%j

@@ -1,0 +1,395 @@
+"""The SLURM executor: its job settings and sbatch script (no cluster), then micro sweeps on the local SLURM.
+
+The cluster tests submit real micro trainings (8 synthetic images, a few iterations on 1 CPU, ~10 s)
+through ``SlurmExecutor`` and check what SLURM and the store show: one array per stage, evaluations
+started after their training ended, a failure kept with its log, cancellation, a preempted training
+resumed from its checkpoint, and no job submitted twice (also after a ``sweep run`` died mid-submission,
+and when sbatch times out after queueing). Jobs ask for 1 CPU / 3 GB, so two run at once; every wait is
+bounded, and a test's leftover jobs are cancelled when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import submitit
+from submitit.slurm import slurm as submitit_slurm
+
+import sweeps.slurm
+from mimdet.data.synthetic import make_synthetic_coco
+from sweeps.collect import results_frame
+from sweeps.expand import SweepPlan
+from sweeps.runs import Resources, RunSpec, RunState, Stage
+from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_settings, submitit_executor
+from sweeps.state import collect_states
+from sweeps.store import Store, read_json, write_json_atomic
+from tests.slurm_cluster import SlurmCluster
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+CONFIG = str(REPO / "experiments" / "tiny_mimdet.py")
+RATIO = "model.backbone.bottom_up.test_sample_ratio"
+MICRO = Resources(cpus_per_task=1, mem_gb=3, time_min=10, max_in_flight=2)
+SWEEP_TIMEOUT_S = 150.0  # a micro training takes ~10 s, an evaluation ~8 s (two at a time)
+PAPER = Resources(
+    nodes=4,
+    gpus_per_node=8,
+    cpus_per_task=10,
+    mem_gb=480,
+    time_min=4320,
+    partition="learnfair",
+    account="mimdet",
+    qos="high",
+    constraint="volta32gb",
+    sbatch_extra={"exclusive": "user"},
+    max_in_flight=4,
+)
+
+
+# ----------------------------------------------------------------------------- settings (no cluster)
+def test_launcher_settings_convert_every_resource() -> None:
+    assert launcher_settings(PAPER, "train") == {
+        "name": "mimdet-train",
+        "nodes": 4,
+        "gpus_per_node": 8,
+        "tasks_per_node": 8,
+        "cpus_per_task": 10,
+        "mem_gb": 480,
+        "timeout_min": 4320,
+        "slurm_partition": "learnfair",
+        "slurm_account": "mimdet",
+        "slurm_qos": "high",
+        "slurm_constraint": "volta32gb",
+        "slurm_additional_parameters": {"exclusive": "user"},
+        "slurm_array_parallelism": 4,
+        "slurm_signal_delay_s": 120,
+        "slurm_max_num_timeout": 10,
+    }
+    assert launcher_settings(Resources(time_min=2), "eval") == {
+        "name": "mimdet-eval",
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "cpus_per_task": 2,
+        "timeout_min": 2,
+        "slurm_additional_parameters": {},
+        "slurm_array_parallelism": 8,
+        "slurm_signal_delay_s": 30,  # a quarter of a short time limit
+        "slurm_max_num_timeout": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reference", "stage", "count", "dependency"),
+    [("sbatch_train_array.sh", "train", 3, ""), ("sbatch_eval_after.sh", "eval", 2, "afterok:1234_5")],
+)
+def test_sbatch_script_matches_reference(
+    monkeypatch: pytest.MonkeyPatch, reference: str, stage: Stage, count: int, dependency: str
+) -> None:
+    """The script submitit writes for a batch, built by its own builder; delete the file to re-record it."""
+    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # no srun here
+    folder = "/results/slurm/BATCH/%j"
+    settings = batch_settings(PAPER, stage, name=f"mimdet-{stage}-BATCH", dependency=dependency)
+    executor = submitit_executor(folder, settings)
+    script = submitit_slurm._make_sbatch_string(
+        command=f"python -u -m submitit.core._submit {folder}",
+        folder=folder,
+        map_count=count,
+        **executor._executor.parameters,
+    )
+    path = DATA / reference
+    if not path.exists():
+        path.write_text(script)
+    assert script == path.read_text()
+    assert executor._executor.max_num_timeout == 10  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
+
+
+def micro_overrides(data: Path) -> tuple[str, ...]:
+    """tests/test_train.py's micro setting: tiny config, 8 train / 4 val images, no MAE initialisation."""
+    return (
+        f"dataset_paths={{micro_train:[{data}/annotations/instances_train.json,{data}/train],"
+        f"micro_val:[{data}/annotations/instances_val.json,{data}/val]}}",
+        "dataloader.train.dataset.names=micro_train",
+        "dataloader.test.dataset.names=micro_val",
+        "dataloader.train.total_batch_size=2",
+        "dataloader.train.num_workers=0",
+        "dataloader.test.num_workers=0",
+        "train.mae_checkpoint=''",
+        "train.log_period=2",
+    )
+
+
+def training(data: Path, name: str, *extra: str, resources: Resources = MICRO) -> RunSpec:
+    """A micro training with a run id unique to this test session (job names carry it)."""
+    overrides = (*micro_overrides(data), "train.max_iter=4", "train.checkpointer.period=2", *extra)
+    return RunSpec(f"{name}-{uuid.uuid4().hex[:6]}", "train", CONFIG, overrides, resources=resources)
+
+
+def evaluation(data: Path, parent: RunSpec, ratio: float) -> RunSpec:
+    overrides = (*micro_overrides(data), f"{RATIO}={ratio}")
+    return RunSpec(f"{parent.run_id}-eval-{ratio}", "eval", CONFIG, overrides, parent.run_id, resources=MICRO)
+
+
+@pytest.fixture
+def store(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Store]:
+    """A results store; its jobs still queued or running when the test ends are cancelled."""
+    store = Store(tmp_path / "results")
+    yield store
+    job_ids, names = set(), set()
+    for folder in (store.root / "runs").glob("*"):
+        job_ids |= {path.name.removesuffix("_submitted.pkl") for path in folder.glob("slurm/*_submitted.pkl")}
+        job_ids |= {str(handle["job_id"])} if (handle := store.job(folder.name)) else set()
+        names |= {marker["job_name"]} if (marker := read_json(folder / MARKER)) else set()
+    if job_ids:
+        subprocess.run(["scancel", *sorted(job_ids)], capture_output=True, timeout=30)
+    for name in names:
+        subprocess.run(["scancel", "--me", "--name", name], capture_output=True, timeout=30)
+
+
+def sacct_rows(
+    job_ids: list[str], fields: str, rows: int, timeout_s: float = 30
+) -> dict[str, dict[str, str]]:
+    """``sacct -X`` rows of these jobs by job id, once ``rows`` of them are there (accounting lags)."""
+    names = ["JobID", *fields.split(",")]
+    bases = ",".join(sorted({job_id.split("_")[0] for job_id in job_ids}))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-j", bases, "-o", ",".join(names)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        split = [line.split("|") for line in out.splitlines()]
+        found = {values[0]: dict(zip(names, values, strict=True)) for values in split}
+        if len(found) >= rows:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"sacct -j {bases}: want {rows} rows after {timeout_s:.0f}s, got {found}")
+        time.sleep(0.5)
+
+
+def jobs_named(name: str) -> list[str]:
+    """Every job of this name SLURM knows: the live ones (squeue) and the ended ones (sacct, last hour)."""
+    live = subprocess.run(
+        ["squeue", "--me", "-h", "-o", "%i", "--name", name], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    ended = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", "now-1hour", "--name", name, "-o", "JobID"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
+    return sorted({job_id.split("_")[0] for job_id in live + ended}, key=int)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout_s:.0f}s")
+        time.sleep(0.5)
+
+
+def starts_of_training(log: Path) -> list[int]:
+    lines = log.read_text().splitlines()
+    return [int(line.rsplit(" ", 1)[1]) for line in lines if "Starting training from iteration" in line]
+
+
+# ----------------------------------------------------------------------------- on the local SLURM
+def test_micro_sweep_trains_in_one_array_and_evaluates_after(store: Store, micro_data: Path) -> None:
+    trainings = [training(micro_data, f"train{seed}", f"train.seed={seed}") for seed in (1, 2)]
+    evaluations = [evaluation(micro_data, parent, ratio) for parent in trainings for ratio in (0.25, 0.5)]
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([*trainings, *evaluations])
+    assert set(handles) == {run.run_id for run in [*trainings, *evaluations]} and executor.skipped == {}
+    assert all(store.job(run_id) == handle for run_id, handle in handles.items())
+
+    array = handles[trainings[0].run_id]["job_id"].split("_")[0]
+    assert [handles[run.run_id]["job_id"] for run in trainings] == [f"{array}_0", f"{array}_1"]
+    for parent in trainings:  # the evaluations of a training: one array of their own
+        ids = [handles[run.run_id]["job_id"] for run in evaluations if run.parent == parent.run_id]
+        assert len({job_id.split("_")[0] for job_id in ids}) == 1 and ids[0].split("_")[0] != array
+
+    states = executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)
+    assert set(states.values()) == {RunState.COMPLETED}, states
+    rows = sacct_rows([handle["job_id"] for handle in handles.values()], "State,Start,End", rows=6)
+    for run in evaluations:
+        parent_end = datetime.fromisoformat(rows[handles[run.parent or ""]["job_id"]]["End"])
+        assert datetime.fromisoformat(rows[handles[run.run_id]["job_id"]]["Start"]) >= parent_end, run.run_id
+
+    plan = SweepPlan(trainings, evaluations)
+    statuses = collect_states(store, plan.runs, {"slurm": executor})
+    assert {status.state for status in statuses.values()} == {RunState.COMPLETED}
+    frame = results_frame(plan, store, statuses)
+    assert list(frame["status"]) == ["completed"] * 6
+    assert frame.loc[frame.stage == "eval", "bbox_AP"].notna().all()
+    for run in [*trainings, *evaluations]:  # the job's files stay with the run
+        assert list((store.run_dir(run.run_id) / "slurm").glob("*_log.out")), run.run_id
+        assert not (store.run_dir(run.run_id) / MARKER).exists()
+
+
+def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store, micro_data: Path) -> None:
+    missing = store.root / "nowhere" / "instances.json"
+    good = training(micro_data, "good")
+    ghost = f"dataset_paths={{ghost:[{missing},{store.root}]}}"
+    bad = training(micro_data, "bad", ghost, "dataloader.test.dataset.names=ghost")
+    after_bad = evaluation(micro_data, bad, 0.5)
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([good, bad, after_bad])
+    assert len({handles[run.run_id]["job_id"].split("_")[0] for run in (good, bad)}) == 1  # one array
+
+    states = executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)
+    assert states == {
+        good.run_id: RunState.COMPLETED,
+        bad.run_id: RunState.FAILED,
+        after_bad.run_id: RunState.CANCELLED,  # --kill-on-invalid-dep: its training can never succeed
+    }
+    record = store.record(bad.run_id)
+    assert record is not None and record.status == "failed" and str(missing) in (record.error or "")
+    assert str(missing) in store.log_tail(bad.run_id, lines=50)  # the job's stderr, in the run's folder
+    assert store.log_path(bad.run_id).exists()
+    statuses = collect_states(store, [good, bad, after_bad], {"slurm": executor})
+    assert [statuses[run.run_id].state for run in (good, bad, after_bad)] == [
+        RunState.COMPLETED,
+        RunState.FAILED,
+        RunState.CANCELLED,
+    ]
+    # an evaluation of a training known to have failed is not submitted at all
+    late = evaluation(micro_data, bad, 0.25)
+    assert executor.submit([late]) == {} and "failed" in executor.skipped[late.run_id]
+
+
+def test_cancel_ends_the_training_and_its_waiting_evaluation(store: Store, micro_data: Path) -> None:
+    long = training(micro_data, "long", "train.max_iter=2000")
+    after = evaluation(micro_data, long, 0.5)
+    executor = SlurmExecutor(store, poll_s=0.5)
+    handles = executor.submit([long, after])
+    train_handle = {long.run_id: handles[long.run_id]}
+    wait_for(lambda: executor.states(train_handle)[long.run_id] == RunState.RUNNING, "training running", 60)
+    assert executor.states({after.run_id: handles[after.run_id]})[after.run_id] == RunState.QUEUED
+
+    assert executor.cancel(train_handle) == 1
+    states = executor.wait(handles, timeout_s=60)
+    assert states == {long.run_id: RunState.CANCELLED, after.run_id: RunState.CANCELLED}
+    assert store.job(long.run_id) == {**handles[long.run_id], "cancelled": True}
+    assert executor.cancel(handles) == 0  # nothing live is left
+
+
+def test_preempted_training_is_requeued_and_resumes_from_checkpoint(store: Store, micro_data: Path) -> None:
+    # time limits under 12.5 min make submitit take any USR2 for a timeout; this one is a preemption
+    hour = Resources(cpus_per_task=1, mem_gb=3, time_min=60)
+    run = training(
+        micro_data, "preempted", "train.max_iter=40", "train.checkpointer.period=4", resources=hour
+    )
+    executor = SlurmExecutor(store, poll_s=1)
+    handle = executor.submit([run])[run.run_id]
+    folder = store.run_dir(run.run_id)
+
+    def saved_at_iteration_8() -> bool:  # the tag is written once the checkpoint file is complete
+        return (folder / "last_checkpoint").exists() and "0000007" in (folder / "last_checkpoint").read_text()
+
+    wait_for(saved_at_iteration_8, "checkpoint of iteration 8", 90)
+    submitit.SlurmJob(folder=handle["folder"], job_id=handle["job_id"])._interrupt()  # preemption
+    requeued = {run.run_id: handle}
+    wait_for(lambda: executor.states(requeued)[run.run_id] == RunState.QUEUED, "requeued", 30)
+    # the interrupted run wrote a failed record, but its job is queued again: nothing is submitted twice
+    assert SlurmExecutor(store).submit([run])[run.run_id]["job_id"] == handle["job_id"]
+    assert jobs_named(f"mimdet-{run.run_id}") == [handle["job_id"]]
+
+    assert executor.wait(requeued, timeout_s=SWEEP_TIMEOUT_S)[run.run_id] == RunState.COMPLETED
+    first, second = starts_of_training(folder / "log.txt")
+    assert first == 0 and second >= 8
+    record = store.record(run.run_id)
+    assert record is not None and record.status == "completed" and record.iterations == 40
+    submitit_log = "".join(path.read_text() for path in (folder / "slurm").glob("*_log.out"))
+    assert "this job is preempted" in submitit_log and "Requeued job" in submitit_log
+
+
+def test_submitting_twice_and_after_a_killed_submission_makes_no_duplicate(
+    store: Store, micro_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [training(micro_data, f"dup{seed}", "train.max_iter=2", f"train.seed={seed}") for seed in (1, 2)]
+    # a `sweep run` killed after sbatch, before the jobs' files were moved and their handles written
+    with monkeypatch.context() as patch:
+        patch.setattr(sweeps.slurm, "_adopt", _killed)
+        with pytest.raises(KeyboardInterrupt):
+            SlurmExecutor(store).submit(runs)
+    markers = [read_json(store.run_dir(run.run_id) / MARKER) for run in runs]
+    assert all(marker is not None for marker in markers) and store.job(runs[0].run_id) is None
+    name = str(markers[0]["job_name"])  # type: ignore[index]
+    [array] = jobs_named(name)
+    # a run whose marker names no job (sbatch never answered) is submitted afresh
+    fresh = training(micro_data, "fresh", "train.max_iter=2", resources=Resources(cpus_per_task=1, mem_gb=1))
+    marker = {"job_name": f"mimdet-{fresh.run_id}", "index": None, "batch_folder": str(store.root / "none")}
+    write_json_atomic(store.run_dir(fresh.run_id) / MARKER, {**marker, "written_at": time.time()})
+
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([*runs, fresh])
+    assert [handles[run.run_id]["job_id"] for run in runs] == [f"{array}_0", f"{array}_1"]
+    assert jobs_named(name) == [array] and len(jobs_named(f"mimdet-{fresh.run_id}")) == 1
+    assert not any((store.run_dir(run.run_id) / MARKER).exists() for run in [*runs, fresh])
+    # the caller's check: the runs are active or done, so a second `sweep run` leaves them alone ...
+    assert all(state in (RunState.QUEUED, RunState.RUNNING) for state in executor.states(handles).values())
+    # ... and submitting them again anyway finds their live jobs
+    assert executor.submit(runs) == {run.run_id: handles[run.run_id] for run in runs}
+    assert jobs_named(name) == [array]
+    assert executor.cancel({fresh.run_id: handles[fresh.run_id]}) == 1
+    # the recovered jobs were released and found their pickles in the runs' folders
+    states = executor.wait({run.run_id: handles[run.run_id] for run in runs}, timeout_s=SWEEP_TIMEOUT_S)
+    assert set(states.values()) == {RunState.COMPLETED}
+    assert all(store.record(run.run_id).status == "completed" for run in runs)  # type: ignore[union-attr]
+
+
+def _killed(job_folder: Path, target: Path) -> None:
+    raise KeyboardInterrupt
+
+
+def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
+    store: Store, micro_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A fake sbatch: the first call queues the job but reports a socket timeout; 'refused' runs never go."""
+    real = shutil.which("sbatch")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sbatch"
+    fake.write_text(
+        "#!/bin/bash\n"
+        f"n=$(( $(cat {tmp_path}/calls 2>/dev/null || echo 0) + 1 )); echo $n > {tmp_path}/calls\n"
+        'if grep -q "job-name=mimdet-refused" "$1"; then\n'
+        '  echo "sbatch: error: QOSMaxSubmitJobPerUserLimit" >&2; exit 1; fi\n'
+        f'if [ $n -eq 1 ]; then {real} --parsable "$@" > {tmp_path}/timed_out\n'
+        '  echo "sbatch: error: Socket timed out on send/recv operation" >&2; exit 1; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(sweeps.slurm, "FIRST_RETRY_S", 0.05)
+    flaky = training(micro_data, "flaky", "train.max_iter=2")
+    refused = training(micro_data, "refused", resources=Resources(cpus_per_task=1, mem_gb=1))
+
+    executor = SlurmExecutor(store)
+    handles = executor.submit([flaky, refused])
+    assert list(handles) == [flaky.run_id]
+    assert "QOSMaxSubmitJobPerUserLimit" in executor.skipped[refused.run_id]
+    assert (store.run_dir(refused.run_id) / MARKER).exists()  # the next submit looks for it by name
+    # the job the timed-out sbatch queued was cancelled; the retry's job is the only live one
+    timed_out = (tmp_path / "timed_out").read_text().strip()
+    assert executor.wait({"lost": {"job_id": timed_out}}, timeout_s=30) == {"lost": RunState.CANCELLED}
+    assert handles[flaky.run_id]["job_id"] != timed_out
+    assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id]["job_id"]]
+    assert executor.cancel(handles) == 1

@@ -1,0 +1,179 @@
+"""The sweep engine end to end with the local executor: a micro Table 2 from nothing to a table.
+
+Runs ``sweep`` as a user does (a subprocess), on the tiny config and an 8-image synthetic dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mimdet.data.synthetic import make_synthetic_coco
+from mimdet.record import read_record
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def spec_text(data: Path, *, iterations: int = 4, train_ratios: str = "[0.5, 1.0]", extra: str = "") -> str:
+    return f"""
+name: micro
+table: table2
+base_config: experiments/tiny_mimdet.py
+overrides:
+  dataset_paths:
+    micro_train: [{data}/annotations/instances_train.json, {data}/train]
+    micro_val: [{data}/annotations/instances_val.json, {data}/val]
+  dataloader.train.dataset.names: micro_train
+  dataloader.test.dataset.names: micro_val
+  dataloader.train.total_batch_size: 2
+  dataloader.train.num_workers: 0
+  dataloader.test.num_workers: 0
+  train.mae_checkpoint: ""
+  train.max_iter: {iterations}
+  train.checkpointer.period: 2
+{extra}
+train:
+  axes:
+    model.backbone.bottom_up.train_sample_ratio: {train_ratios}
+eval:
+  axes:
+    model.backbone.bottom_up.test_sample_ratio: [0.5, 1.0]
+  filter: test_sample_ratio >= train_sample_ratio
+"""
+
+
+def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, data: Path) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("sweep")
+    spec = folder / "micro.yaml"
+    spec.write_text(spec_text(data))
+    result = sweep("run", str(spec), "--root", str(folder / "results"), "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return spec, folder / "results"
+
+
+def test_run_completes_every_run_of_the_dag(finished: tuple[Path, Path]) -> None:
+    _spec, root = finished
+    records = [read_record(path) for path in sorted(root.glob("runs/*/record.json"))]
+    assert sorted(r.stage for r in records) == ["eval"] * 3 + ["train"] * 2
+    assert all(r.status == "completed" for r in records)
+    trainings = {r.run_id: r for r in records if r.stage == "train"}
+    for evaluation in (r for r in records if r.stage == "eval"):
+        training = trainings[evaluation.parent_run_id]
+        assert evaluation.variant.train_sample_ratio == training.variant.train_sample_ratio
+        assert evaluation.variant.test_sample_ratio >= training.variant.train_sample_ratio
+        finished_training = Path(training.output_dir, "model_final.pth").stat().st_mtime
+        assert Path(evaluation.output_dir, "record.json").stat().st_mtime > finished_training
+
+
+def test_a_second_run_starts_nothing(finished: tuple[Path, Path]) -> None:
+    spec, root = finished
+    result = sweep("run", str(spec), "--root", str(root))
+    assert result.returncode == 0 and "0 to start on local, 5 completed" in result.stdout
+
+
+def test_status_collect_and_table(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, root = finished
+    status = sweep("status", str(spec), "--root", str(root))
+    assert status.returncode == 0 and "5 completed" in status.stdout
+    collect = sweep("collect", str(spec), "--root", str(root), "-o", str(tmp_path / "results.parquet"))
+    assert collect.returncode == 0, collect.stderr[-2000:]
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(frame) == 5 and set(frame["status"]) == {"completed"}
+    table = sweep("table", str(spec), "--root", str(root), "--format", "md", "--with-paper")
+    assert table.returncode == 0, table.stderr[-2000:]
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].startswith("| train ↓ / inference → | 50% | 100% |")
+    assert lines[2].startswith("| 50% |") and "(paper 49.5 / 44.3" in lines[2]
+    assert lines[3].startswith("| 100% |  |")
+    latex = sweep(
+        "table", str(spec), "--root", str(root), "--format", "latex", "-o", str(tmp_path / "t2.tex")
+    )
+    assert latex.returncode == 0 and "\\toprule" in (tmp_path / "t2.tex").read_text()
+
+
+def test_a_failed_training_keeps_its_log_and_the_others_finish(data: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    # ratio 0.25 with no decoder is refused by the model: that training fails, ratio 1.0 runs
+    spec.write_text(
+        spec_text(data, train_ratios="[0.25, 1.0]", extra="  model.backbone.bottom_up.num_decoders: 0")
+    )
+    result = sweep("run", str(spec), "--root", str(tmp_path / "results"), "--max-parallel", "2")
+    assert result.returncode == 1, result.stdout[-3000:]
+    # 2 trainings, 3 evaluations: the failed training's 2 evaluations are skipped
+    assert result.stdout.count("skip eval") == 2, result.stdout[-3000:]
+    assert "2 of 5 runs completed" in result.stdout
+    records = {
+        r.variant.train_sample_ratio: r
+        for r in map(read_record, (tmp_path / "results").glob("runs/*/record.json"))
+        if r.stage == "train"
+    }
+    assert records[0.25].status == "failed" and "needs num_decoders" in records[0.25].error
+    assert (Path(records[0.25].output_dir) / "log.txt").exists()
+    assert records[1.0].status == "completed"
+    status = sweep("status", str(spec), "--root", str(tmp_path / "results"))
+    assert "1 failed" in status.stdout and "2 new" in status.stdout
+
+
+def test_killed_sweep_run_is_rerun_without_duplicates(data: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "long.yaml"
+    spec.write_text(spec_text(data, iterations=12, train_ratios="[1.0]"))
+    root = tmp_path / "results"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 300
+    while not list(root.glob("runs/*/model_0000001.pth")):
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)  # the sweep process dies; its training goes on
+    first.wait(timeout=30)
+    (handle_path,) = root.glob("runs/*/job.json")
+    orphan = json.loads(handle_path.read_text())["pid"]
+    second = sweep("run", str(spec), "--root", str(root))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "1 running" in second.stdout.splitlines()[0]  # recognised, not started again
+    assert json.loads(handle_path.read_text())["pid"] == orphan
+    log = (handle_path.parent / "log.txt").read_text()
+    assert log.count("Starting training from iteration") == 1
+    assert read_record(handle_path.parent / "record.json").iterations == 12
+    assert all(read_record(p).status == "completed" for p in root.glob("runs/*/record.json"))
+
+
+def test_bad_spec_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    lines = ["name: bad", "base_config: experiments/tiny_mimdet.py", "train:", "  axes:"]
+    spec.write_text("\n".join([*lines, "    model.backbone.bottom_up.train_sample_ratio: [0, 0.5]", ""]))
+    result = sweep("run", str(spec), "--root", str(tmp_path / "results"))
+    assert result.returncode == 2 and not (tmp_path / "results").exists()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sweep: error:")]
+    assert len(errors) == 1 and f"{spec}:5:" in errors[0] and "train_sample_ratio" in errors[0]

@@ -1,0 +1,730 @@
+"""Sweep specs -> runs: the shipped specs, shared cells, grid forms, filters, every validation error as
+one ``FILE:LINE: key.path: problem`` line (hand-picked and 100 generated malformed specs), override
+text, and the cost estimate from the paper and from a store's records."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+from ruamel.yaml import YAML
+
+from mimdet.config import build_model, load_config
+from mimdet.overrides import parse_override
+from mimdet.record import (
+    SCHEMA_VERSION,
+    APMetrics,
+    Cost,
+    DatasetInfo,
+    Hardware,
+    Metrics,
+    ParamCounts,
+    RunRecord,
+    Variant,
+    write_record,
+)
+from sweeps.estimate import PAPER_GPUS, estimate
+from sweeps.expand import SweepPlan, expand
+from sweeps.runs import Resources
+from sweeps.spec import ResourcesSpec, SpecError, compile_filter, load_spec, override_string, parse_spec
+from sweeps.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "analysis" / "paper"
+RATIO = "model.backbone.bottom_up.train_sample_ratio"
+TEST_RATIO = "model.backbone.bottom_up.test_sample_ratio"
+DECODERS = "model.backbone.bottom_up.num_decoders"
+LINE = re.compile(r"^(?P<source>[^\n]+?):(?P<line>\d+): (?P<path>[^\n]+?): (?P<problem>[^\n]+)$")
+
+SHIPPED = {  # spec -> (trainings, evaluations)
+    "table1.yaml": (2, 2),
+    "table2.yaml": (5, 15),
+    "table3.yaml": (4, 4),
+    "table4.yaml": (4, 4),
+    "fig2.yaml": (2, 2),
+    "tiny/table1.yaml": (2, 2),
+    "tiny/table2.yaml": (3, 6),
+    "tiny/table3.yaml": (4, 4),
+    "tiny/table4.yaml": (4, 4),
+    "tiny/fig2.yaml": (2, 2),
+}
+
+
+def plan_of(name: str) -> SweepPlan:
+    return expand(load_spec(REPO / "sweeps" / name))
+
+
+def one_line_error(text: str, source: str = "spec.yaml") -> SpecError:
+    """The SpecError that loading and expanding ``text`` raises, checked to be one well-formed line."""
+    with pytest.raises(SpecError) as caught:
+        expand(parse_spec(text, source=source, spec_dir=REPO))
+    message = str(caught.value)
+    match = LINE.match(message)
+    assert match, f"not FILE:LINE: key.path: problem: {message!r}"
+    assert match["source"] == source
+    assert 1 <= int(match["line"]) <= max(1, len(text.splitlines()))
+    return caught.value
+
+
+# --- the shipped specs -----------------------------------------------------------------------------------
+
+
+def test_every_shipped_spec_is_tested() -> None:
+    found = {str(p.relative_to(REPO / "sweeps")) for p in (REPO / "sweeps").rglob("*.yaml")}
+    assert found == set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_spec_loads_and_expands(name: str) -> None:
+    plan = plan_of(name)
+    assert (len(plan.trainings), len(plan.evaluations)) == SHIPPED[name]
+    assert plan.runs == plan.trainings + plan.evaluations
+    training_ids = {run.run_id for run in plan.trainings}
+    assert len(training_ids) == len(plan.trainings)
+    assert len({run.run_id for run in plan.evaluations}) == len(plan.evaluations)
+    for run in plan.trainings:
+        assert run.stage == "train" and run.parent is None
+    for run in plan.evaluations:
+        assert run.stage == "eval" and run.parent in training_ids
+    for run in plan.runs:
+        keys = [parse_override(text)[0] for text in run.overrides]
+        assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_spec_resources(name: str) -> None:
+    spec = load_spec(REPO / "sweeps" / name)
+    train = spec.train.resources.to_resources()
+    if name.startswith("tiny/"):
+        assert spec.executor == "local"
+        assert train.gpus == 0 and train.max_in_flight == 2
+        assert spec.overrides["train.max_iter"] == 300
+    else:
+        assert train.gpus == PAPER_GPUS  # 4 nodes x 8 GPUs, as the paper trained
+        assert spec.overrides["dataloader.train.total_batch_size"] == 64
+
+
+def test_shipped_runs_build_configs() -> None:
+    """Every distinct training of the tiny specs applies its overrides, and its model builds (e.g.
+    windows with no decoder and both ratios at 1.0, as the backbone demands)."""
+    seen = set()
+    for name in SHIPPED:
+        if name.startswith("tiny/"):
+            for run in plan_of(name).trainings:
+                seen.add((run.config_file, run.overrides))
+    for config_file, overrides in sorted(seen):
+        cfg = load_config(config_file, overrides)
+        for text in overrides:
+            key, value = parse_override(text)
+            assert OmegaConf.select(cfg, key) == value, (config_file, text)
+        build_model(cfg, "meta")
+
+
+def test_table2_is_the_papers_upper_triangle() -> None:
+    paper = pd.read_csv(PAPER / "table2.csv")
+    expected = set(zip(paper.train_ratio, paper.infer_ratio, strict=True))
+    for name, ratios in (
+        ("table2.yaml", (0.125, 0.25, 0.5, 0.75, 1.0)),
+        ("tiny/table2.yaml", (0.25, 0.5, 1.0)),
+    ):
+        cells = {
+            (r.cell["train_sample_ratio"], r.cell["test_sample_ratio"]) for r in plan_of(name).evaluations
+        }
+        assert cells == {(t, i) for t, i in expected if t in ratios and i in ratios}
+
+
+def test_table3_and_table4_cover_the_papers_rows() -> None:
+    decoders = set(pd.read_csv(PAPER / "table3.csv").num_decoders)
+    rows = set(pd.read_csv(PAPER / "table4.csv").row)
+    for prefix in ("", "tiny/"):
+        assert {r.cell["num_decoders"] for r in plan_of(prefix + "table3.yaml").trainings} == decoders
+        assert {r.cell["row"] for r in plan_of(prefix + "table4.yaml").trainings} == rows
+
+
+@pytest.mark.parametrize("prefix", ["", "tiny/"])
+def test_shared_cell_is_one_run_in_every_table(prefix: str) -> None:
+    """Table 2's (0.5 -> 1.0), Table 3's 4 decoders, Table 4's row 1 (and Table 1's / Figure 2's MIMDet)."""
+    table2 = plan_of(prefix + "table2.yaml")
+    table3 = plan_of(prefix + "table3.yaml")
+    table4 = plan_of(prefix + "table4.yaml")
+    table1 = plan_of(prefix + "table1.yaml")
+    fig2 = plan_of(prefix + "fig2.yaml")
+
+    def pick(plan: SweepPlan, **cell: Any) -> tuple[str, str]:
+        (evaluation,) = [r for r in plan.evaluations if all(r.cell.get(k) == v for k, v in cell.items())]
+        return evaluation.parent or "", evaluation.run_id
+
+    shared = pick(table2, train_sample_ratio=0.5, test_sample_ratio=1.0)
+    assert pick(table3, num_decoders=4) == shared
+    assert pick(table4, row="row1") == shared
+    assert pick(table1, row="mimdet") == shared
+    assert pick(fig2, row="mimdet") == shared
+    assert pick(table3, num_decoders=1) == pick(table4, row="row2")
+    assert [r.run_id for r in table1.runs] == [r.run_id for r in fig2.runs]
+
+
+def test_run_ids_do_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = [r.run_id for r in plan_of("table4.yaml").runs]
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(REPO / "sweeps" / "table4.yaml")
+    assert Path(spec.base_config).is_absolute() and Path(spec.base_config).is_file()
+    assert [r.run_id for r in expand(spec).runs] == here
+
+
+def test_resources_mirror_the_run_dataclass() -> None:
+    assert list(ResourcesSpec.model_fields) == list(Resources.__dataclass_fields__)
+    assert ResourcesSpec().to_resources() == Resources()
+
+
+# --- grid forms ------------------------------------------------------------------------------------------
+
+TINY = "base_config: experiments/tiny_mimdet.py\noverrides: {train.max_iter: 300}\n"
+
+
+def test_product_grid_crosses_axes_in_order() -> None:
+    spec = parse_spec(
+        f"name: p\n{TINY}train:\n  axes:\n    {RATIO}: [0.25, 0.5]\n    {DECODERS}: [1, 2, 4]\n",
+        spec_dir=REPO,
+    )
+    plan = expand(spec)
+    assert [r.cell for r in plan.trainings] == [
+        {"train_sample_ratio": t, "num_decoders": d} for t in (0.25, 0.5) for d in (1, 2, 4)
+    ]
+    assert plan.evaluations == []  # no eval section: no evaluations
+    assert plan.trainings[0].overrides == (f"{DECODERS}=1", f"{RATIO}=0.25", "train.max_iter=300")
+    assert plan.trainings[0].resources == Resources()
+
+
+def test_zip_grid_pairs_values() -> None:
+    axes = f"    {RATIO}: [0.25, 0.5, 1.0]\n    {DECODERS}: [1, 2, 8]\n"
+    text = f"name: z\n{TINY}train:\n  grid: zip\n  axes:\n{axes}"
+    plan = expand(parse_spec(text, spec_dir=REPO))
+    assert [(r.cell["train_sample_ratio"], r.cell["num_decoders"]) for r in plan.trainings] == [
+        (0.25, 1),
+        (0.5, 2),
+        (1.0, 8),
+    ]
+
+
+def test_rows_grid_with_own_base_config_and_empty_eval() -> None:
+    text = (
+        f"name: r\n{TINY}train:\n  grid: rows\n  rows:\n    - label: a\n"
+        f"    - label: b\n      overrides: {{{DECODERS}: 2}}\n"
+        "    - label: c\n      base_config: experiments/tiny_benchmarking.py\n"
+        "eval: {}\n"
+    )
+    plan = expand(parse_spec(text, spec_dir=REPO))
+    assert [r.cell for r in plan.trainings] == [{"row": "a"}, {"row": "b"}, {"row": "c"}]
+    assert [r.config_file for r in plan.trainings] == ["experiments/tiny_mimdet.py"] * 2 + [
+        "experiments/tiny_benchmarking.py"
+    ]
+    assert plan.trainings[1].overrides == (f"{DECODERS}=2", "train.max_iter=300")
+    assert [r.parent for r in plan.evaluations] == [r.run_id for r in plan.trainings]
+    assert [r.overrides for r in plan.evaluations] == [r.overrides for r in plan.trainings]
+
+
+def test_eval_axes_multiply_every_training_and_use_eval_resources() -> None:
+    text = (
+        f"name: e\n{TINY}train:\n  axes: {{{RATIO}: [0.25, 1.0]}}\n"
+        f"eval:\n  axes:\n    {TEST_RATIO}: [0.25, 1.0]\n    model.backbone.bottom_up.eval_seed: [0, 1]\n"
+        "  resources: {cpus_per_task: 1, time_min: 5}\n"
+    )
+    plan = expand(parse_spec(text, spec_dir=REPO))
+    assert len(plan.evaluations) == 2 * 4
+    first = plan.evaluations[0]
+    assert first.cell == {"train_sample_ratio": 0.25, "test_sample_ratio": 0.25, "eval_seed": 0}
+    assert first.resources == Resources(cpus_per_task=1, time_min=5)
+    assert f"{RATIO}=0.25" in first.overrides and f"{TEST_RATIO}=0.25" in first.overrides
+
+
+# --- filters ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "cell", "kept"),
+    [
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            {"train_sample_ratio": 0.5, "test_sample_ratio": 1.0},
+            True,
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            {"train_sample_ratio": 0.5, "test_sample_ratio": 0.25},
+            False,
+        ),
+        ("0.25 < train_sample_ratio <= 0.5", {"train_sample_ratio": 0.5}, True),
+        (
+            "not (train_sample_ratio == 0.5) or sampling != 'window'",
+            {"train_sample_ratio": 0.5, "sampling": "random"},
+            True,
+        ),
+        (
+            "sampling == 'window' and train_sample_ratio == 1",
+            {"train_sample_ratio": 1.0, "sampling": "window"},
+            True,
+        ),
+        ("train_sample_ratio > -1 and train_sample_ratio < +2", {"train_sample_ratio": 0.5}, True),
+    ],
+)
+def test_filter_semantics(text: str, cell: dict[str, Any], kept: bool) -> None:
+    assert compile_filter(text, list(cell) + ["sampling"])(cell) is kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os')",
+        "__import__('os').system('true')",
+        "().__class__.__bases__",
+        "train_sample_ratio.real > 0",
+        "(lambda: 1)()",
+        "[x for x in ()]",
+        "train_sample_ratio + 1 > 0",
+        "train_sample_ratio in (0.5,)",
+        "train_sample_ratio is None",
+        "f'{train_sample_ratio}' == '0.5'",
+        "{}['a']",
+        "-train_sample_ratio < 0",
+        "None",
+        "open",
+        "(x := 1)",
+        "1 if train_sample_ratio else 0",
+    ],
+)
+def test_filter_rejects_everything_outside_the_language(text: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        compile_filter(text, ["train_sample_ratio"])
+    assert "\n" not in str(caught.value)
+
+
+_NAMES = ["a", "b"]
+_atoms = st.one_of(st.sampled_from(_NAMES), st.sampled_from(["0", "1", "-1", "0.5", "0.25", "+1.0"]))
+_comparisons = st.tuples(_atoms, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), _atoms).map(" ".join)
+_expressions = st.recursive(
+    _comparisons,
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        inner.map(lambda e: f"not ({e})"),
+        st.tuples(_atoms, st.sampled_from(["<", "=="]), _atoms, st.sampled_from(["<=", "!="]), _atoms).map(
+            " ".join
+        ),
+    ),
+    max_leaves=6,
+)
+_values = st.sampled_from([0.125, 0.25, 0.5, 1.0, 0, 1])
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(_expressions, _values, _values)
+def test_filter_agrees_with_python_on_its_language(text: str, a: float, b: float) -> None:
+    expected = bool(eval(text, {"__builtins__": {}}, {"a": a, "b": b}))  # noqa: S307 — generated, trusted
+    assert compile_filter(text, _NAMES)({"a": a, "b": b}) is expected
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.text(max_size=40))
+def test_filter_text_is_compiled_or_refused_with_one_line(text: str) -> None:
+    try:
+        compile_filter(text, _NAMES)
+    except ValueError as error:
+        assert "\n" not in str(error)
+
+
+# --- validation: each kind of error, with its line and key path -------------------------------------------
+
+VALID = f"""\
+name: t
+base_config: experiments/tiny_mimdet.py
+overrides:
+  train.max_iter: 300
+train:
+  grid: product
+  axes:
+    {RATIO}: [0.25, 0.5]
+  resources: {{gpus_per_node: 0, max_in_flight: 2}}
+eval:
+  axes:
+    {TEST_RATIO}: [0.5, 1.0]
+  filter: test_sample_ratio >= train_sample_ratio
+executor: local
+"""
+_AXIS_LINE = f"    {RATIO}: [0.25, 0.5]\n"
+
+
+def test_valid_spec_is_valid() -> None:
+    plan = expand(parse_spec(VALID, spec_dir=REPO))
+    assert (len(plan.trainings), len(plan.evaluations)) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "path", "problem"),
+    [
+        ("executor: local", "executer: local", 14, "executer", "unknown key, did you mean executor?"),
+        (
+            "  grid: product",
+            "  grid: product\n  rsources: {}",
+            7,
+            "train.rsources",
+            "did you mean resources?",
+        ),
+        ("{gpus_per_node: 0,", "{gpus_per_node: zero,", 9, "train.resources.gpus_per_node", "integer"),
+        ("name: t", "name: [t]", 1, "name", "string"),
+        ("[0.25, 0.5]", "[0.25, 1.5]", 8, f"train.axes.{RATIO}[1]", "not a number in (0, 1]"),
+        ("[0.5, 1.0]", "[0.0, 1.0]", 12, f"eval.axes.{TEST_RATIO}[0]", "not a number in (0, 1]"),
+        ("[0.25, 0.5]", "[]", 8, f"train.axes.{RATIO}", "empty axis"),
+        ("grid: product", "grid: cross", 6, "train.grid", "allowed: 'product', 'zip', 'rows'"),
+        (_AXIS_LINE, _AXIS_LINE + f"    {DECODERS}: [1, 2, 4]\n", 9, f"train.axes.{DECODERS}", ""),
+        (_AXIS_LINE, _AXIS_LINE + f"    {DECODERS}: [4, 9]\n", 9, f"train.axes.{DECODERS}[1]", "0..8"),
+        (
+            "train.max_iter: 300",
+            "train.max_itr: 300",
+            4,
+            "overrides.train.max_itr",
+            "did you mean: max_iter?",
+        ),
+        ("train.max_iter: 300", "train.max_iter: fast", 4, "overrides.train.max_iter", "is an int"),
+        ("tiny_mimdet.py", "tiny_mimdet_typo.py", 2, "base_config", "config file not found"),
+        ("[0.25, 0.5]", "[0.5, 0.50]", 7, "train.axes", "are the same train run"),
+        (
+            "  filter: test_sample_ratio >= train_sample_ratio",
+            "  filter: test_sample_ratio >=",
+            13,
+            "eval.filter",
+            "not a valid filter",
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            "test_ratio >= 0.5",
+            13,
+            "eval.filter",
+            "unknown axis name 'test_ratio'",
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            "__import__('os')",
+            13,
+            "eval.filter",
+            "not part of the filter language",
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            "test_sample_ratio >= 'x'",
+            13,
+            "eval.filter",
+            "cannot evaluate",
+        ),
+        ("name: t\n", "", 1, "name", "required key is missing"),
+        ("[0.25, 0.5]", "[0.25, 0.5", 9, "(YAML syntax)", "expected ',' or ']'"),
+        ("executor: local", "executor: local\nname: u", 15, "(YAML syntax)", "duplicate key"),
+        (VALID, "", 1, "(top level)", "empty spec"),
+        (VALID, "- a\n", 1, "(top level)", "expected a mapping"),
+    ],
+)
+def test_each_error_is_one_line_with_file_line_and_key_path(
+    old: str, new: str, line: int, path: str, problem: str
+) -> None:
+    assert old in VALID
+    grid = "  grid: zip\n" if "[1, 2, 4]" in new else "  grid: product\n"
+    text = VALID.replace(old, new, 1).replace("  grid: product\n", grid)
+    error = one_line_error(text)
+    assert (error.line, error.path) == (line, path), str(error)
+    assert problem in error.problem
+    if "zip" in grid:
+        assert "zip axes differ in length" in error.problem
+
+
+def test_missing_spec_file_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"^.*nothing\.yaml:1: \(file\): cannot read"):
+        load_spec(tmp_path / "nothing.yaml")
+
+
+# --- 100 generated malformed specs ---------------------------------------------------------------------
+
+BASE_DATA: dict[str, Any] = {
+    "name": "fuzz",
+    "base_config": "experiments/tiny_mimdet.py",
+    "overrides": {"train.max_iter": 300},
+    "train": {"grid": "product", "axes": {RATIO: [0.25, 0.5]}, "resources": {"gpus_per_node": 0}},
+    "eval": {"axes": {TEST_RATIO: [0.5, 1.0]}, "filter": "test_sample_ratio >= train_sample_ratio"},
+    "executor": "local",
+}
+ROWS_DATA: dict[str, Any] = {
+    **BASE_DATA,
+    "train": {"grid": "rows", "rows": [{"label": "a"}, {"label": "b", "overrides": {DECODERS: 1}}]},
+    "eval": {"axes": {TEST_RATIO: [1.0]}},
+}
+SECTIONS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {  # where unknown keys go
+    "top": ((), BASE_DATA),
+    "train": (("train",), BASE_DATA),
+    "resources": (("train", "resources"), BASE_DATA),
+    "eval": (("eval",), BASE_DATA),
+    "row": (("train", "rows", 1), ROWS_DATA),
+}
+FIELDS = {
+    "name", "table", "base_config", "root", "overrides", "train", "eval", "executor", "grid", "axes", "rows",
+    "resources", "filter", "label", "nodes", "gpus_per_node", "cpus_per_task", "mem_gb", "time_min",
+    "partition", "account", "qos", "constraint", "sbatch_extra", "max_in_flight",
+}  # fmt: skip
+
+
+def _mutated(data: dict[str, Any], path: tuple[Any, ...], value: Any = None, *, delete: bool = False) -> Any:
+    data = copy.deepcopy(data)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return data
+
+
+_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+_unknown_keys = _words.filter(lambda w: w not in FIELDS)
+_bad_ratios = st.one_of(
+    st.floats(max_value=0.0, allow_nan=False),
+    st.floats(min_value=1.0, exclude_min=True),
+    st.just(float("nan")),
+    st.sampled_from(["half", True, None, [0.5]]),
+)
+_bad_filters = st.sampled_from(
+    [
+        "__import__('os')",
+        "test_sample_ratio >=",
+        "unknown_axis > 0",
+        "open('x')",
+        "test_sample_ratio.real",
+        "[1]",
+        "test_sample_ratio + 1 > 0",
+        "lambda: 0",
+        "test_sample_ratio >= 'a'",
+        "",
+    ]
+)
+_wrong_types = st.sampled_from(
+    [
+        (("name",), 3),
+        (("name",), ["a"]),
+        (("base_config",), {"a": 1}),
+        (("overrides",), [1, 2]),
+        (("train",), "product"),
+        (("train", "axes"), [RATIO]),
+        (("train", "axes", RATIO), 0.5),
+        (("train", "resources"), 4),
+        (("train", "resources", "nodes"), "four"),
+        (("train", "resources", "nodes"), 1.5),
+        (("train", "resources", "nodes"), 0),
+        (("train", "resources", "mem_gb"), "lots"),
+        (("train", "resources", "sbatch_extra"), {"gres": 8}),
+        (("eval",), [1]),
+        (("eval", "filter"), 5),
+        (("executor",), "cloud"),
+        (("table",), "table9"),
+        (("root",), 1),
+    ]
+)
+_config_sections = st.sampled_from(["train", "model.backbone.bottom_up", "dataloader.train", "optimizer"])
+
+MUTATIONS = st.one_of(
+    st.sampled_from(["name", "base_config", "train"]).map(
+        lambda key: _mutated(BASE_DATA, (key,), delete=True)
+    ),
+    st.tuples(st.sampled_from(sorted(SECTIONS)), _unknown_keys, st.integers()).map(
+        lambda t: _mutated(SECTIONS[t[0]][1], (*SECTIONS[t[0]][0], t[1]), t[2])
+    ),
+    _wrong_types.map(lambda t: _mutated(BASE_DATA, t[0], t[1])),
+    st.tuples(st.sampled_from([("train", "axes", RATIO), ("eval", "axes", TEST_RATIO)]), _bad_ratios).map(
+        lambda t: _mutated(BASE_DATA, t[0], [0.5, t[1]])
+    ),
+    _bad_ratios.map(lambda r: _mutated(BASE_DATA, ("overrides", RATIO), r)),
+    st.sampled_from([("train", "axes", RATIO), ("eval", "axes", TEST_RATIO)]).map(
+        lambda path: _mutated(BASE_DATA, path, [])
+    ),
+    _bad_filters.map(lambda f: _mutated(BASE_DATA, ("eval", "filter"), f)),
+    st.tuples(_config_sections, _words).map(
+        lambda t: _mutated(BASE_DATA, ("overrides", f"{t[0]}.zz_{t[1]}"), 1)
+    ),
+    st.sampled_from([9, -1, 2.5, "four"]).map(
+        lambda n: _mutated(BASE_DATA, ("train", "axes", DECODERS), [1, n])
+    ),
+    st.sampled_from(["fast", 1.5, [300], True]).map(
+        lambda v: _mutated(BASE_DATA, ("overrides", "train.max_iter"), v)
+    ),
+    _words.filter(lambda w: w not in ("product", "zip", "rows")).map(
+        lambda g: _mutated(BASE_DATA, ("train", "grid"), g)
+    ),
+    st.just(_mutated(_mutated(BASE_DATA, ("train", "grid"), "zip"), ("train", "axes", DECODERS), [1, 2, 4])),
+    st.sampled_from([[0.5, 0.5], [0.5, 0.500000000000001]]).map(
+        lambda v: _mutated(BASE_DATA, ("train", "axes", RATIO), v)
+    ),
+    _words.map(lambda w: _mutated(BASE_DATA, ("base_config",), f"experiments/zz_{w}.py")),
+    st.just(_mutated(ROWS_DATA, ("train", "rows", 1, "label"), "a")),
+    st.just(_mutated(ROWS_DATA, ("train", "rows"), [])),
+    st.just(_mutated(ROWS_DATA, ("train", "axes"), {RATIO: [0.5]})),
+    st.just(_mutated(BASE_DATA, ("train", "rows"), [{"label": "a"}])),
+    st.just(_mutated(BASE_DATA, ("eval", "axes", "model.backbone.bottom_up.zz_train_sample_ratio"), [0.5])),
+)
+
+
+def _yaml(data: Any) -> str:
+    stream = io.StringIO()
+    YAML(typ="safe").dump(data, stream)
+    return stream.getvalue()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(MUTATIONS)
+def test_generated_malformed_specs_each_give_one_line(data: dict[str, Any]) -> None:
+    one_line_error(_yaml(data), source="fuzz.yaml")
+
+
+def test_unmutated_fuzz_bases_are_valid() -> None:
+    for data in (BASE_DATA, ROWS_DATA):
+        expand(parse_spec(_yaml(data), spec_dir=REPO))
+
+
+# --- override text ----------------------------------------------------------------------------------------
+
+_override_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(max_size=12),
+    ),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(_override_values)
+def test_override_text_reads_back_as_the_value_or_is_refused(value: Any) -> None:
+    try:
+        text = override_string("a.b", value)
+    except ValueError:
+        return
+    key, parsed = parse_override(text)
+    assert key == "a.b"
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(value, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.5, "0.5"), (1.0, "1.0"), (4, "4"), (True, "true"), (None, "null"), ("window", "window"),
+     ("1.0", "'1.0'"), ("a b", "'a b'"), ([27, 33], "[27,33]"), (["x", 0.5], "[x,0.5]")],
+)  # fmt: skip
+def test_override_text_is_hydra_syntax(value: Any, text: str) -> None:
+    assert override_string("k", value) == f"k={text}"
+
+
+# --- cost estimate ---------------------------------------------------------------------------------------
+
+
+def _record(
+    run_id: str, variant: Variant, *, dataset: str = "coco_2017_train", gpus: int = 8, **cost: Any
+) -> RunRecord:
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        stage="train",
+        parent_run_id=None,
+        status="completed",
+        error=None,
+        created_at="2025-01-01T00:00:00+00:00",
+        output_dir=f"runs/{run_id}",
+        config_file="experiments/mimdet_vit_base.py",
+        overrides=[],
+        code_version="test",
+        variant=variant,
+        dataset=DatasetInfo(dataset, "coco_2017_val"),
+        iterations=67_500,
+        metrics=Metrics(APMetrics(50.0, *[None] * 5), APMetrics(45.0, *[None] * 5)),
+        params=ParamCounts(127_000_000, {}),
+        cost=Cost(
+            cost.get("wall_s"), cost.get("sec_per_iter"), cost.get("mem_bytes"), "cuda_max_allocated", None
+        ),
+        hardware=Hardware("cuda" if gpus else "cpu", "NVIDIA H100" if gpus else None, gpus, None),
+        versions={},
+    )
+
+
+def _vit_b(ratio: float) -> Variant:
+    return Variant("mimdet", 768, 12, "random", ratio, 1.0, 4, "hybrid", "mask_token")
+
+
+def test_estimate_from_the_paper(tmp_path: Path) -> None:
+    plan = plan_of("table2.yaml")
+    cost = estimate(plan, Store(tmp_path))
+    by_ratio = {r.cell["train_sample_ratio"]: cost.runs[r.run_id] for r in plan.trainings}
+    assert by_ratio[0.5].gpu_hours == pytest.approx(20.3 * 32)
+    assert by_ratio[0.5].memory_gb == pytest.approx(19.9)
+    assert by_ratio[0.5].source == "paper"
+    assert by_ratio[1.0].memory_gb is None and "out of memory" in by_ratio[1.0].note
+    assert cost.total_gpu_hours == pytest.approx((16.0 + 16.5 + 20.3 + 27.2 + 31.0) * 32)
+    assert cost.peak_memory_gb == pytest.approx(28.5) and cost.peak_memory.source == "paper"
+    assert cost.unknown == []
+    assert all(cost.runs[r.run_id].gpu_hours is None for r in plan.evaluations)
+    table4 = estimate(plan_of("table4.yaml"), Store(tmp_path))
+    assert [table4.runs[r.run_id].gpu_hours for r in plan_of("table4.yaml").trainings] == pytest.approx(
+        [20.3 * 32, 15.5 * 32, 17.5 * 32, 18.4 * 32]
+    )
+
+
+def test_estimate_scales_the_paper_to_the_planned_iterations(tmp_path: Path) -> None:
+    text = (
+        (REPO / "sweeps" / "table3.yaml")
+        .read_text()
+        .replace(
+            "dataloader.train.total_batch_size: 64",
+            "dataloader.train.total_batch_size: 64\n  train.max_iter: 6750",
+        )
+    )
+    plan = expand(parse_spec(text, spec_dir=REPO / "sweeps"))
+    cost = estimate(plan, Store(tmp_path))
+    eight = next(r for r in plan.trainings if r.cell["num_decoders"] == 8)
+    assert cost.runs[eight.run_id].gpu_hours == pytest.approx(27.0 * 32 / 10)
+    assert "6750 iterations" in cost.runs[eight.run_id].note
+
+
+def test_estimate_prefers_measured_records(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    plan = plan_of("table2.yaml")
+    runs = {r.cell["train_sample_ratio"]: r for r in plan.trainings}
+    own = _record(runs[0.5].run_id, _vit_b(0.5), wall_s=36_000.0, mem_bytes=10 * 2**30)
+    write_record(own, store.run_dir(own.run_id) / "record.json")
+    for i, seconds in enumerate((0.4, 0.5, 0.6)):  # other runs of the 0.75 variant: the median counts
+        similar = _record(f"similar{i}", _vit_b(0.75), sec_per_iter=seconds, mem_bytes=(20 + i) * 2**30)
+        write_record(similar, store.run_dir(similar.run_id) / "record.json")
+    cpu = _record("cpu0", _vit_b(0.25), gpus=0, wall_s=100.0)  # another device: not a measure for GPUs
+    write_record(cpu, store.run_dir(cpu.run_id) / "record.json")
+
+    cost = estimate(plan, store)
+    assert cost.runs[runs[0.5].run_id].gpu_hours == pytest.approx(10 * 8)
+    assert cost.runs[runs[0.5].run_id].memory_gb == pytest.approx(10)
+    assert cost.runs[runs[0.5].run_id].source == "measured"
+    assert cost.runs[runs[0.75].run_id].gpu_hours == pytest.approx(0.5 * 8 * 67_500 / 3600)
+    assert cost.runs[runs[0.75].run_id].memory_gb == pytest.approx(21)
+    assert "3 similar" in cost.runs[runs[0.75].run_id].note
+    assert cost.runs[runs[0.25].run_id].source == "paper"
+
+
+def test_estimate_without_a_source_says_so(tmp_path: Path) -> None:
+    plan = plan_of("tiny/table2.yaml")
+    cost = estimate(plan, Store(tmp_path))
+    assert cost.unknown == [r.run_id for r in plan.trainings]
+    assert cost.total_gpu_hours == 0 and cost.peak_memory_gb is None
+    assert all("no record" in cost.runs[r.run_id].note for r in plan.trainings)
