@@ -27,7 +27,7 @@ TINY := sweeps/tiny/table2.yaml
 SWEEP := $(VENV)/bin/sweep
 demo: install
 	$(PY) -m mimdet.demo
-	$(SWEEP) run $(TINY) --max-parallel 2
+	$(SWEEP) run $(TINY) --max-parallel 3
 	$(SWEEP) collect $(TINY) -o results/tiny_table2.parquet
 	$(SWEEP) plot $(TINY) -o results/plots
 	$(SWEEP) table $(TINY) --format latex --with-paper -o results/tiny_table2.tex

@@ -157,12 +157,12 @@ class RunRecord:
     def from_dict(cls, data: object, *, source: str = "<dict>") -> RunRecord:
         """Validate ``data`` (parsed JSON) and build the record; ``source`` names it in errors."""
         if not isinstance(data, dict):
-            raise RecordError(source, None, f"expected a JSON object, got {_describe(data)}")
+            raise RecordError(source, None, f"expected a JSON object, got {describe_value(data)}")
         if "schema_version" not in data:
             raise RecordError(source, "schema_version", "missing")
         version = data["schema_version"]
         if type(version) is not int or version < 1:
-            problem = f"expected a version number, got {_describe(version)}"
+            problem = f"expected a version number, got {describe_value(version)}"
             raise RecordError(source, "schema_version", problem)
         if version > SCHEMA_VERSION:
             raise RecordError(
@@ -305,10 +305,10 @@ class _FieldError(Exception):
         self.problem = problem
 
 
-def _describe(value: object) -> str:
-    """A short rendering of a bad value for an error message."""
+def describe_value(value: object, mapping: str = "an object") -> str:
+    """A short rendering of a bad value for a one-line error message (records, specs)."""
     if isinstance(value, dict):
-        return "an object"
+        return mapping
     if isinstance(value, list):
         return "a list"
     if value is None:
@@ -318,7 +318,9 @@ def _describe(value: object) -> str:
 
 
 def _fail(field: str, expected: str, nullable: bool, value: object) -> typing.NoReturn:
-    raise _FieldError(field, f"expected {expected}{' or null' if nullable else ''}, got {_describe(value)}")
+    raise _FieldError(
+        field, f"expected {expected}{' or null' if nullable else ''}, got {describe_value(value)}"
+    )
 
 
 @functools.cache
@@ -370,7 +372,7 @@ def _convert(tp: Any, value: object, where: str, *, nullable: bool) -> Any:
         _, item = typing.get_args(tp)
         for key in value:
             if not isinstance(key, str):
-                raise _FieldError(where, f"expected string keys, got {_describe(key)}")
+                raise _FieldError(where, f"expected string keys, got {describe_value(key)}")
         return {k: _convert(item, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

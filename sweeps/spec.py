@@ -57,6 +57,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.config import EXPERIMENTS, load_config
 from mimdet.overrides import check_override, parse_override
+from mimdet.record import describe_value
 
 from .runs import Resources
 
@@ -184,7 +185,9 @@ def parse_spec(text: str, *, source: str = "<string>", spec_dir: Path | None = N
             source, 1, "(top level)", f"empty spec (allowed: {', '.join(SweepSpec.model_fields)})"
         )
     if not isinstance(data, dict):
-        raise SpecError.at(source, 1, "(top level)", f"expected a mapping of keys, got {_describe(data)}")
+        raise SpecError.at(
+            source, 1, "(top level)", f"expected a mapping of keys, got {_describe_yaml(data)}"
+        )
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as error:
@@ -262,15 +265,8 @@ def _dotted(path: KeyPath) -> str:
     return text or "(top level)"
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _describe_yaml(value: object) -> str:
+    return describe_value(value, mapping="a mapping")
 
 
 # --- schema errors: the first one, as a line -------------------------------------------------------------
@@ -314,9 +310,9 @@ def _problem_text(detail: Any, path: KeyPath) -> str:
         return f"unknown key{hint} (allowed: {', '.join(allowed)})"
     if kind == "literal_error":
         expected = detail["ctx"]["expected"].replace(" or ", ", ")
-        return f"{_describe(detail['input'])} is not allowed (allowed: {expected})"
+        return f"{_describe_yaml(detail['input'])} is not allowed (allowed: {expected})"
     message = str(detail["msg"]).replace("Input should be", "should be")
-    return f"{message}, got {_describe(detail['input'])}"
+    return f"{message}, got {_describe_yaml(detail['input'])}"
 
 
 def _fields_at(path: KeyPath) -> list[str]:
@@ -477,10 +473,10 @@ def _check_range(spec: SweepSpec, path: KeyPath, key: str, value: Any) -> None:
     name = axis_name(key)
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if name.endswith("sample_ratio") and not (number and 0 < value <= 1):
-        problem = f"ratio {_describe(value)} is not a number in (0, 1] (allowed: 0 < ratio <= 1)"
+        problem = f"ratio {_describe_yaml(value)} is not a number in (0, 1] (allowed: 0 < ratio <= 1)"
         raise spec.error(path, problem)
     if name == "num_decoders" and not (type(value) is int and 0 <= value <= MAX_DECODERS):
-        problem = f"{_describe(value)} is not a decoder count (allowed: integers 0..{MAX_DECODERS})"
+        problem = f"{_describe_yaml(value)} is not a decoder count (allowed: integers 0..{MAX_DECODERS})"
         raise spec.error(path, problem)
 
 
@@ -507,7 +503,7 @@ def override_string(key: str, value: Any) -> str:
         text = f"{key}={_value_text(value)}"
         parsed_key, parsed = parse_override(text)
         if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
-            raise ValueError(f"{_describe(value)} cannot be written as a key=value override")
+            raise ValueError(f"{_describe_yaml(value)} cannot be written as a key=value override")
         _WRITTEN[(key, fingerprint)] = text
     return text
 

@@ -24,13 +24,13 @@ import submitit
 from submitit.slurm import slurm as submitit_slurm
 
 import sweeps.slurm
-from mimdet.data.synthetic import make_synthetic_coco
 from sweeps.collect import results_frame
 from sweeps.expand import SweepPlan
 from sweeps.runs import Resources, RunSpec, RunState, Stage
 from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_settings, submitit_executor
 from sweeps.state import collect_states
 from sweeps.store import Store, read_json, write_json_atomic
+from tests.micro import micro_dataset, micro_overrides
 from tests.slurm_cluster import SlurmCluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,22 +114,7 @@ def test_sbatch_script_matches_reference(
 # ----------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def micro_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
-
-
-def micro_overrides(data: Path) -> tuple[str, ...]:
-    """tests/test_train.py's micro setting: tiny config, 8 train / 4 val images, no MAE initialisation."""
-    return (
-        f"dataset_paths={{micro_train:[{data}/annotations/instances_train.json,{data}/train],"
-        f"micro_val:[{data}/annotations/instances_val.json,{data}/val]}}",
-        "dataloader.train.dataset.names=micro_train",
-        "dataloader.test.dataset.names=micro_val",
-        "dataloader.train.total_batch_size=2",
-        "dataloader.train.num_workers=0",
-        "dataloader.test.num_workers=0",
-        "train.mae_checkpoint=''",
-        "train.log_period=2",
-    )
+    return micro_dataset(tmp_path_factory.mktemp("data"))
 
 
 def training(data: Path, name: str, *extra: str, resources: Resources = MICRO) -> RunSpec:

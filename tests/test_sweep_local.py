@@ -15,32 +15,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from mimdet.data.synthetic import make_synthetic_coco
 from mimdet.record import read_record
+from tests.micro import micro_dataset, micro_settings
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
 def spec_text(data: Path, *, iterations: int = 4, train_ratios: str = "[0.5, 1.0]", extra: str = "") -> str:
+    """A micro Table 2 spec: train ratios x inference ratios 0.5 and 1.0, upper triangle."""
+    settings = {**micro_settings(data), "train.max_iter": iterations, "train.checkpointer.period": 2}
+    overrides = yaml.safe_dump({"overrides": settings}, default_flow_style=False)
     return f"""
 name: micro
 table: table2
 base_config: experiments/tiny_mimdet.py
-overrides:
-  dataset_paths:
-    micro_train: [{data}/annotations/instances_train.json, {data}/train]
-    micro_val: [{data}/annotations/instances_val.json, {data}/val]
-  dataloader.train.dataset.names: micro_train
-  dataloader.test.dataset.names: micro_val
-  dataloader.train.total_batch_size: 2
-  dataloader.train.num_workers: 0
-  dataloader.test.num_workers: 0
-  train.mae_checkpoint: ""
-  train.max_iter: {iterations}
-  train.checkpointer.period: 2
-{extra}
+{overrides}{extra}
 train:
   axes:
     model.backbone.bottom_up.train_sample_ratio: {train_ratios}
@@ -64,7 +56,7 @@ def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
+    return micro_dataset(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def test_shipped_spec_resources(name: str) -> None:
     if name.startswith("tiny/"):
         assert spec.executor == "local"
         assert train.gpus == 0 and train.max_in_flight == 2
-        assert spec.overrides["train.max_iter"] == 300
+        assert spec.overrides["train.max_iter"] == 1000
     else:
         assert train.gpus == PAPER_GPUS  # 4 nodes x 8 GPUs, as the paper trained
         assert spec.overrides["dataloader.train.total_batch_size"] == 64

@@ -12,26 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mimdet.data.synthetic import make_synthetic_coco
 from mimdet.record import read_record
+from tests.micro import micro_dataset, micro_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
-
-
-def _micro_overrides(data: Path) -> list[str]:
-    """Tiny config on 8 train / 4 val images of 128 px, batch 2, no MAE initialisation (kept fast)."""
-    return [
-        f"dataset_paths={{micro_train:[{data}/annotations/instances_train.json,{data}/train],"
-        f"micro_val:[{data}/annotations/instances_val.json,{data}/val]}}",
-        "dataloader.train.dataset.names=micro_train",
-        "dataloader.test.dataset.names=micro_val",
-        "dataloader.train.total_batch_size=2",
-        "dataloader.train.num_workers=0",
-        "dataloader.test.num_workers=0",
-        "train.mae_checkpoint=''",
-        "train.log_period=2",
-    ]
 
 
 def run_train(output: Path, *extra: str, data: Path, eval_only: bool = False, resume: bool = False):
@@ -40,7 +25,7 @@ def run_train(output: Path, *extra: str, data: Path, eval_only: bool = False, re
         ["--output", str(output)] + (["--eval-only"] if eval_only else []) + (["--resume"] if resume else [])
     )
     return subprocess.run(
-        command + _micro_overrides(data) + list(extra),
+        command + micro_overrides(data) + list(extra),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -51,7 +36,7 @@ def run_train(output: Path, *extra: str, data: Path, eval_only: bool = False, re
 
 @pytest.fixture(scope="module")
 def micro_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_synthetic_coco(tmp_path_factory.mktemp("data"), num_train=8, num_val=4, image_size=128).root
+    return micro_dataset(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +108,7 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
     command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
     command += ["--output", str(output), "train.max_iter=16", "train.checkpointer.period=4"]
     process = subprocess.Popen(
-        command + _micro_overrides(micro_data),
+        command + micro_overrides(micro_data),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -59,5 +59,5 @@ def shrink_recipe(dataloader, train, optimizer, lr_multiplier):
     train.mae_checkpoint = "tiny-mae"  # the cached tiny MAE pre-training (mimdet.pretrain_mae)
     train.checkpointer.period = 200
     train.log_period = 20
-    optimizer.lr = 4e-4
+    optimizer.lr = 1e-3  # measured: 1,000 iterations reach 18.8 box AP at 1e-3, 2.7 at 4e-4
     lr_multiplier.warmup_length = 0.05
