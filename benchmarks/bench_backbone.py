@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import statistics
 import time
@@ -47,35 +48,53 @@ def _status(field: str) -> int:
     raise OSError(field)
 
 
-def measure(backbone: torch.nn.Module, size: int, device: str, repeats: int) -> dict[str, float]:
+def _one_step(backbone: torch.nn.Module, images: torch.Tensor) -> None:
+    outputs = backbone(images)
+    sum(o.float().mean() for o in outputs.values()).backward()
+    backbone.zero_grad(set_to_none=True)
+
+
+def _build(case: tuple[str, object], size: int) -> torch.nn.Module:
+    group, value = case
+    torch.manual_seed(0)
+    if group == "ratio":
+        return MIMDetBackbone(**VIT_B, train_sample_ratio=value)
+    if group == "decoders":
+        return MIMDetBackbone(**VIT_B, num_decoders=value)
+    return BenchmarkingViT(img_size=size, **VIT_B)
+
+
+def _cpu_peak(case: tuple[str, object], size: int) -> int:
+    """Peak RSS rise of one step in a fresh process: in a process that already ran bigger cases the
+    allocator reuses freed memory, and the rise would read as zero."""
+    backbone = _build(case, size).train()
+    images = torch.randn(1, 3, size, size)
+    return _rss_peak_delta(lambda: _one_step(backbone, images))
+
+
+def measure(case: tuple[str, object], size: int, device: str, repeats: int) -> dict[str, float]:
     """Median seconds of forward+backward, peak memory bytes and FLOPs of one step at batch 1."""
-    backbone = backbone.to(device).train()
+    backbone = _build(case, size).to(device).train()
     images = torch.randn(1, 3, size, size, device=device)
-
-    def step() -> None:
-        outputs = backbone(images)
-        sum(o.float().mean() for o in outputs.values()).backward()
-        backbone.zero_grad(set_to_none=True)
-
-    step()  # warm-up (allocator, kernels)
+    _one_step(backbone, images)  # warm-up (allocator, kernels)
     times = []
     for _ in range(repeats):
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        step()
+        _one_step(backbone, images)
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        step()
+        _one_step(backbone, images)
         memory = torch.cuda.max_memory_allocated()
     else:
-        memory = _rss_peak_delta(step)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            memory = pool.apply(_cpu_peak, (case, size))
     with FlopCounterMode(display=False) as counter:
-        step()
-    backbone.to("cpu")
+        _one_step(backbone, images)
     return {"seconds": statistics.median(times), "memory_bytes": memory, "flops": counter.get_total_flops()}
 
 
@@ -89,21 +108,14 @@ def main() -> None:
     parser.add_argument("--json", default="benchmarks/results/backbone.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    torch.manual_seed(0)
-    cases: list[tuple[str, str, object, torch.nn.Module]] = []
-    for ratio in (0.125, 0.25, 0.5, 0.75, 1.0):
-        cases.append(("ratio", f"r={ratio}", ratio, MIMDetBackbone(**VIT_B, train_sample_ratio=ratio)))
-    for decoders in (1, 2, 4, 8):
-        cases.append(
-            ("decoders", f"{decoders} dec", decoders, MIMDetBackbone(**VIT_B, num_decoders=decoders))
-        )
-    cases.append(("benchmarking", "Benchmarking ViT-B", None, BenchmarkingViT(img_size=args.size, **VIT_B)))
+    cases: list[tuple[str, str, object]] = [("ratio", f"r={r}", r) for r in (0.125, 0.25, 0.5, 0.75, 1.0)]
+    cases += [("decoders", f"{n} dec", n) for n in (1, 2, 4, 8)]
+    cases.append(("benchmarking", "Benchmarking ViT-B", None))
     results = []
-    for group, label, value, backbone in cases:
-        figures = measure(backbone, args.size, args.device, args.repeats)
+    for group, label, value in cases:
+        figures = measure((group, value), args.size, args.device, args.repeats)
         results.append({"group": group, "label": label, "value": value, **figures})
         print(f"measured {label}: {figures['seconds']:.3f} s", flush=True)
-        del backbone
     by_label = {r["label"]: r for r in results}
     ref_ratio, ref_dec = by_label["r=1.0"], by_label["1 dec"]
     print(f"\nMIMDet ViT-B backbone, {args.size}x{args.size}, batch 1, forward+backward on {args.device}")
