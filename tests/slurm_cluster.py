@@ -17,7 +17,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +155,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
+
+
+def poll_sacct(
+    jobs: str, names: list[str], ready: Callable[[list[dict[str, str]]], bool], timeout_s: float = 30
+) -> list[dict[str, str]]:
+    """Allocation rows (``sacct -X``) of ``jobs`` as dicts of ``names``, once ``ready`` accepts them.
+
+    Polls because accounting lags the jobs: submitit's result pickle exists while slurmdbd still says
+    RUNNING, and a just-started array task may have no row yet.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-j", jobs, "-o", ",".join(names)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        found = [dict(zip(names, line.split("|"), strict=True)) for line in out.splitlines()]
+        if ready(found):
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"sacct -j {jobs}: not there after {timeout_s:.0f}s, got {found}")
+        time.sleep(0.5)

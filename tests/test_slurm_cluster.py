@@ -20,7 +20,7 @@ import pytest
 import submitit
 from submitit.core.utils import FailedJobError
 
-from tests.slurm_cluster import SlurmCluster
+from tests.slurm_cluster import SlurmCluster, poll_sacct
 
 pytestmark = pytest.mark.slurm
 
@@ -92,27 +92,12 @@ def wait_state(job: submitit.Job, prefix: str, timeout_s: float = JOB_TIMEOUT_S)
 def sacct_final(
     job_id: str, fields: str = "JobID", rows: int = 1, timeout_s: float = 30
 ) -> list[dict[str, str]]:
-    """Allocation rows (no steps) of ``sacct -j job_id`` once all ``rows`` of them are in a final state.
+    """Allocation rows of ``sacct -j job_id`` once all ``rows`` of them are in a final state."""
 
-    Polls because accounting lags the job: submitit's result pickle exists while the job is still
-    RUNNING in slurmdbd, and a just-started array task may have no row yet.
-    """
-    names = ["State", *fields.split(",")]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-j", job_id, "-o", ",".join(names)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        found = [dict(zip(names, line.split("|"), strict=True)) for line in out.splitlines()]
-        if len(found) == rows and all(r["State"].startswith(FINAL_STATES) for r in found):
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"sacct -j {job_id}: want {rows} finished rows after {timeout_s:.0f}s, got {found}")
-        time.sleep(0.5)
+    def ready(found: list[dict[str, str]]) -> bool:
+        return len(found) == rows and all(r["State"].startswith(FINAL_STATES) for r in found)
+
+    return poll_sacct(job_id, ["State", *fields.split(",")], ready, timeout_s)
 
 
 # ----------------------------------------------------------------------------- tests

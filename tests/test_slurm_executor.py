@@ -31,7 +31,7 @@ from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_setting
 from sweeps.state import collect_states
 from sweeps.store import Store, read_json, write_json_atomic
 from tests.micro import micro_dataset, micro_overrides
-from tests.slurm_cluster import SlurmCluster
+from tests.slurm_cluster import SlurmCluster, poll_sacct
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -148,24 +148,9 @@ def sacct_rows(
     job_ids: list[str], fields: str, rows: int, timeout_s: float = 30
 ) -> dict[str, dict[str, str]]:
     """``sacct -X`` rows of these jobs by job id, once ``rows`` of them are there (accounting lags)."""
-    names = ["JobID", *fields.split(",")]
     bases = ",".join(sorted({job_id.split("_")[0] for job_id in job_ids}))
-    deadline = time.monotonic() + timeout_s
-    while True:
-        out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-j", bases, "-o", ",".join(names)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        split = [line.split("|") for line in out.splitlines()]
-        found = {values[0]: dict(zip(names, values, strict=True)) for values in split}
-        if len(found) >= rows:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"sacct -j {bases}: want {rows} rows after {timeout_s:.0f}s, got {found}")
-        time.sleep(0.5)
+    found = poll_sacct(bases, ["JobID", *fields.split(",")], lambda found: len(found) >= rows, timeout_s)
+    return {row["JobID"]: row for row in found}
 
 
 def jobs_named(name: str) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mimdet.record import read_record
+from mimdet.record import RunRecord, read_record
 from tests.micro import micro_dataset, micro_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,19 +66,16 @@ def test_training_writes_checkpoints_and_a_completed_record(trained: Path) -> No
     assert record.code_version
 
 
+def evaluate(trained: Path, output: Path, ratio: str, data: Path) -> RunRecord:
+    """``--eval-only`` of the trained micro run at inference ratio ``ratio``; its record."""
+    checkpoint = f"train.init_checkpoint={trained / 'model_final.pth'}"
+    result = run_train(output, checkpoint, f"{RATIO}={ratio}", data=data, eval_only=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return read_record(output / "record.json")
+
+
 def test_evaluation_at_two_other_ratios_points_at_the_training(trained: Path, micro_data: Path) -> None:
-    records = []
-    for ratio in ("0.25", "0.5"):
-        output = trained.parent / f"eval_{ratio}"
-        result = run_train(
-            output,
-            f"train.init_checkpoint={trained / 'model_final.pth'}",
-            f"{RATIO}={ratio}",
-            data=micro_data,
-            eval_only=True,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        records.append(read_record(output / "record.json"))
+    records = [evaluate(trained, trained.parent / f"eval_{r}", r, micro_data) for r in ("0.25", "0.5")]
     for record, ratio in zip(records, (0.25, 0.5), strict=True):
         assert record.stage == "eval" and record.status == "completed"
         assert record.parent_run_id == "train" and record.iterations == 6
@@ -89,16 +86,7 @@ def test_evaluation_at_two_other_ratios_points_at_the_training(trained: Path, mi
 def test_evaluation_below_ratio_one_is_reproducible(trained: Path, micro_data: Path) -> None:
     aps = []
     for attempt in range(2):
-        output = trained.parent / f"repeat_{attempt}"
-        result = run_train(
-            output,
-            f"train.init_checkpoint={trained / 'model_final.pth'}",
-            f"{RATIO}=0.25",
-            data=micro_data,
-            eval_only=True,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        record = read_record(output / "record.json")
+        record = evaluate(trained, trained.parent / f"repeat_{attempt}", "0.25", micro_data)
         aps.append((record.metrics.bbox, record.metrics.segm))
     assert aps[0] == aps[1]
 
@@ -115,7 +103,8 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     deadline = time.monotonic() + 300
-    while not (output / "model_0000007.pth").exists():
+    last = output / "last_checkpoint"  # detectron2 names the newest checkpoint here once it is complete
+    while not (last.exists() and last.read_text().strip() == "model_0000007.pth"):
         assert process.poll() is None, "training ended before it could be killed"
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.2)
