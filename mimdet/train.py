@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ from detectron2.engine import (
 )
 from detectron2.evaluation import inference_on_dataset
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 from torch import nn
 
@@ -126,8 +128,9 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
             else None,
         ]
     )
-    resuming = args.resume and checkpointer.has_checkpoint()
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    resuming = args.resume and resume_from_newest_readable(checkpointer)
+    if not resuming:
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=False)
     if not resuming and not cfg.train.init_checkpoint and cfg.train.mae_checkpoint:
         report = load_mae_checkpoint(
             model.get_submodule("backbone.bottom_up"), resolve_mae_checkpoint(cfg.train.mae_checkpoint)
@@ -143,6 +146,28 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     return outcome
 
 
+def resume_from_newest_readable(checkpointer: DetectionCheckpointer) -> bool:
+    """Load the newest checkpoint of the run's folder that can be read; False if there is none.
+
+    A checkpoint cut short on disk (a node lost mid-write, a full disk) is reported in one line and
+    the previous one is tried, so the run restarts from there instead of dying on an unpickling error.
+    """
+    if not checkpointer.has_checkpoint():
+        return False
+    folder = Path(checkpointer.save_dir)
+    newest = Path(checkpointer.get_checkpoint_file())
+    older = sorted(folder.glob("model_*.pth"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in [newest, *(p for p in older if p != newest)]:
+        try:
+            checkpointer.load(str(path))
+            return True
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+            checkpointer._parsed_url_during_load = None  # detectron2 resets it only after a good load
+            reason = " ".join(str(error).split())[:200]
+            logger.error("checkpoint %s is unreadable (%s): trying the previous one", path, reason)
+    return False
+
+
 def evaluate(cfg: DictConfig, model: nn.Module) -> RunOutcome:
     """COCO AP (detectron2's COCOEvaluator) at the config's test ratio, and inference speed."""
     timed = TimedModel(model)
@@ -155,6 +180,7 @@ def evaluate(cfg: DictConfig, model: nn.Module) -> RunOutcome:
 def run(cfg: DictConfig, args: argparse.Namespace) -> None:
     """The work of one process (one per GPU under DDP); the main process writes the record."""
     default_setup(cfg, args)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mimdet")  # into log.txt too
     output = Path(cfg.train.output_dir)
     started = time.perf_counter()
     model: nn.Module | None = None

@@ -4,6 +4,7 @@ SIGKILL, and one clear line for bad input. Tiny config, a micro synthetic datase
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,22 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
     assert resumed_at[0] == 0 and resumed_at[-1] >= 8
     record = read_record(output / "record.json")
     assert record.status == "completed" and record.iterations == 16
+
+
+def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, micro_data: Path) -> None:
+    """model_final.pth cut short on disk: one clear line, then the run goes on from model_0000005.pth."""
+    output = trained.parent / "truncated"
+    shutil.copytree(trained, output)
+    final = output / "model_final.pth"
+    final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
+    result = run_train(
+        output, "train.max_iter=9", "train.checkpointer.period=3", data=micro_data, resume=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    assert f"checkpoint {final} is unreadable" in log
+    assert log.splitlines()[-1] and "Starting training from iteration 6" in log
+    assert read_record(output / "record.json").iterations == 9
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
