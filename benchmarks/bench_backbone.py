@@ -24,28 +24,18 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from analysis.paper_numbers import load_paper_table
+from mimdet.cost import peak_rss_rise
 from mimdet.environment import cpu_model
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
 
-PAPER_TIME_H = {0.125: 16.0, 0.25: 16.5, 0.5: 20.3, 0.75: 27.2, 1.0: 31.0}
-PAPER_MEM_G = {0.125: 14.2, 0.25: 15.9, 0.5: 19.9, 0.75: 28.5, 1.0: None}  # r=1.0: "oom" in the paper
-PAPER_DEC_TIME_H = {1: 15.5, 2: 17.3, 4: 20.3, 8: 27.0}
-PAPER_DEC_MEM_G = {1: 12.2, 2: 14.4, 4: 19.9, 8: 29.2}
+_TABLE2_COST = load_paper_table("table2_cost").set_index("train_ratio")
+_TABLE3 = load_paper_table("table3").set_index("num_decoders")
+PAPER_TIME_H = _TABLE2_COST["train_time_h"].to_dict()
+PAPER_MEM_G = {r: None if m == "oom" else float(m) for r, m in _TABLE2_COST["train_mem_gb_bs1"].items()}
+PAPER_DEC_TIME_H = _TABLE3["train_time_h"].to_dict()
+PAPER_DEC_MEM_G = _TABLE3["train_mem_gb_bs1"].to_dict()
 VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.0, norm="BN")
-
-
-def _rss_peak_delta(step) -> int:
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _status("VmRSS")
-    step()
-    return max(0, _status("VmHWM") - before)
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(field)
 
 
 def _one_step(backbone: torch.nn.Module, images: torch.Tensor) -> None:
@@ -69,7 +59,7 @@ def _cpu_peak(case: tuple[str, object], size: int) -> int:
     allocator reuses freed memory, and the rise would read as zero."""
     backbone = _build(case, size).train()
     images = torch.randn(1, 3, size, size)
-    return _rss_peak_delta(lambda: _one_step(backbone, images))
+    return peak_rss_rise(lambda: _one_step(backbone, images))
 
 
 def measure(case: tuple[str, object], size: int, device: str, repeats: int) -> dict[str, float]:

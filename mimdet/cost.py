@@ -9,6 +9,7 @@ before the iteration. The record says which through ``peak_mem_kind``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,27 +37,36 @@ def _status_bytes(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
+def peak_rss_rise(step: Callable[[], object]) -> int:
+    """How far this process's peak resident set rises above its size before ``step`` (Linux only:
+    OSError elsewhere)."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _status_bytes("VmRSS")
+    step()
+    return max(0, _status_bytes("VmHWM") - before)
+
+
 def measure_peak_memory(
     model: nn.Module, inputs: list[dict], device: str, amp: bool = False
 ) -> PeakMemory | None:
     """Peak memory of one forward + backward on ``inputs`` (gradients cleared, BN statistics restored)."""
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     on_cuda = device.startswith("cuda") and torch.cuda.is_available()
+
+    def step() -> None:
+        with torch.autocast("cuda", enabled=amp and on_cuda):
+            losses = model(inputs)
+        sum(losses.values()).backward()
+
     try:
         if on_cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-            before = _status_bytes("VmRSS")
-        with torch.autocast("cuda", enabled=amp and on_cuda):
-            losses = model(inputs)
-        sum(losses.values()).backward()
-        if on_cuda:
+            step()
             torch.cuda.synchronize()
             peak = PeakMemory(torch.cuda.max_memory_allocated(), CUDA_KIND)
         else:
-            peak = PeakMemory(max(0, _status_bytes("VmHWM") - before), CPU_KIND)
+            peak = PeakMemory(peak_rss_rise(step), CPU_KIND)
     except OSError:
         return None  # no /proc (not Linux): the record says null rather than a guess
     finally:

@@ -24,11 +24,12 @@ import math
 import os
 import types
 import typing
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+from mimdet.atomic import write_json_atomic
 
 SCHEMA_VERSION = 1
 
@@ -188,23 +189,9 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> None:
     temporary file beside the target, flushed and fsynced, then renamed over the target with
     ``os.replace``. Concurrent writers of different records into one store never collide.
     """
-    path = Path(path)
     data = record.to_dict()
     RunRecord.from_dict(data, source=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    write_json_atomic(path, data)
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
@@ -400,15 +387,3 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite_or_none(v) for v in value]
     return value
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); platforms that cannot open a directory skip this."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .runs import RunSpec, RunState
@@ -25,7 +26,7 @@ POLL_S = 1.0
 def _start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks (field 22 of /proc/PID/stat): tells a reused pid apart."""
     try:
-        stat = open(f"/proc/{pid}/stat", encoding="ascii").read()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()

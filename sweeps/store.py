@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mimdet.atomic import write_json_atomic
 from mimdet.record import RecordError, RunRecord, read_record
 
 from .runs import RunSpec
@@ -28,18 +28,6 @@ DEFAULT_ROOT = "results"
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
     """The store's root by precedence: command line, environment, spec, default."""
     return Path(cli_root or os.environ.get(ENV_ROOT) or spec_root or DEFAULT_ROOT).expanduser().resolve()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers see the old content or the new, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -58,7 +46,7 @@ class Store:
         return self.root / "runs" / run_id
 
     def write_spec(self, run: RunSpec) -> None:
-        write_json_atomic(self.run_dir(run.run_id) / "run.json", run.to_json())
+        write_json_atomic(self.run_dir(run.run_id) / "run.json", run.to_json(), sort_keys=True)
 
     def record(self, run_id: str) -> RunRecord | None:
         """The run's record, or None if it has none (yet) or it cannot be read."""
@@ -75,7 +63,7 @@ class Store:
         return read_json(self.run_dir(run_id) / "job.json")
 
     def write_job(self, run_id: str, handle: dict[str, Any]) -> None:
-        write_json_atomic(self.run_dir(run_id) / "job.json", handle)
+        write_json_atomic(self.run_dir(run_id) / "job.json", handle, sort_keys=True)
 
     def log_path(self, run_id: str) -> Path:
         """The run's main log: detectron2's log.txt, else the job's stderr."""

@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from mimdet.atomic import write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # bump when the images or annotations a seed produces change
@@ -111,7 +113,7 @@ def make_synthetic_coco(
             for split_index, (split, num_images) in enumerate(zip(SPLITS, (num_train, num_val), strict=True))
         }
         manifest = {"generator_version": GENERATOR_VERSION, "params": params, "splits": counts}
-        _write_json_atomic(root / MANIFEST, manifest, indent=2)
+        write_json_atomic(root / MANIFEST, manifest, indent=2)
     return _dataset(root, manifest, generated=True)
 
 
@@ -195,14 +197,8 @@ def _write_split(root: Path, split: str, split_index: int, num_images: int, para
         ],
     }
     (root / "annotations").mkdir(exist_ok=True)
-    _write_json_atomic(root / "annotations" / f"instances_{split}.json", coco)
+    write_json_atomic(root / "annotations" / f"instances_{split}.json", coco, indent=None)
     return {"images": len(images), "annotations": len(annotations)}
-
-
-def _write_json_atomic(path: Path, content: dict, indent: int | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(content, indent=indent))
-    os.replace(tmp, path)
 
 
 def _image_shape(rng: np.random.Generator, image_size: int | list[int]) -> tuple[int, int]:
