@@ -5,10 +5,11 @@ Each function takes what it draws (a results DataFrame as ``analysis.records.loa
 feature maps) and returns a ``matplotlib.figure.Figure`` built without pyplot, so nothing global changes
 and the figure can be tested, shown in a notebook or saved; ``write_plots`` saves the figures of a table.
 
-Cells are chosen as ``analysis.tables`` chooses them (same selection, ``where``, states and precedence),
-so a figure never disagrees with its table, and a cell without a completed run shows its state. Measured
-and published numbers usually differ in scale (a CPU run on synthetic shapes against ViT-B on COCO on 32
-V100), so the paper's series get axes of their own, grey and labelled "paper", and dashed lines.
+Cells are chosen by ``analysis.selection``, as ``analysis.tables`` chooses them (same selection, ``where``,
+states and precedence), so a figure never disagrees with its table, and a cell without a completed run
+shows its state. Measured and published numbers usually differ in scale (a CPU run on synthetic shapes
+against ViT-B on COCO on 32 V100), so the paper's series get axes of their own, grey and labelled "paper",
+and dashed lines.
 """
 
 from __future__ import annotations
@@ -29,31 +30,25 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import blended_transform_factory
 
-from analysis.paper_numbers import load_paper_table
-from analysis.tables import (
-    AP_PAIR,
+from analysis.selection import (
     COMPLETED,
-    MIMDET_DEFAULT,
-    PARAMS,
-    TRAIN_MEM,
-    TRAIN_TIME,
+    Pick,
     TableError,
-    _as_float,
-    _cells,
-    _criteria,
-    _evaluations,
-    _key,
-    _number,
-    _paper_rows,
-    _percent,
-    _Pick,
-    _pick,
-    _pick_training,
-    _require,
-    _said,
-    _select,
-    _training,
+    as_float,
+    axis_key,
+    describe_criteria,
+    evaluation_rows,
+    group_cells,
+    merge_criteria,
+    paper_rows,
+    pick_run,
+    pick_training,
+    require_columns,
+    select_rows,
+    training_rows,
 )
+from analysis.tables import AP_PAIR, MIMDET_DEFAULT, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
+from mimdet.paper_numbers import load_paper_table
 
 if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2
     import torch
@@ -65,7 +60,8 @@ _R = TypeVar("_R")
 
 BOX, MASK = "tab:blue", "tab:orange"
 PAPER_COLOUR = "0.4"  # the paper's axes, labels and notes
-STATE_COLOURS = {"failed": "tab:red", "cancelled": "tab:red"}  # other states dark grey
+# states shown in red; the others dark grey
+STATE_COLOURS = {"failed": "tab:red", "interrupted": "tab:red", "cancelled": "tab:red"}
 CPU_RSS = "cpu_peak_rss_delta"
 DPI = 150
 
@@ -99,21 +95,17 @@ def _rows(
     axes: Sequence[str],
 ) -> pd.DataFrame:
     """The runs a figure draws: the table's selection, not empty, with the columns the figure reads."""
-    criteria = _criteria(base, where)
-    rows = _select(frame, criteria, what, values)
-    _require(rows, axes, what)
+    criteria = merge_criteria(base, where)
+    rows = select_rows(frame, criteria, what, values)
+    require_columns(rows, axes, what)
     if rows.empty:
-        raise PlotError(f"{what}: no runs match the selection ({_said(criteria)})")
+        raise PlotError(f"{what}: no runs match the selection ({describe_criteria(criteria)})")
     return rows
 
 
 def _axis(rows: pd.DataFrame, column: str) -> list[float]:
     """The values an axis column takes, ascending."""
     return sorted({float(v) for v in pd.to_numeric(rows[column], errors="coerce").dropna().round(9)})
-
-
-def _value(pick: _Pick, column: str, scale: float = 1.0) -> float | None:
-    return None if pick.row is None else _as_float(pick.row.get(column), scale)
 
 
 def _measured_on(rows: pd.DataFrame) -> str:
@@ -126,23 +118,23 @@ def _measured_on(rows: pd.DataFrame) -> str:
 
 def _hardware(rows: pd.DataFrame) -> str:
     """Where the completed trainings ran ("1× NVIDIA H100", "CPU"): costs compare only like for like."""
-    completed = _training(rows[rows["status"] == COMPLETED])
+    completed = training_rows(rows[rows["status"] == COMPLETED])
     kinds = set()
     for row in completed.to_dict("records"):
         if row.get("device") == "cuda":
-            count = _as_float(row.get("gpu_count")) or 1  # a float where status rows made the column NaN
+            count = as_float(row.get("gpu_count")) or 1  # a float where status rows made the column NaN
             kinds.add(f"{count:g}× {row.get('gpu_model') or 'GPU'}")
         elif row.get("device") == "cpu":
             kinds.add("CPU")
     return " / ".join(sorted(kinds)) or "unrecorded hardware"
 
 
-def _memory_unit(trainings: Sequence[_Pick]) -> str:
+def _memory_unit(trainings: Sequence[Pick]) -> str:
     """GiB, and what was measured: CUDA's peak allocation or (``*`` where mixed) the CPU's RSS growth."""
     kinds = {
         p.row.get("peak_mem_kind")
         for p in trainings
-        if p.row is not None and _value(p, "peak_mem_bytes_bs1") is not None
+        if p.row is not None and p.value("peak_mem_bytes_bs1") is not None
     }
     if not kinds:
         return "GiB"
@@ -173,15 +165,17 @@ def plot_table2_heatmaps(
     """
     rows = _rows(frame, "Table 2", _TABLE2_BASE, where, AP_PAIR.columns, _RATIO_AXES)
     trains, infers = _axis(rows, "train_sample_ratio"), _axis(rows, "test_sample_ratio")
-    runs = _cells(_evaluations(rows), _RATIO_AXES)
+    runs = group_cells(evaluation_rows(rows), _RATIO_AXES)
     measured: dict[tuple[float, float], _Cell] = {}
     for train in trains:
         for infer in (i for i in infers if i >= train):
-            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
-            measured[(train, infer)] = _measured_cell(_pick(runs.get((_key(train), _key(infer))), what))
+            what = f"Table 2 cell (train {percent(train)}, inference {percent(infer)})"
+            measured[(train, infer)] = _measured_cell(
+                pick_run(runs.get((axis_key(train), axis_key(infer))), what)
+            )
     grids = [(_measured_on(rows), measured)]
     if with_paper:
-        paper = _paper_rows("table2", ("train_ratio", "infer_ratio"))
+        paper = paper_rows("table2", ("train_ratio", "infer_ratio"))
         grids.append(
             ("paper (ViT-B, COCO val2017)", {cell: _paper_cell(paper.get(cell)) for cell in measured})
         )
@@ -207,19 +201,19 @@ def plot_table2_heatmaps(
     return fig
 
 
-def _measured_cell(pick: _Pick) -> _Cell:
+def _measured_cell(pick: Pick) -> _Cell:
     """A cell's values and texts; without a completed run both texts are the run's state."""
-    values = (_value(pick, "bbox_AP"), _value(pick, "segm_AP"))
+    values = (pick.value("bbox_AP"), pick.value("segm_AP"))
     if pick.row is None:
         return values, (pick.state, pick.state)
-    return values, (_number(values[0], 1, ""), _number(values[1], 1, ""))
+    return values, (format_number(values[0], 1, ""), format_number(values[1], 1, ""))
 
 
 def _paper_cell(row: Mapping[str, object] | None) -> _Cell:
     if row is None:
         return (None, None), ("not in paper", "not in paper")
-    values = (_as_float(row["ap_box"]), _as_float(row["ap_mask"]))
-    return values, (_number(values[0], 1, ""), _number(values[1], 1, ""))
+    values = (as_float(row["ap_box"]), as_float(row["ap_mask"]))
+    return values, (format_number(values[0], 1, ""), format_number(values[1], 1, ""))
 
 
 def _heatmap(
@@ -252,8 +246,8 @@ def _heatmap(
                 colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
                 style = "normal"
             ax.text(c, r, text, ha="center", va="center", fontsize=size, color=colour, fontstyle=style)
-    ax.set_xticks(range(len(infers)), [_percent(i) for i in infers])
-    ax.set_yticks(range(len(trains)), [_percent(t) for t in trains])
+    ax.set_xticks(range(len(infers)), [percent(i) for i in infers])
+    ax.set_yticks(range(len(trains)), [percent(t) for t in trains])
     ax.set_xticks(np.arange(len(infers) + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(len(trains) + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=2)
@@ -272,12 +266,12 @@ class _CostPoint:
 
     train: float
     infer: float
-    evaluation: _Pick
-    training: _Pick
+    evaluation: Pick
+    training: Pick
 
     def label(self, *, star: bool) -> str:
         """ "25%", "25% (inf. 75%)" when not evaluated at 100 %; ``star`` marks a CPU RSS memory figure."""
-        text = _percent(self.train) + ("" if self.infer == 1.0 else f" (inf. {_percent(self.infer)})")
+        text = percent(self.train) + ("" if self.infer == 1.0 else f" (inf. {percent(self.infer)})")
         cpu_rss = self.training.row is not None and self.training.row.get("peak_mem_kind") == CPU_RSS
         return text + ("*" if star and cpu_rss else "")
 
@@ -309,12 +303,12 @@ def plot_accuracy_vs_cost(frame: pd.DataFrame, *, where: Mapping[str, object] | 
         (mem_ax, TRAIN_MEM.columns[0], TRAIN_MEM.scale, f"training memory at batch size 1 ({memory_unit})"),
     )
     for ax, column, scale, xlabel in panels:
-        shown = [(p, x) for p in points if (x := _value(p.training, column, scale)) is not None]
+        shown = [(p, x) for p in points if (x := p.training.value(column, scale)) is not None]
         for task, colour, marker in (("bbox_AP", BOX, "o"), ("segm_AP", MASK, "s")):
-            _series(ax, [(x, _value(p.evaluation, task)) for p, x in shown], colour, marker)
+            _series(ax, [(x, p.evaluation.value(task)) for p, x in shown], colour, marker)
         for p, x in shown:
             label = p.label(star=ax is mem_ax and "*" in memory_unit)
-            box = _value(p.evaluation, "bbox_AP")
+            box = p.evaluation.value("bbox_AP")
             ax.annotate(label, (x, box), xytext=(-5, 7), textcoords="offset points", ha="right", fontsize=9)
         ax.margins(0.12)
         ax.set_xlabel(xlabel)
@@ -338,23 +332,25 @@ def plot_accuracy_vs_cost(frame: pd.DataFrame, *, where: Mapping[str, object] | 
 
 def _cost_points(rows: pd.DataFrame) -> tuple[list[_CostPoint], list[str]]:
     """The training ratios that can be drawn, and "ratio (why not)" for those that cannot."""
-    runs = _cells(_evaluations(rows), _RATIO_AXES)
-    trainings = _cells(_training(rows), ("train_sample_ratio",))
+    runs = group_cells(evaluation_rows(rows), _RATIO_AXES)
+    trainings = group_cells(training_rows(rows), ("train_sample_ratio",))
     infers = _axis(rows, "test_sample_ratio")
     points, skipped = [], []
     for train in _axis(rows, "train_sample_ratio"):
-        training = _pick_training(trainings.get((_key(train),)), f"Table 2 training run at {_percent(train)}")
+        training = pick_training(
+            trainings.get((axis_key(train),)), f"Table 2 training run at {percent(train)}"
+        )
         evaluation = None
         for infer in sorted((i for i in infers if i >= train), reverse=True):
-            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
-            pick = _pick(runs.get((_key(train), _key(infer))), what)
-            if _value(pick, "bbox_AP") is not None:
+            what = f"Table 2 cell (train {percent(train)}, inference {percent(infer)})"
+            pick = pick_run(runs.get((axis_key(train), axis_key(infer))), what)
+            if pick.value("bbox_AP") is not None:
                 evaluation = (infer, pick)
                 break
         if training.row is None:
-            skipped.append(f"{_percent(train)} (training {training.state})")
+            skipped.append(f"{percent(train)} (training {training.state})")
         elif evaluation is None:
-            skipped.append(f"{_percent(train)} (no completed evaluation)")
+            skipped.append(f"{percent(train)} (no completed evaluation)")
         else:
             points.append(_CostPoint(train, evaluation[0], evaluation[1], training))
     return points, skipped
@@ -368,18 +364,18 @@ def _paper_cost_series(ax: Axes, column: str) -> None:
     paper = load_paper_table("table2_cost").merge(ap[ap["infer_ratio"] == 1.0], on="train_ratio")
     shown, words = [], []
     for row in paper.sort_values("train_ratio").to_dict("records"):
-        ratio, x = float(row["train_ratio"]), _as_float(row[column])
+        ratio, x = float(row["train_ratio"]), as_float(row[column])
         if x is None:
-            words.append(f"{_percent(ratio)} {what}: {row[column]}")
+            words.append(f"{percent(ratio)} {what}: {row[column]}")
         else:
             shown.append((ratio, x, row))
     for task, colour in (("ap_box", BOX), ("ap_mask", MASK)):
-        _series(twin, [(x, _as_float(row[task])) for _, x, row in shown], colour, "D", paper=True)
+        _series(twin, [(x, as_float(row[task])) for _, x, row in shown], colour, "D", paper=True)
     twin.margins(0.12)
     for ratio, x, row in shown:
-        where = (x, _as_float(row["ap_box"]))
+        where = (x, as_float(row["ap_box"]))
         twin.annotate(
-            _percent(ratio),
+            percent(ratio),
             where,
             xytext=(5, -14),
             textcoords="offset points",
@@ -441,20 +437,19 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_MEM.columns]
     rows = _rows(frame, "Table 3", _TABLE3_BASE, where, values, ("num_decoders",))
     decoders = [int(n) for n in _axis(rows, "num_decoders")]
-    runs = _cells(_evaluations(rows), ("num_decoders",))
-    trainings = _cells(_training(rows), ("num_decoders",))
-    picks = {n: _pick(runs.get((_key(n),)), f"Table 3 row {n}") for n in decoders}
-    trained = {n: _pick_training(trainings.get((_key(n),)), f"Table 3 training run {n}") for n in decoders}
+    runs = group_cells(evaluation_rows(rows), ("num_decoders",))
+    trainings = group_cells(training_rows(rows), ("num_decoders",))
+    picks = {n: pick_run(runs.get((axis_key(n),)), f"Table 3 row {n}") for n in decoders}
+    trained = {n: pick_training(trainings.get((axis_key(n),)), f"Table 3 training run {n}") for n in decoders}
     paper = load_paper_table("table3")
     params = [
-        (n, _value(picks[n], "params_total", 1e-6) or _value(trained[n], "params_total", 1e-6))
-        for n in decoders
+        (n, picks[n].value("params_total", 1e-6) or trained[n].value("params_total", 1e-6)) for n in decoders
     ]
-    memory = [(n, _value(trained[n], "peak_mem_bytes_bs1", 1 / 2**30)) for n in decoders]
+    memory = [(n, trained[n].value("peak_mem_bytes_bs1", 1 / 2**30)) for n in decoders]
     states = {
         n: pick.state if pick.row is None else "no AP"
         for n, pick in picks.items()
-        if _value(pick, "bbox_AP") is None
+        if pick.value("bbox_AP") is None
     }
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     ap_ax, params_ax, mem_ax = fig.subplots(1, 3)
@@ -465,8 +460,8 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
             "AP (%)",
             "AP (%)",
             [
-                ([(n, _value(picks[n], "bbox_AP")) for n in decoders], "ap_box", BOX, "o"),
-                ([(n, _value(picks[n], "segm_AP")) for n in decoders], "ap_mask", MASK, "s"),
+                ([(n, picks[n].value("bbox_AP")) for n in decoders], "ap_box", BOX, "o"),
+                ([(n, picks[n].value("segm_AP")) for n in decoders], "ap_mask", MASK, "s"),
             ],
         ),
         (params_ax, "parameters", "params (M)", "params (M)", [(params, "params_m", "tab:green", "o")]),
@@ -515,7 +510,7 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
 
 
 def _paper_points(paper: pd.DataFrame, column: str) -> list[tuple[float, float | None]]:
-    return [(float(n), _as_float(v)) for n, v in zip(paper["num_decoders"], paper[column], strict=True)]
+    return [(float(n), as_float(v)) for n, v in zip(paper["num_decoders"], paper[column], strict=True)]
 
 
 # --- Fig. 2: feature maps ------------------------------------------------------------------------------

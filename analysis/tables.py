@@ -2,18 +2,19 @@
 
 Input: a DataFrame with one row per record (``analysis.records.load_records``; columns are those of
 ``mimdet.record.record_to_row``), optionally with rows for runs that have no record yet: such a row
-carries its run's variant columns and a ``status`` of ``queued``, ``running``, ``failed``, ``new`` or
-``cancelled``.
+carries its run's variant columns and a ``status`` of ``queued``, ``running``, ``new``, ``interrupted``,
+``failed`` or ``cancelled``.
 
-How cells are filled:
+How cells are filled (the rules live in ``analysis.selection``, shared with ``analysis.plots``):
 
 - Each table first selects the MIMDet runs of the paper's fixed setting (e.g. Table 2: 4 decoders,
   random sampling, hybrid FPN); ``where={...}`` overrides keys of that selection, ``None`` drops one.
 - In a cell, a completed row wins (the latest by ``created_at``, then ``run_id``). Completed rows of one
   cell must agree on every variant column, and those of one table on model size and datasets; otherwise
   the table would silently mix different runs, so a ``TableError`` says which columns differ.
-- Without a completed row a cell shows the most advanced state: running, queued, new, failed, cancelled,
-  in that order; without any row, ``missing``. Time and memory come from the training run (``stage``).
+- Without a completed row a cell shows the most advanced state: running, queued, new, interrupted,
+  failed, cancelled, in that order; without any row, ``missing``. Time and memory come from the training
+  run (``stage``).
 - Units: AP as recorded (COCO percent, one decimal); time in hours; memory in GiB ("G", as detectron2's
   ``max_mem`` and the paper), marked "CPU RSS" when measured as the CPU's resident set; parameters in M.
 - ``with_paper=True`` writes ``measured (paper P, Δ D)``. Δ is given for AP and parameters only: time
@@ -25,34 +26,35 @@ Rendering is deterministic (explicit ordering, fixed float formats). LaTeX outpu
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
-from analysis.paper_numbers import load_paper_table
-from mimdet.record import Variant
+from analysis.selection import (
+    COMPLETED,
+    SCALE_COLUMNS,
+    Pick,
+    TableError,
+    as_float,
+    axis_key,
+    check_agree,
+    describe_criteria,
+    evaluation_rows,
+    group_cells,
+    merge_criteria,
+    paper_rows,
+    pick_run,
+    pick_training,
+    present_values,
+    require_columns,
+    select_rows,
+    training_rows,
+)
 
 Format = Literal["md", "latex"]
-_N = TypeVar("_N", int, float)
-
-COMPLETED = "completed"
-MISSING = "missing"
-PENDING_STATES = ("running", "queued", "new", "failed", "cancelled")  # shown in this order of precedence
-VARIANT_COLUMNS = (
-    *(f.name for f in dataclasses.fields(Variant)),
-    "dataset_train",
-    "dataset_test",
-    "iterations",
-)
-TRAINING_COLUMNS = tuple(c for c in VARIANT_COLUMNS if c != "test_sample_ratio")  # what training depends on
-SCALE_COLUMNS = ("embed_dim", "depth", "dataset_train", "dataset_test")
 
 PAPER_RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
 PAPER_DECODERS = (1, 2, 4, 8)
@@ -73,135 +75,6 @@ TABLE4_ROWS = (
     ("row3", "hybrid", "window", 0, 1.0),
     ("row4", "vit", "window", 0, 1.0),
 )
-
-
-class TableError(ValueError):
-    """Input a table cannot be rendered from, said in one sentence."""
-
-
-# --- picking the run behind a cell --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pick:
-    """A cell's run: its state, and its row when completed."""
-
-    state: str
-    row: Mapping[str, Any] | None = None
-
-    def values(self, quantity: _Quantity) -> tuple[float | None, ...] | None:
-        """The quantity's values in display units; None when there is no completed run."""
-        if self.row is None:
-            return None
-        return tuple(_as_float(self.row.get(c), quantity.scale) for c in quantity.columns)
-
-
-def _criteria(base: Mapping[str, object], where: Mapping[str, object] | None) -> dict[str, object]:
-    merged = {**base, **(where or {})}
-    return {key: merged[key] for key in sorted(merged) if merged[key] is not None}
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
-    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
-    if missing:
-        raise TableError(f"{table}: the frame has no column {', '.join(map(repr, missing))}")
-
-
-def _select(
-    frame: object, criteria: Mapping[str, object], table: str, value_columns: Sequence[str]
-) -> pd.DataFrame:
-    """The rows matching ``criteria``, checked for what every cell of the table relies on."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TableError(f"{table}: expected a pandas DataFrame, got {type(frame).__name__}")
-    _require(frame, [*criteria, "status"], table)
-    mask = np.ones(len(frame), dtype=bool)
-    for column, value in criteria.items():
-        mask &= _matches(frame[column], value)
-    selected = frame[mask]
-    if selected["status"].isna().any():
-        raise TableError(f"{table}: {int(selected['status'].isna().sum())} rows have no status")
-    unknown = sorted(set(selected["status"]) - {COMPLETED, *PENDING_STATES})
-    if unknown:
-        expected = ", ".join((COMPLETED, *PENDING_STATES))
-        raise TableError(f"{table}: unknown status {', '.join(map(repr, unknown))} (expected {expected})")
-    completed = selected[selected["status"] == COMPLETED]
-    if len(completed):
-        _require(frame, value_columns, table)
-        _check_agree(completed, SCALE_COLUMNS, table)
-    return selected
-
-
-def _matches(column: pd.Series, value: object) -> np.ndarray:
-    if isinstance(value, float):
-        return np.isclose(
-            pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), value, rtol=0, atol=1e-9
-        )
-    return (column == value).fillna(False).to_numpy(dtype=bool)
-
-
-def _check_agree(rows: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    differing = [c for c in columns if c in rows.columns and rows[c].nunique(dropna=False) > 1]
-    if differing:
-        detail = "; ".join(f"{c} {', '.join(sorted(map(str, rows[c].unique())))}" for c in differing)
-        raise TableError(
-            f"{what} mixes completed runs that differ in {detail}: "
-            "pass where={column: value} or filter the frame first"
-        )
-
-
-def _key(value: object) -> object:
-    """Axis values as dictionary keys: numbers rounded so that 0.5 from JSON and from CSV meet."""
-    return round(float(value), 9) if isinstance(value, (int, float, np.number)) else value
-
-
-def _cells(rows: pd.DataFrame, keys: Sequence[str]) -> dict[tuple[object, ...], pd.DataFrame]:
-    """Rows grouped by the table's axis columns."""
-    return {tuple(map(_key, key)): group for key, group in rows.groupby(list(keys), sort=True)}
-
-
-def _present(rows: pd.DataFrame, column: str, wanted: Sequence[_N]) -> list[_N]:
-    """The wanted axis values that some row has, in the caller's order."""
-    have = {_key(v) for v in rows[column].dropna().unique()}
-    return [value for value in wanted if _key(value) in have]
-
-
-def _pick_training(rows: pd.DataFrame | None, what: str) -> _Pick:
-    """A training run for cost cells: its evaluation ratio does not matter."""
-    return _pick(rows, what, TRAINING_COLUMNS)
-
-
-def _training(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows that can carry training cost: training runs (and status rows that do not say)."""
-    if "stage" not in rows.columns:
-        return rows
-    return rows[(rows["stage"] == "train").fillna(False) | rows["stage"].isna()]
-
-
-def _evaluations(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows for AP cells: all but completed trainings that did not evaluate themselves.
-
-    A sweep's trainings leave evaluation to their evaluation runs; completed, they would shadow those
-    with empty cells. Trainings not completed stay: their state (failed, queued...) is the cell's news.
-    """
-    if "stage" not in rows.columns:
-        return rows
-    evaluated = rows["bbox_AP"].notna() if "bbox_AP" in rows.columns else False
-    silent_training = (rows["stage"] == "train") & (rows["status"] == COMPLETED) & ~evaluated
-    return rows[~silent_training]
-
-
-def _pick(rows: pd.DataFrame | None, what: str, agree: Sequence[str] = VARIANT_COLUMNS) -> _Pick:
-    """The run shown in a cell; completed rows must agree on the ``agree`` columns."""
-    if rows is None or rows.empty:
-        return _Pick(MISSING)
-    completed = rows[rows["status"] == COMPLETED]
-    if completed.empty:
-        states = set(rows["status"])
-        return _Pick(next(s for s in PENDING_STATES if s in states))
-    _check_agree(completed, agree, what)
-    order = [c for c in ("created_at", "run_id") if c in completed.columns]
-    latest = completed.sort_values(order, kind="stable") if order else completed
-    return _Pick(COMPLETED, latest.iloc[-1].to_dict())
 
 
 # --- cell text ----------------------------------------------------------------------------------------
@@ -234,19 +107,19 @@ TRAIN_MEM = _Quantity(
 )
 
 
-def _as_float(value: object, scale: float = 1.0) -> float | None:
-    """A number from a row or a paper CSV; None for null/NaN and for words such as the paper's "oom"."""
-    if value is None or isinstance(value, bool):
+def _measured(pick: Pick, quantity: _Quantity) -> tuple[float | None, ...] | None:
+    """The quantity's values in display units; None when there is no completed run."""
+    if pick.row is None:
         return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number * scale if math.isfinite(number) else None
+    return tuple(pick.value(c, quantity.scale) for c in quantity.columns)
 
 
-def _number(value: object, decimals: int, unit: str) -> str:
-    number = _as_float(value)
+def format_number(value: object, decimals: int, unit: str) -> str:
+    """A number as the tables write it (``−`` for minus; a word such as "oom" as is; "–" for none).
+
+    Public so that the figures of ``analysis.plots`` label their cells exactly as the tables do.
+    """
+    number = as_float(value)
     if number is None:
         return value if isinstance(value, str) and value else "–"
     text = f"{number:.{decimals}f}"
@@ -263,29 +136,29 @@ def _signed(value: float, decimals: int) -> str:
 
 
 def _cell(
-    pick: _Pick,
+    pick: Pick,
     quantity: _Quantity,
     paper: Sequence[object] | None,
     with_paper: bool,
     *,
-    base: _Pick | None = None,
+    base: Pick | None = None,
     paper_base: Sequence[object] | None = None,
 ) -> str:
     """Measured values (or the run's state), relative to ``base`` when given, then the paper's figure."""
-    measured = pick.values(quantity)
+    measured = _measured(pick, quantity)
     if measured is None:
         text = pick.state
     else:
         text = _values_text(measured, quantity.decimals, quantity.unit)
-        ratio = _ratio(measured, base.values(quantity) if base else None)
+        ratio = _ratio(measured, _measured(base, quantity) if base else None)
         text = f"{ratio} ({text})" if ratio else text
         if quantity.note and pick.row and pick.row.get(quantity.note[0]) == quantity.note[1]:
             text += f" ({quantity.note[2]})"
     if not with_paper or paper is None:
         return text
-    paper_values = tuple(map(_as_float, paper))
+    paper_values = tuple(map(as_float, paper))
     paper_text = _values_text(paper, quantity.paper_decimals, quantity.unit)
-    ratio = _ratio(paper_values, None if paper_base is None else tuple(map(_as_float, paper_base)))
+    ratio = _ratio(paper_values, None if paper_base is None else tuple(map(as_float, paper_base)))
     notes = [f"paper {ratio}, {paper_text}" if ratio else f"paper {paper_text}"]
     if quantity.delta and measured is not None:
         deltas = [
@@ -299,7 +172,7 @@ def _cell(
 
 
 def _values_text(values: Sequence[object], decimals: int, unit: str) -> str:
-    return " / ".join(_number(v, decimals, unit) for v in values)
+    return " / ".join(format_number(v, decimals, unit) for v in values)
 
 
 def _ratio(values: Sequence[float | None], base: Sequence[float | None] | None) -> str | None:
@@ -313,14 +186,8 @@ def _paper(row: Mapping[str, object] | None, *columns: str) -> tuple[object, ...
     return None if row is None else tuple(row[c] for c in columns)
 
 
-@functools.cache
-def _paper_rows(name: str, keys: tuple[str, ...]) -> dict[tuple[object, ...], dict[str, object]]:
-    """A paper table indexed by its key columns (cached: the CSVs do not change while running)."""
-    table = load_paper_table(name)
-    return {tuple(_key(row[k]) for k in keys): row for row in table.to_dict("records")}
-
-
-def _percent(ratio: float) -> str:
+def percent(ratio: float) -> str:
+    """A sample ratio as the tables and figures label it: 0.125 -> "12.5%"."""
     return f"{round(ratio * 100, 2):g}%"
 
 
@@ -421,34 +288,38 @@ def render_table2(
     _check_format(fmt)
     base = {k: v for k, v in MIMDET_DEFAULT.items() if k not in ("train_sample_ratio", "test_sample_ratio")}
     values = [*AP_PAIR.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
-    criteria = _criteria(base, where)
-    rows = _select(frame, criteria, "Table 2", values)
-    _require(rows, ["train_sample_ratio", "test_sample_ratio"], "Table 2")
-    trains = _present(rows, "train_sample_ratio", train_ratios)
-    infers = _present(rows, "test_sample_ratio", infer_ratios)
+    criteria = merge_criteria(base, where)
+    rows = select_rows(frame, criteria, "Table 2", values)
+    require_columns(rows, ["train_sample_ratio", "test_sample_ratio"], "Table 2")
+    trains = present_values(rows, "train_sample_ratio", train_ratios)
+    infers = present_values(rows, "test_sample_ratio", infer_ratios)
     if not trains or not infers:
-        raise TableError(f"Table 2: no runs at the requested ratios among those selected ({_said(criteria)})")
-    runs = _cells(_evaluations(rows), ("train_sample_ratio", "test_sample_ratio"))
-    trainings = _cells(_training(rows), ("train_sample_ratio",))
-    paper_ap = _paper_rows("table2", ("train_ratio", "infer_ratio"))
-    paper_cost = _paper_rows("table2_cost", ("train_ratio",))
+        raise TableError(
+            f"Table 2: no runs at the requested ratios among those selected ({describe_criteria(criteria)})"
+        )
+    runs = group_cells(evaluation_rows(rows), ("train_sample_ratio", "test_sample_ratio"))
+    trainings = group_cells(training_rows(rows), ("train_sample_ratio",))
+    paper_ap = paper_rows("table2", ("train_ratio", "infer_ratio"))
+    paper_cost = paper_rows("table2_cost", ("train_ratio",))
     body = []
     for train in trains:
-        cells = [_percent(train)]
+        cells = [percent(train)]
         for infer in infers:
             if infer < train:
                 cells.append("")
                 continue
-            what = f"Table 2 cell (train {_percent(train)}, inference {_percent(infer)})"
-            key = (_key(train), _key(infer))
+            what = f"Table 2 cell (train {percent(train)}, inference {percent(infer)})"
+            key = (axis_key(train), axis_key(infer))
             paper = _paper(paper_ap.get(key), "ap_box", "ap_mask")
-            cells.append(_cell(_pick(runs.get(key), what), AP_PAIR, paper, with_paper))
-        training = _pick_training(trainings.get((_key(train),)), f"Table 2 training run at {_percent(train)}")
-        cost = paper_cost.get((_key(train),))
+            cells.append(_cell(pick_run(runs.get(key), what), AP_PAIR, paper, with_paper))
+        training = pick_training(
+            trainings.get((axis_key(train),)), f"Table 2 training run at {percent(train)}"
+        )
+        cost = paper_cost.get((axis_key(train),))
         cells.append(_cell(training, TRAIN_TIME, _paper(cost, "train_time_h"), with_paper))
         cells.append(_cell(training, TRAIN_MEM, _paper(cost, "train_mem_gb_bs1"), with_paper))
         body.append(tuple(cells))
-    header = ("train ↓ / inference →", *map(_percent, infers), "training time", "training mem (bs 1)")
+    header = ("train ↓ / inference →", *map(percent, infers), "training time", "training mem (bs 1)")
     return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
 
 
@@ -464,33 +335,33 @@ def render_table3(
     _check_format(fmt)
     base = {k: v for k, v in MIMDET_DEFAULT.items() if k != "num_decoders"}
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
-    criteria = _criteria(base, where)
-    rows = _select(frame, criteria, "Table 3", values)
-    _require(rows, ["num_decoders"], "Table 3")
-    shown = _present(rows, "num_decoders", decoders)
+    criteria = merge_criteria(base, where)
+    rows = select_rows(frame, criteria, "Table 3", values)
+    require_columns(rows, ["num_decoders"], "Table 3")
+    shown = present_values(rows, "num_decoders", decoders)
     if len(shown) < 2:
-        have = ", ".join(sorted({str(_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
+        have = ", ".join(sorted({str(axis_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
         raise TableError(
-            f"Table 3 compares numbers of decoders, but the selected runs ({_said(criteria)}) "
+            f"Table 3 compares numbers of decoders, but the selected runs ({describe_criteria(criteria)}) "
             f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
         )
-    runs = _cells(_evaluations(rows), ("num_decoders",))
-    trainings = _cells(_training(rows), ("num_decoders",))
-    paper = _paper_rows("table3", ("num_decoders",))
-    first = (_key(shown[0]),)
-    base_run = _pick(runs.get(first), f"Table 3 row {shown[0]}")
-    base_training = _pick_training(trainings.get(first), f"Table 3 training run {shown[0]}")
+    runs = group_cells(evaluation_rows(rows), ("num_decoders",))
+    trainings = group_cells(training_rows(rows), ("num_decoders",))
+    paper = paper_rows("table3", ("num_decoders",))
+    first = (axis_key(shown[0]),)
+    base_run = pick_run(runs.get(first), f"Table 3 row {shown[0]}")
+    base_training = pick_training(trainings.get(first), f"Table 3 training run {shown[0]}")
     paper_base = paper.get(first)
 
-    def relative(pick: _Pick, base: _Pick, quantity: _Quantity, paper_row: Any, column: str) -> str:
+    def relative(pick: Pick, base: Pick, quantity: _Quantity, paper_row: Any, column: str) -> str:
         paper_values, paper_base_values = _paper(paper_row, column), _paper(paper_base, column)
         return _cell(pick, quantity, paper_values, with_paper, base=base, paper_base=paper_base_values)
 
     body = []
     for n in shown:
-        run = _pick(runs.get((_key(n),)), f"Table 3 row {n}")
-        training = _pick_training(trainings.get((_key(n),)), f"Table 3 training run {n}")
-        p = paper.get((_key(n),))
+        run = pick_run(runs.get((axis_key(n),)), f"Table 3 row {n}")
+        training = pick_training(trainings.get((axis_key(n),)), f"Table 3 training run {n}")
+        p = paper.get((axis_key(n),))
         body.append(
             (
                 str(n),
@@ -520,19 +391,19 @@ def render_table4(
     base = {"model": "mimdet", "test_sample_ratio": 1.0}
     keys = ("fpn_inputs", "sampling", "num_decoders", "train_sample_ratio")
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns]
-    criteria = _criteria(base, where)
-    rows = _select(frame, criteria, "Table 4", values)
-    _require(rows, keys, "Table 4")
-    runs = _cells(_evaluations(rows), keys)
-    trainings = _cells(_training(rows), keys)
-    paper = _paper_rows("table4", ("row",))
+    criteria = merge_criteria(base, where)
+    rows = select_rows(frame, criteria, "Table 4", values)
+    require_columns(rows, keys, "Table 4")
+    runs = group_cells(evaluation_rows(rows), keys)
+    trainings = group_cells(training_rows(rows), keys)
+    paper = paper_rows("table4", ("row",))
     body = []
     for label, fpn_inputs, sampling, num_decoders, train_ratio in TABLE4_ROWS:
-        key = (fpn_inputs, sampling, _key(num_decoders), _key(train_ratio))
+        key = (fpn_inputs, sampling, axis_key(num_decoders), axis_key(train_ratio))
         if key not in runs:
             continue
-        run = _pick(runs[key], f"Table 4 {label}")
-        training = _pick_training(trainings.get(key), f"Table 4 {label} training run")
+        run = pick_run(runs[key], f"Table 4 {label}")
+        training = pick_training(trainings.get(key), f"Table 4 {label} training run")
         p = paper.get((label,))
         body.append(
             (
@@ -547,7 +418,9 @@ def render_table4(
             )
         )
     if not body:
-        raise TableError(f"Table 4: none of the selected runs ({_said(criteria)}) matches one of its rows")
+        raise TableError(
+            f"Table 4: none of the selected runs ({describe_criteria(criteria)}) matches one of its rows"
+        )
     header = ("", "hybrid FPN?", "rand. sample?", "# decoders", "AP box", "AP mask", "# params", "time")
     return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
 
@@ -577,25 +450,27 @@ def render_table1(
     ``where`` overrides the MIMDet row's selection only.
     """
     _check_format(fmt)
-    paper = _paper_rows("table1", ("backbone",))
+    paper = paper_rows("table1", ("backbone",))
     body: list[tuple[str, ...] | str] = ["representative hierarchical architecture (paper)"]
     for name in TABLE1_REFERENCES:
         p = paper[(name,)]
-        body.append((name, *_recipe(p), _number(p["ap_box"], 1, ""), _number(p["ap_mask"], 1, "")))
+        body.append(
+            (name, *_recipe(p), format_number(p["ap_box"], 1, ""), format_number(p["ap_mask"], 1, ""))
+        )
     body.append("adapted vanilla Vision Transformer")
     completed, found = [], False
     for label, paper_name, selection in TABLE1_MEASURED:
-        criteria = _criteria(selection, where if selection is MIMDET_DEFAULT else None)
-        rows = _select(frame, criteria, "Table 1", AP_PAIR.columns)
+        criteria = merge_criteria(selection, where if selection is MIMDET_DEFAULT else None)
+        rows = select_rows(frame, criteria, "Table 1", AP_PAIR.columns)
         found |= not rows.empty
         completed.append(rows[rows["status"] == COMPLETED])
-        pick = _pick(rows, f"Table 1 row {label!r}")
+        pick = pick_run(rows, f"Table 1 row {label!r}")
         p = paper[(paper_name,)]
         ap_box = _cell(pick, AP_BOX, _paper(p, "ap_box"), with_paper)
         body.append((label, *_recipe(p), ap_box, _cell(pick, AP_MASK, _paper(p, "ap_mask"), with_paper)))
     if not found:
         raise TableError("Table 1: the frame has no MIMDet and no Benchmarking runs")
-    _check_agree(pd.concat(completed), SCALE_COLUMNS, "Table 1")
+    check_agree(pd.concat(completed), SCALE_COLUMNS, "Table 1")
     header = ("backbone", "pre-train", "fine-tune epochs", "data aug", "rel pos?", "AP box", "AP mask")
     return _render(_Grid(header, tuple(body), "lcccccc"), fmt)
 
@@ -604,10 +479,6 @@ def _recipe(paper_row: Mapping[str, object]) -> tuple[str, ...]:
     """Table 1's descriptive columns of a method, as the paper prints them."""
     epochs, rel_pos = paper_row["finetune_epochs"], paper_row["rel_pos"]
     return (str(paper_row["pretrain"]), str(epochs), str(paper_row["data_aug"]), _tick(bool(rel_pos)))
-
-
-def _said(criteria: Mapping[str, object]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in criteria.items()) or "all rows"
 
 
 TABLES: dict[str, Callable[..., str]] = {

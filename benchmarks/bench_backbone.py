@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from analysis.paper_numbers import load_paper_table
 from mimdet.cost import peak_rss_rise
 from mimdet.environment import cpu_model
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
+from mimdet.paper_numbers import load_paper_table
 
 _TABLE2_COST = load_paper_table("table2_cost").set_index("train_ratio")
 _TABLE3 = load_paper_table("table3").set_index("num_decoders")

@@ -26,8 +26,8 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from analysis.paper_numbers import load_paper_table
 from mimdet.overrides import parse_override
+from mimdet.paper_numbers import load_paper_table
 from mimdet.record import RunRecord, Variant
 from mimdet.run_record import variant_of
 from mimdet.schedule import iterations

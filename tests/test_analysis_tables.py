@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from analysis import tables
-from analysis.paper_numbers import PAPER_TABLES, load_paper_table
 from analysis.records import load_records
 from analysis.tables import TableError, render_table, render_table2, render_table3
+from mimdet.paper_numbers import PAPER_TABLES, load_paper_table
 from mimdet.record import (
     ROW_COLUMNS,
     SCHEMA_VERSION,
@@ -179,7 +179,8 @@ def test_cell_state_precedence_and_latest_completed() -> None:
         return md_cells(render_table2(frame(*rows), train_ratios=[0.5], infer_ratios=[1.0]))[1][1]
 
     assert only_cell(status_row("cancelled"), status_row("failed")) == "failed"
-    assert only_cell(status_row("failed"), status_row("new")) == "new"
+    assert only_cell(status_row("failed"), status_row("interrupted")) == "interrupted"
+    assert only_cell(status_row("interrupted"), status_row("new")) == "new"
     assert only_cell(status_row("new"), status_row("queued")) == "queued"
     assert only_cell(status_row("queued"), status_row("running")) == "running"
     assert only_cell(status_row("running"), row(0.5, 1.0, 41.0, 36.0)) == "41.0 / 36.0"

@@ -39,7 +39,7 @@ from sweeps.spec import ResourcesSpec, SpecError, compile_filter, load_spec, ove
 from sweeps.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER = REPO / "analysis" / "paper"
+PAPER = REPO / "mimdet" / "paper"
 RATIO = "model.backbone.bottom_up.train_sample_ratio"
 TEST_RATIO = "model.backbone.bottom_up.test_sample_ratio"
 DECODERS = "model.backbone.bottom_up.num_decoders"

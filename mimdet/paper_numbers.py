@@ -1,7 +1,9 @@
-"""The paper's published numbers (``analysis/paper/*.csv``) as DataFrames, to print beside measured ones.
+"""The paper's published numbers (``mimdet/paper/*.csv``) as DataFrames, to print beside measured ones.
 
-The files ship inside the package (see ``analysis/paper/README.md`` for their source) and are found next to
-this module, so this works from the checkout, an editable install and an installed package alike.
+They are facts about the paper, not results: the sweep engine costs a plan with them and the analysis prints
+them beside a user's tables, so they live here, in the bottom layer both depend on. The files ship inside the
+package (see ``mimdet/paper/README.md`` for their source) and are found next to this module, so this works
+from the checkout, an editable install and an installed package alike.
 """
 
 from __future__ import annotations
