@@ -169,7 +169,8 @@ class RunRecord:
             raise RecordError(
                 source,
                 "schema_version",
-                f"version {version} is newer than this code reads ({SCHEMA_VERSION}): update mimdet-ablate",
+                f"version {describe_value(version)} is newer than this code reads ({SCHEMA_VERSION}): "
+                "update mimdet-ablate",
             )
         try:
             return _build(cls, data, "")
@@ -210,6 +211,10 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
     except json.JSONDecodeError as err:
         problem = f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}"
         raise RecordError(source, None, problem) from None
+    except ValueError:  # int()'s digit limit (sys.get_int_max_str_digits) on an integer literal
+        raise RecordError(source, None, "invalid JSON: an integer with too many digits") from None
+    except RecursionError:
+        raise RecordError(source, None, "invalid JSON: nested too deeply") from None
     return RunRecord.from_dict(data, source=source)
 
 
@@ -363,11 +368,16 @@ def _convert(tp: Any, value: object, where: str, *, nullable: bool) -> Any:
         return {k: _convert(item, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range, e.g. 10**400: infinite, as 1e400
+                number = math.inf
+            if math.isfinite(number):
+                return number
             if nullable:
                 return None
-        _fail(where, "a finite number" if isinstance(value, float) else "a number", nullable, value)
+            _fail(where, "a finite number", nullable, value)
+        _fail(where, "a number", nullable, value)
     if tp is int:
         if type(value) is int:
             return value

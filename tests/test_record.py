@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mimdet import record as rec
 from mimdet.record import (
@@ -243,3 +246,382 @@ def test_concurrent_writers_into_one_store(tmp_path: Path) -> None:
     assert os.stat(paths[0]).st_mode & 0o777 == 0o666 & ~umask, (
         "permissions as for open(), not mkstemp's 0600"
     )
+
+
+# --- fuzzing the loader: whatever is in the file, a valid record or one line naming file and field --------
+
+_FUZZ_BASE: dict[str, Any] = make_record(
+    status="failed", error="RuntimeError: CUDA out of memory — ü 日本\n--- log tail ---"
+).to_dict()  # non-ASCII, so that cut points fall inside multi-byte characters
+_DICT_FIELDS = {("params", "per_component"), ("versions",)}  # dict[str, ...] fields: entries, not fields
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every node below ``node``, containers and leaves, as key/index paths."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    return [p for key, child in children for p in [(*prefix, key), *_paths(child, (*prefix, key))]]
+
+
+_PATHS = _paths(_FUZZ_BASE)
+
+
+def _field_name(path: tuple[Any, ...]) -> str:
+    """The field path as ``RecordError.field`` spells it: ``metrics.bbox.AP``, ``overrides[1]``."""
+    name = ""
+    for key in path:
+        name = f"{name}[{key}]" if isinstance(key, int) else f"{name}.{key}" if name else key
+    return name
+
+
+def _node(data: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        data = data[key]
+    return data
+
+
+def _names_field(error: RecordError, path: tuple[Any, ...]) -> bool:
+    """True if the error is about the field at ``path`` or something inside it."""
+    name = _field_name(path)
+    field = error.field or ""
+    return field == name or field.startswith((f"{name}.", f"{name}["))
+
+
+_PLACEHOLDER = "\x00fuzz-{}\x00"  # JSON-escaped as "\u0000fuzz-0\u0000", which no generated key or text is
+
+
+def _json_text(data: Any, texts: list[str]) -> str:
+    """``data`` dumped as ``write_record`` does, ``_PLACEHOLDER.format(i)`` replaced by raw ``texts[i]``."""
+    text = json.dumps(data, indent=2)
+    for i, raw in enumerate(texts):
+        text = text.replace(json.dumps(_PLACEHOLDER.format(i)), raw)
+    return text
+
+
+def _read_one_line_or_valid(path: Path) -> RunRecord | RecordError:
+    """Read ``path``: a valid record comes back, or a one-line RecordError naming the file; nothing else."""
+    try:
+        record = read_record(path)
+    except RecordError as error:
+        message = str(error)
+        assert message.startswith(f"{path}: "), message
+        assert len(message.splitlines()) == 1, repr(message)
+        return error
+    assert RunRecord.from_dict(record.to_dict()) == record, "what reads is a valid record: it round-trips"
+    return record
+
+
+@pytest.fixture(scope="module")
+def fuzz_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file, rewritten by each example (a function-scoped tmp_path would be shared across examples)."""
+    return tmp_path_factory.mktemp("fuzz") / "record.json"
+
+
+_keys = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["", "a\nb", "\r", "a\r\nb", "\u2028", "x\x85y", "\x1b[2J", "\x00", "total", "日本"]),
+)
+_NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e309", "-1e309", "1E400"]
+_raw_numbers = st.one_of(
+    st.sampled_from(_NON_FINITE),
+    st.sampled_from(["1" + "0" * 400, "-1" + "0" * 400, "9" * 4300]),  # beyond float, within int()'s limit
+    st.sampled_from(["1e-400", "-0", "-0.0", "1.0", "2e0", "5e-324", "0", "-1"]),
+)  # JSON number tokens as written, including ones Python's json.dumps never writes
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),  # json.dumps writes nan and inf as the NaN and Infinity tokens
+    st.text(max_size=12),
+    st.sampled_from(
+        ["", "train\n", "a\nb", "\r", "\u2028", "\t", "\x1b[2J", "日本語", "\ud800", "1", "null"]
+    ),
+).map(json.dumps)
+_plausible = st.sampled_from(sorted({json.dumps(_node(_FUZZ_BASE, p)) for p in _PATHS}))
+_json_values = st.recursive(
+    st.one_of(_scalars, _raw_numbers, _plausible),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.dictionaries(_keys, inner, max_size=4).map(
+            lambda d: "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=8,
+)  # JSON text of any value: each case above at any depth of lists and objects
+_too_many_digits = "1" * 5000  # over int()'s 4300-digit limit
+_entry_paths = st.tuples(st.sampled_from(sorted(_DICT_FIELDS)), _keys).map(lambda t: (*t[0], t[1]))
+_replace_paths = st.one_of(st.sampled_from(_PATHS), _entry_paths)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_replace_paths, st.one_of(_json_values, _raw_numbers, st.just(_too_many_digits)))
+def test_fuzz_one_field_replaced_by_any_json(fuzz_path: Path, path: tuple[Any, ...], value: str) -> None:
+    """One field, at any depth, becomes any JSON value: read, or refused naming that field.
+
+    Booleans never pass for numbers (JSON true is not 1), whatever field they land in.
+    """
+    data = copy.deepcopy(_FUZZ_BASE)
+    _node(data, path[:-1])[path[-1]] = _PLACEHOLDER.format(0)
+    fuzz_path.write_text(_json_text(data, [value]), encoding="utf-8")
+    result = _read_one_line_or_valid(fuzz_path)
+    if isinstance(result, RecordError):
+        if result.field is None:  # only the integer JSON cannot read is a whole-file problem here
+            assert value == _too_many_digits and "invalid JSON: an integer with too many digits" in str(
+                result
+            )
+        else:
+            assert _names_field(result, path), (result.field, path)
+    original = _node(_FUZZ_BASE, path) if path in _PATHS else None
+    if value in ("true", "false") and type(original) in (int, float):
+        assert isinstance(result, RecordError)
+
+
+_BASE_BYTES = json.dumps(_FUZZ_BASE, ensure_ascii=False).encode("utf-8")
+
+
+def _corrupted(at: int, junk: bytes, overwrite: bool) -> bytes:
+    """The valid record with ``junk`` inserted at (or written over) byte ``at``, e.g. invalid UTF-8."""
+    return _BASE_BYTES[:at] + junk + _BASE_BYTES[at + len(junk) * overwrite :]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=100).map(lambda t: t.encode("utf-8")),
+        st.text(max_size=30).map(lambda t: t.encode("utf-16")),
+        st.builds(
+            _corrupted, st.integers(0, len(_BASE_BYTES)), st.binary(min_size=1, max_size=4), st.booleans()
+        ),
+    )
+)
+def test_fuzz_arbitrary_bytes(fuzz_path: Path, content: bytes) -> None:
+    fuzz_path.write_bytes(content)
+    _read_one_line_or_valid(fuzz_path)
+
+
+def test_truncated_record_at_every_cut_point(tmp_path: Path) -> None:
+    """A writer that died mid-file (not ours: ours is atomic) leaves a prefix; each prefix is refused."""
+    path = tmp_path / "record.json"
+    write_record(RunRecord.from_dict(_FUZZ_BASE), path)
+    content = path.read_bytes()
+    assert content.endswith(b"}\n")
+    for cut in range(len(content) - 1):  # the last cut only drops the final newline
+        path.write_bytes(content[:cut])
+        error = _read_one_line_or_valid(path)
+        assert isinstance(error, RecordError) and error.field is None, cut
+        assert error.problem.startswith(("invalid JSON: ", "not UTF-8 text")), (cut, error.problem)
+
+
+_deep = st.tuples(st.integers(1, 100_000), st.sampled_from(["[", '{"a": '])).map(
+    lambda t: t[1] * t[0] + "0" + ("]" if t[1] == "[" else "}") * t[0]
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        _json_values,
+        _deep,
+        st.tuples(_json_values, _json_values).map(
+            lambda t: f'{{"schema_version": {t[0]}, "run_id": {t[1]}}}'
+        ),
+        st.just(_too_many_digits),
+    )
+)
+def test_fuzz_any_json_at_top_level(fuzz_path: Path, text: str) -> None:
+    """Lists, numbers, strings, null, deep nesting, objects that only start like a record: all refused."""
+    fuzz_path.write_text(text, encoding="utf-8")
+    assert isinstance(_read_one_line_or_valid(fuzz_path), RecordError)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(_deep)
+def test_fuzz_deep_nesting_in_an_extra_key(fuzz_path: Path, nested: str) -> None:
+    """Unknown fields are ignored however deep, until JSON itself cannot be read."""
+    data = dict(_FUZZ_BASE, added_later=_PLACEHOLDER.format(0))
+    fuzz_path.write_text(_json_text(data, [nested]), encoding="utf-8")
+    result = _read_one_line_or_valid(fuzz_path)
+    if isinstance(result, RecordError):
+        assert result.problem == "invalid JSON: nested too deeply"
+    else:
+        assert result == RunRecord.from_dict(_FUZZ_BASE)
+
+
+_OBJECT_PATHS = [(), *(p for p in _PATHS if isinstance(_node(_FUZZ_BASE, p), dict) and p not in _DICT_FIELDS)]
+_extra_keys = st.tuples(st.sampled_from(_OBJECT_PATHS), _keys).filter(
+    lambda t: t[1] not in _node(_FUZZ_BASE, t[0])
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(_extra_keys, _json_values), min_size=1, max_size=4))
+def test_fuzz_extra_keys_anywhere_are_ignored(fuzz_path: Path, extras: list[Any]) -> None:
+    data = copy.deepcopy(_FUZZ_BASE)
+    for i, ((parent, key), _) in enumerate(extras):
+        _node(data, parent)[key] = _PLACEHOLDER.format(i)
+    fuzz_path.write_text(_json_text(data, [value for _, value in extras]), encoding="utf-8")
+    assert _read_one_line_or_valid(fuzz_path) == RunRecord.from_dict(_FUZZ_BASE)
+
+
+def _mutate(data: dict[str, Any], mutation: tuple[str, tuple[Any, ...]], placeholder: str) -> None:
+    """Apply one mutation where its path still exists (an earlier one may have replaced a parent)."""
+    kind, path = mutation
+    try:
+        parent = _node(data, path[:-1])
+        if kind == "delete":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = placeholder
+    except (KeyError, IndexError, TypeError):
+        pass
+
+
+_mutations = st.lists(
+    st.tuples(
+        st.one_of(
+            st.tuples(st.just("delete"), st.sampled_from(_PATHS)),
+            st.tuples(st.just("set"), _replace_paths),
+            st.tuples(st.just("set"), _extra_keys.map(lambda t: (*t[0], t[1]))),
+        ),
+        _json_values,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_mutations, st.one_of(st.just(None), st.integers(min_value=2), _raw_numbers, _scalars))
+def test_fuzz_several_mutations_and_any_schema_version(
+    fuzz_path: Path, mutations: list[Any], version: int | str | None
+) -> None:
+    """Fields deleted, replaced and added together; a newer schema_version is refused before anything else."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    for i, (mutation, _) in enumerate(mutations):
+        _mutate(data, mutation, _PLACEHOLDER.format(i))
+    texts = [value for _, value in mutations]
+    if version is not None:
+        data["schema_version"] = _PLACEHOLDER.format(len(texts))
+        texts.append(str(version))
+    fuzz_path.write_text(_json_text(data, texts), encoding="utf-8")
+    result = _read_one_line_or_valid(fuzz_path)
+    if isinstance(version, int):
+        assert isinstance(result, RecordError) and result.field == "schema_version"
+        assert f"is newer than this code reads ({SCHEMA_VERSION})" in result.problem
+        assert len(str(result)) < 200 + len(str(fuzz_path)), "a huge version number is abbreviated"
+
+
+@pytest.mark.parametrize("path", _PATHS, ids=[_field_name(p) for p in _PATHS])
+def test_each_field_deleted(tmp_path: Path, path: tuple[Any, ...]) -> None:
+    """Every dataclass field is required (none has a default yet); list items and dict entries are not."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    del _node(data, path[:-1])[path[-1]]
+    file = tmp_path / "record.json"
+    file.write_text(json.dumps(data))
+    result = _read_one_line_or_valid(file)
+    if isinstance(path[-1], int) or path[:-1] in _DICT_FIELDS:
+        assert isinstance(result, RunRecord)
+    else:
+        assert isinstance(result, RecordError) and str(result) == f"{file}: {_field_name(path)}: missing"
+
+
+_CONTAINERS = [p for p in _PATHS if isinstance(_node(_FUZZ_BASE, p), dict)]
+
+
+@pytest.mark.parametrize("path", _CONTAINERS, ids=[_field_name(p) for p in _CONTAINERS])
+@pytest.mark.parametrize("value", [[], ["x"], "x", 1, 0.5, True, None], ids=repr)
+def test_nested_object_that_is_not_an_object(tmp_path: Path, path: tuple[Any, ...], value: Any) -> None:
+    data = copy.deepcopy(_FUZZ_BASE)
+    _node(data, path[:-1])[path[-1]] = value
+    file = tmp_path / "record.json"
+    file.write_text(json.dumps(data))
+    with pytest.raises(RecordError) as info:
+        read_record(file)
+    assert info.value.field == _field_name(path)
+    assert info.value.problem.startswith("expected an object, got ")
+
+
+_NUMBERS = [p for p in _PATHS if type(_node(_FUZZ_BASE, p)) in (int, float)]
+
+
+@pytest.mark.parametrize("path", _NUMBERS, ids=[_field_name(p) for p in _NUMBERS])
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_are_not_numbers(path: tuple[Any, ...], value: bool) -> None:
+    """JSON true/false in a number field is refused, not read as 1/0 (bool is an int subclass in Python)."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    _node(data, path[:-1])[path[-1]] = value
+    with pytest.raises(RecordError, match=rf": expected (a|an) [a-z ]+, got {value}$") as info:
+        RunRecord.from_dict(data, source="fuzz.json")
+    assert info.value.field == _field_name(path)
+
+
+_NON_FINITE_FIELDS = [
+    ("metrics.bbox.AP", None),
+    ("cost.sec_per_iter", None),
+    ("variant.train_sample_ratio", "expected a finite number, got "),
+    ("iterations", "expected an integer, got "),
+    ("cost.peak_mem_bytes_bs1", "expected an integer or null, got "),
+    ("schema_version", "expected a version number, got "),
+]
+
+
+@pytest.mark.parametrize("token", _NON_FINITE)
+@pytest.mark.parametrize(("field", "expected"), _NON_FINITE_FIELDS, ids=[f for f, _ in _NON_FINITE_FIELDS])
+def test_non_finite_numbers_are_null_where_nullable_and_refused_elsewhere(
+    tmp_path: Path, token: str, field: str, expected: str | None
+) -> None:
+    """NaN, Infinity and 1e309 (which is infinite) read as null in optional float fields, as ``to_dict``
+    writes them (detectron2 reports NaN AP for absent sizes); where a number is required they are refused."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    _set(data, field, _PLACEHOLDER.format(0))
+    file = tmp_path / "record.json"
+    file.write_text(_json_text(data, [token]))
+    if expected is None:
+        _set(data, field, None)
+        assert read_record(file) == RunRecord.from_dict(data)
+    else:
+        with pytest.raises(RecordError) as info:
+            read_record(file)
+        assert info.value.field == field and info.value.problem.startswith(expected), info.value.problem
+
+
+# regressions found by the fuzzing above: each escaped read_record as something other than RecordError
+
+
+def test_regression_nesting_beyond_the_recursion_limit(tmp_path: Path) -> None:
+    """``[[[...]]]`` 100000 deep made json.loads raise RecursionError."""
+    file = tmp_path / "record.json"
+    file.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RecordError, match=rf"^{file}: invalid JSON: nested too deeply$"):
+        read_record(file)
+
+
+def test_regression_integer_with_more_digits_than_int_reads(tmp_path: Path) -> None:
+    """A 5000-digit integer made json.loads raise a plain ValueError (int()'s 4300-digit limit)."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    data["iterations"] = _PLACEHOLDER.format(0)
+    file = tmp_path / "record.json"
+    file.write_text(_json_text(data, ["1" * 5000]))
+    with pytest.raises(RecordError, match=rf"^{file}: invalid JSON: an integer with too many digits$"):
+        read_record(file)
+
+
+def test_regression_integer_beyond_the_float_range_in_a_float_field() -> None:
+    """10**400 in a float field raised OverflowError from math.isfinite; now it is infinite, like 1e400."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    data["metrics"]["bbox"]["AP"] = 10**400
+    assert RunRecord.from_dict(data).metrics.bbox.AP is None
+    data["variant"]["train_sample_ratio"] = -(10**400)
+    with pytest.raises(
+        RecordError, match=r": variant.train_sample_ratio: expected a finite number, got -1000"
+    ):
+        RunRecord.from_dict(data)
+
+
+def test_regression_huge_schema_version_is_abbreviated() -> None:
+    """A 401-digit schema_version was printed in full into the (one-line) error."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    data["schema_version"] = 10**400
+    with pytest.raises(RecordError, match=r"^<dict>: schema_version: version 1000+\.\.\. is newer") as info:
+        RunRecord.from_dict(data)
+    assert len(str(info.value)) < 150
