@@ -41,6 +41,7 @@ STATE_STYLE = {
     "running": "yellow",
     "completed": "green",
     "failed": "red",
+    "interrupted": "bright_red",
     "cancelled": "magenta",
 }
 
@@ -130,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(
         f"{len(final) - len(failed)} of {len(final)} runs completed" + (f"; not: {failed}" if failed else "")
     )
+    if RunState.INTERRUPTED in final.values():
+        console.print(f"interrupted runs resume with: sweep run {args.spec}")
     return 1 if failed else 0
 
 
@@ -277,7 +280,9 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     command("plan", cmd_plan, "list the runs, their dependencies, what exists and the estimated cost")
-    run = command("run", cmd_run, "start or submit what is new (and failed, with --retry-failed)")
+    run = command(
+        "run", cmd_run, "start or submit what is new or was interrupted (and failed, with --retry-failed)"
+    )
     run.add_argument("--executor", choices=("local", "slurm"), help="default: the spec's executor")
     run.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
     run.add_argument("--retry-failed", action="store_true", help="start failed and cancelled runs again")

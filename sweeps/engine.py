@@ -1,8 +1,9 @@
 """What ``sweep run`` decides: which runs of a plan to start, on which executor, and what is left alone.
 
-A run is started when it is new, or failed/cancelled and ``--retry-failed`` is given (its old record
-and handle are kept beside as ``*.prev``; a training resumes from its checkpoints). Completed runs are
-skipped; queued and running ones are never submitted twice, whichever process submitted them.
+A run is started when it is new or was interrupted (killed, its node lost: see ``state``), or failed or
+cancelled and ``--retry-failed`` is given (its old record and handle are kept beside as ``*.prev``); a
+training started again resumes from its checkpoints. Completed runs are skipped; queued and running ones
+are never submitted twice, whichever process submitted them.
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def statuses(store: Store, runs: list[RunSpec]) -> dict[str, RunStatus]:
 
 
 def decide(runs: list[RunSpec], states: Mapping[str, RunStatus], retry_failed: bool) -> Decision:
-    """Which runs to start: new ones, and failed/cancelled ones when retrying."""
+    """Which runs to start: new and interrupted ones, and failed/cancelled ones when retrying."""
     start, skipped = [], {}
     retryable = (RunState.FAILED, RunState.CANCELLED)
     for run in runs:
         state = states[run.run_id].state
-        if state == RunState.NEW or (retry_failed and state in retryable):
+        if state in (RunState.NEW, RunState.INTERRUPTED) or (retry_failed and state in retryable):
             start.append(run)
         else:
             skipped[run.run_id] = state.value

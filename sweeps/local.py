@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .runs import RunSpec, RunState
+from .state import JobStatus
 from .store import Store
 
 POLL_S = 1.0
@@ -44,16 +45,26 @@ class LocalExecutor:
         self.report = report
         self.host = socket.gethostname()
 
-    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
-        """RUNNING while the recorded process lives (on another host: assumed running), else FAILED."""
+    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]:
+        """RUNNING while the recorded process lives (on another host: assumed running); else how it ended.
+
+        The exit code is in the handle when the ``sweep run`` that started the process saw it end: a
+        signal means the run was cut off (interrupted), a non-zero code that it gave up (failed). A process
+        that ended unwatched (its ``sweep run`` was killed first) counts as interrupted.
+        """
         found = {}
         for run_id, handle in handles.items():
+            where = f"pid {handle.get('pid')} on {handle.get('host')}"
             if handle.get("host") != self.host:
-                found[run_id] = RunState.RUNNING
-                continue
-            alive = _start_ticks(int(handle["pid"])) == handle.get("start_ticks")
-            found[run_id] = RunState.RUNNING if alive else RunState.FAILED
+                found[run_id] = JobStatus(RunState.RUNNING, f"{where} (another host: not checked)")
+            elif _start_ticks(int(handle["pid"])) == handle.get("start_ticks"):
+                found[run_id] = JobStatus(RunState.RUNNING, where)
+            else:
+                found[run_id] = _ended(handle.get("returncode"))
         return found
+
+    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
+        return {run_id: job.state for run_id, job in self.describe(handles).items()}
 
     def cancel(self, handles: dict[str, dict[str, Any]]) -> int:
         """SIGTERM the runs' process groups; mark them cancelled."""
@@ -80,15 +91,18 @@ class LocalExecutor:
         try:
             while pending or children:
                 for run_id, (run, process, started) in list(children.items()):
-                    if process.poll() is not None:
+                    if (returncode := process.poll()) is not None:
                         del children[run_id]
+                        self.store.write_job(
+                            run_id, {**(self.store.job(run_id) or {}), "returncode": returncode}
+                        )
                         done[run_id] = state_of(run_id)
                         self._announce_end(run, done[run_id], time.monotonic() - started, len(done), total)
                 for run in list(pending):
                     if len(children) >= self.max_parallel:
                         break
                     parent_state = self._parent_state(run, done, state_of)
-                    if parent_state in (RunState.FAILED, RunState.CANCELLED):
+                    if parent_state in (RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED):
                         pending.remove(run)
                         done[run.run_id] = RunState.NEW
                         self.report(
@@ -157,6 +171,18 @@ class LocalExecutor:
             summary = f": {record.error}"
         what = f"{state.value} {run.stage} {run.run_id} {_cell(run)}"
         self.report(f"[{finished}/{total}] {what} in {seconds:.0f} s{summary}")
+
+
+def _ended(returncode: int | None) -> JobStatus:
+    """The state of a process that has ended, from its exit code (None: nobody saw it end)."""
+    if returncode is None:
+        return JobStatus(RunState.INTERRUPTED, "ended while no sweep run watched it")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else "?"
+        return JobStatus(RunState.INTERRUPTED, f"killed by signal {-returncode} ({name})")
+    if returncode > 0:
+        return JobStatus(RunState.FAILED, f"exited with code {returncode}")
+    return JobStatus(RunState.COMPLETED)
 
 
 def _cell(run: RunSpec) -> str:

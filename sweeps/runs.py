@@ -24,12 +24,13 @@ class RunState(str, Enum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
-    FAILED = "failed"
+    FAILED = "failed"  # the run gave up: its error is in its record or its log
+    INTERRUPTED = "interrupted"  # cut off from outside (a signal, a lost node): a re-run resumes it
     CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+        return self in (RunState.COMPLETED, RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED)
 
     @property
     def active(self) -> bool:

@@ -3,8 +3,8 @@
 ``submit`` sends the trainings with equal resources as one array, then the evaluations of each training
 as one array that waits for it (``afterok``; ``--kill-on-invalid-dep`` cancels them if it fails). An
 evaluation whose training already failed, was cancelled or was not submitted is left out (``skipped``).
-``states`` asks sacct once for all jobs (squeue for those accounting does not know yet); ``cancel``
-scancels the live ones.
+``describe`` asks sacct once for all jobs and squeue once for the live ones (why they wait); ``cancel``
+scancels the live ones. Every job is submitted ``--requeue``: one whose node is lost starts again.
 
 Files. Each job's submitit folder (its pickles and logs) is its run's ``runs/<id>/slurm/``. submitit
 names a job's folder by a template holding the job id (``<root>/slurm/<batch>/%j``), and array task ids
@@ -47,6 +47,7 @@ from submitit.slurm.slurm import read_job_id
 
 from .job import TrainJob
 from .runs import Resources, RunSpec, RunState, Stage
+from .state import JobStatus
 from .store import Store, read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ FIRST_RETRY_S = 2.0
 MAX_RETRY_S = 60.0
 SLURM_ERRORS = (subprocess.CalledProcessError, subprocess.TimeoutExpired, FailedJobError)
 MARKER = "submitting"
-# sacct/squeue states; the rest (FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE,
-# PREEMPTED without requeue, ...) mean the job ended without success
+# sacct/squeue states -> run states; any other (FAILED, OUT_OF_MEMORY, ...) means the job gave up
 JOB_STATES = {
     **dict.fromkeys(
         ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED"), RunState.QUEUED
@@ -69,6 +69,8 @@ JOB_STATES = {
     **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT"), RunState.RUNNING),
     "COMPLETED": RunState.COMPLETED,  # the run's record tells completed from failed
     "CANCELLED": RunState.CANCELLED,
+    # cut off by the cluster, not by the run: a re-run resumes from the checkpoints
+    **dict.fromkeys(("NODE_FAIL", "PREEMPTED", "TIMEOUT", "BOOT_FAIL", "DEADLINE"), RunState.INTERRUPTED),
 }
 
 
@@ -101,7 +103,8 @@ def launcher_settings(resources: Resources, stage: Stage) -> dict[str, Any]:
 def batch_settings(resources: Resources, stage: Stage, *, name: str, dependency: str) -> dict[str, Any]:
     """A batch's settings: its resources', its job name, submitted held, after ``dependency`` if any."""
     settings = launcher_settings(resources, stage)
-    extra = {**settings["slurm_additional_parameters"], "hold": True}
+    # --requeue: a job whose node is lost starts again (and resumes) wherever the cluster's default is not to
+    extra = {**settings["slurm_additional_parameters"], "hold": True, "requeue": True}
     if dependency:
         extra.update({"dependency": dependency, "kill-on-invalid-dep": "yes"})
     return {**settings, "name": name, "slurm_additional_parameters": extra}
@@ -273,24 +276,43 @@ class SlurmExecutor:
         self.skipped[run.run_id] = why
 
     # ------------------------------------------------------------------ follow
-    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
-        """Each run's job state: one sacct for all jobs, squeue for those accounting has not seen yet.
+    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]:
+        """Each run's job: one sacct for all jobs (every start of each), one squeue for the live ones.
 
-        A job neither knows has ended long ago without accounting: FAILED (the caller reads records first).
+        squeue decides the state of live jobs (accounting lags starts and requeues) and says why one waits;
+        accounting, that of ended ones and their earlier starts, which the detail names (``restart 1 after
+        NODE_FAIL``). A job neither knows has vanished without accounting: interrupted (the caller reads
+        records first).
         """
         job_ids = {run_id: str(handle["job_id"]) for run_id, handle in handles.items()}
         if not job_ids:
             return {}
         bases = sorted({job_id.split("_")[0] for job_id in job_ids.values()})
-        found = _sacct_states(bases)
-        if not set(job_ids.values()) <= set(found):
-            found = {**_squeue_states(bases), **found}
-        states = {}
+        starts = _sacct_starts(bases)
+        live = _squeue_jobs(bases)
+        found = {}
         for run_id, job_id in job_ids.items():
-            if job_id not in found:
+            history = starts.get(job_id, [])
+            if job_id in live:  # squeue is fresher about live jobs: accounting may lag a start or a requeue
+                ended = history and JOB_STATES.get(history[-1], RunState.FAILED).finished
+                history = [*(history if ended else history[:-1]), live[job_id][0]]
+            if not history:
                 logger.warning("run %s: job %s is unknown to sacct and squeue", run_id, job_id)
-            states[run_id] = JOB_STATES.get(found.get(job_id, ""), RunState.FAILED)
-        return states
+                found[run_id] = JobStatus(RunState.INTERRUPTED, f"slurm job {job_id} is unknown to SLURM")
+                continue
+            current = history[-1]
+            state = JOB_STATES.get(current, RunState.FAILED)
+            reason = live.get(job_id, ("", ""))[1] if state == RunState.QUEUED else ""
+            detail = f"slurm job {job_id} {current}"
+            if len(history) > 1:
+                detail += f", restart {len(history) - 1} after {' '.join(history[:-1])}"
+            if reason not in ("", "None"):
+                detail += f": {reason}"
+            found[run_id] = JobStatus(state, detail)
+        return found
+
+    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
+        return {run_id: job.state for run_id, job in self.describe(handles).items()}
 
     def wait(self, handles: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, RunState]:
         """The states once no job is queued or running, polling every ``poll_s``; TimeoutError after that."""
@@ -405,37 +427,42 @@ def _cancel_named(name: str) -> None:
         _slurm(["scancel", *job_ids])
 
 
-def _parse_states(lines: Iterable[str], separator: str) -> dict[str, str]:
-    """Job id -> state from ``JOBID<sep>STATE`` lines; a pending array's ``A_[2-5%2]`` row is expanded.
-
-    A task's own row wins over a range row (accounting may still list a started task in the range).
+def _rows_by_job(lines: Iterable[str]) -> dict[str, list[list[str]]]:
+    """Job id -> the other fields of its ``JOBID|FIELD|...`` rows, oldest first; a pending array's
+    ``A_[2-5%2]`` row is expanded. A task's own rows win over a range row (accounting may still list a
+    started task in the range).
     """
-    ranged: dict[str, str] = {}
-    exact: dict[str, str] = {}
+    ranged: dict[str, list[list[str]]] = {}
+    exact: dict[str, list[list[str]]] = {}
     for line in lines:
-        job, _, state = line.strip().partition(separator)
-        if not job or not state:
+        job, *fields = line.strip().split("|")
+        if not job or not fields or not fields[0]:
             continue
         target = ranged if "[" in job else exact
         for main, *index in read_job_id(job):
             tasks = range(int(index[0]), int(index[-1]) + 1) if index else [None]
             for task in tasks:
-                target[main if task is None else f"{main}_{task}"] = state.split()[0]  # "CANCELLED by 0"
+                target.setdefault(main if task is None else f"{main}_{task}", []).append(fields)
     return {**ranged, **exact}
 
 
-def _sacct_states(bases: list[str]) -> dict[str, str]:
-    """States of these (array) jobs and all their tasks, from accounting; empty if sacct fails."""
-    command = ["sacct", "-j", ",".join(bases), "-X", "-n", "-P", "-o", "JobID,State"]
+def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
+    """The state of every start of these (array) jobs and their tasks, oldest first, from accounting
+    (``-D``: a requeued job's earlier starts too); empty if sacct fails."""
+    command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", "JobID,State"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         logger.warning("sacct failed (%s); asking squeue", proc.stderr.strip() or proc.returncode)
         return {}
-    return _parse_states(proc.stdout.splitlines(), "|")
+    rows = _rows_by_job(proc.stdout.splitlines())
+    return {
+        job_id: [fields[0].split()[0] for fields in starts] for job_id, starts in rows.items()
+    }  # "CANCELLED by 0"
 
 
-def _squeue_states(bases: list[str]) -> dict[str, str]:
-    """States of the live ones among these jobs (squeue answers non-zero when none is live)."""
-    command = ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(bases)]
+def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
+    """State and pending reason of the live ones among these jobs (squeue fails when none is live)."""
+    command = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    return _parse_states(proc.stdout.splitlines(), " ")
+    rows = _rows_by_job(proc.stdout.splitlines())
+    return {job_id: (fields[-1][0], "|".join(fields[-1][1:])) for job_id, fields in rows.items()}

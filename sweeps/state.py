@@ -1,8 +1,12 @@
 """The state of every run of a plan, read from the store and asked of the executors that hold its jobs.
 
-Order of evidence: a readable ``record.json`` decides (completed or failed, as the run wrote it); else the
-job handle: none means new, a cancelled mark means cancelled, else the executor says queued or running —
-and a job that ended without writing a record failed (its log tail says why).
+Order of evidence: a readable ``record.json`` decides (completed or failed, as the run wrote it), unless a
+failed run's job is queued or running again (requeued after a preemption or a lost node); else the job
+handle: none means new, a cancelled mark means cancelled, else the executor reports the job — queued
+or running, or ended without a record: *failed* when the run itself gave up (a non-zero exit, out of
+memory), *interrupted* when something outside cut it off (killed by a signal, its node lost, its time
+limit reached for good). A plain ``sweep run`` starts interrupted runs again (a training resumes from its
+last checkpoint); failed ones wait for ``--retry-failed``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,18 @@ from .runs import RunSpec, RunState
 from .store import Store
 
 
+@dataclass(frozen=True)
+class JobStatus:
+    """What an executor knows of one job: its state and a line on where it is or how it ended."""
+
+    state: RunState
+    detail: str = ""
+
+
 class JobWatcher(Protocol):
     """What the state needs of an executor: the live state of its jobs, by run id."""
 
-    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]: ...
+    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]: ...
 
 
 @dataclass(frozen=True)
@@ -35,15 +47,18 @@ def collect_states(
     statuses: dict[str, RunStatus] = {}
     live: dict[str, dict[str, dict[str, Any]]] = {}
     by_id: dict[str, RunSpec] = {}
+    failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
     for run in runs:
         by_id[run.run_id] = run
         record = store.record(run.run_id)
+        handle = store.job(run.run_id)
         if record is not None:
             state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
             statuses[run.run_id] = RunStatus(run, state, record.error or "")
-            continue
-        handle = store.job(run.run_id)
-        if handle is None:
+            if state == RunState.FAILED and handle is not None and not handle.get("cancelled"):
+                failed[run.run_id] = statuses[run.run_id]
+                live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
+        elif handle is None:
             statuses[run.run_id] = RunStatus(run, RunState.NEW)
         elif handle.get("cancelled"):
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
@@ -51,24 +66,25 @@ def collect_states(
             live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
     for executor, handles in live.items():
         watcher = watchers.get(executor)
-        found = watcher.states(handles) if watcher else {}
-        for run_id, handle in handles.items():
-            state = found.get(run_id, RunState.FAILED)
-            if state == RunState.COMPLETED:  # the job ended but wrote no record
-                state = RunState.FAILED
-            detail = _where(handle) if state.active else _ended_detail(store, run_id, state)
+        found = watcher.describe(handles) if watcher else {}
+        unknown = JobStatus(RunState.INTERRUPTED, f"its {executor} executor is not available here")
+        for run_id in handles:
+            job = found.get(run_id, unknown)
+            if run_id in failed:  # a requeued job (preempted, node lost) runs again despite the record
+                if job.state.active:
+                    error = failed[run_id].detail
+                    statuses[run_id] = RunStatus(by_id[run_id], job.state, f"{job.detail}; earlier: {error}")
+                continue
+            state = RunState.FAILED if job.state == RunState.COMPLETED else job.state  # ended, no record
+            detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)
             statuses[run_id] = RunStatus(by_id[run_id], state, detail)
     return statuses
 
 
-def _where(handle: dict[str, Any]) -> str:
-    if handle.get("executor") == "slurm":
-        return f"slurm job {handle.get('job_id')}"
-    return f"pid {handle.get('pid')} on {handle.get('host')}"
-
-
-def _ended_detail(store: Store, run_id: str, state: RunState) -> str:
+def _ended_detail(store: Store, run_id: str, state: RunState, how: str) -> str:
+    """How the job ended, and the last line of its log, which usually says why."""
     if state == RunState.CANCELLED:
-        return "cancelled"
+        return how or "cancelled"
+    summary = "; ".join(part for part in (how, "no record") if part)
     tail = store.log_tail(run_id, lines=1)
-    return f"job ended without a record: {tail}" if tail else "job ended without a record"
+    return f"{summary}: {tail}" if tail else summary

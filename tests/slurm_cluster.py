@@ -149,6 +149,41 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
                 pytest.fail(f"scripts/slurm/stop-slurm.sh failed (rc={rc}):\n{_tail(output)}", pytrace=False)
 
 
+def lose_node(cluster: SlurmCluster) -> None:
+    """Make the node vanish as a machine that loses power does: SIGKILL its slurmd and every process of
+    every job on it (each ``slurmstepd`` and all it started), so nothing tells slurmctld; it finds out
+    when slurmd misses its pings for ``SlurmdTimeout`` (30 s in start-slurm.sh) and sets the node DOWN.
+    """
+    parents: dict[int, int] = {}
+    steps = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, _, rest = text[text.index("(") + 1 :].rpartition(")")
+        pid = int(stat.parent.name)
+        parents[pid] = int(rest.split()[1])  # fields after the name: state, parent pid, ...
+        if name == "slurmstepd":
+            steps.append(pid)
+    doomed = set(steps)
+    while grown := {pid for pid, parent in parents.items() if parent in doomed} - doomed:
+        doomed |= grown
+    slurmd = int((cluster.base / "run" / "slurmd.pid").read_text())
+    for pid in [slurmd, *sorted(doomed)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def restore_node() -> None:
+    """Start slurmd again (start-slurm.sh); with ``ReturnToService=2`` the DOWN node takes jobs again."""
+    rc, output = _run_script("start-slurm.sh", START_TIMEOUT_S)
+    if rc != 0:
+        pytest.fail(f"scripts/slurm/start-slurm.sh could not bring the node back:\n{_tail(output)}")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection looks at the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses ``slurm_cluster`` as ``slurm``, so ``-m`` can select or skip them."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,17 +22,19 @@ from pathlib import Path
 
 import pytest
 import submitit
+import yaml
 from submitit.slurm import slurm as submitit_slurm
 
 import sweeps.slurm
 from sweeps.collect import results_frame
-from sweeps.expand import SweepPlan
+from sweeps.expand import SweepPlan, expand
 from sweeps.runs import Resources, RunSpec, RunState, Stage
 from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_settings, submitit_executor
-from sweeps.state import collect_states
+from sweeps.spec import load_spec
+from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store, read_json, write_json_atomic
-from tests.micro import micro_dataset, micro_overrides
-from tests.slurm_cluster import SlurmCluster, poll_sacct
+from tests.micro import micro_dataset, micro_overrides, micro_settings
+from tests.slurm_cluster import SlurmCluster, lose_node, poll_sacct, restore_node
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -277,6 +280,7 @@ def test_preempted_training_is_requeued_and_resumes_from_checkpoint(store: Store
     submitit.SlurmJob(folder=handle["folder"], job_id=handle["job_id"])._interrupt()  # preemption
     requeued = {run.run_id: handle}
     wait_for(lambda: executor.states(requeued)[run.run_id] == RunState.QUEUED, "requeued", 30)
+    assert collect_states(store, [run], {"slurm": executor})[run.run_id].state.active  # whatever it wrote
     # the interrupted run wrote a failed record, but its job is queued again: nothing is submitted twice
     assert SlurmExecutor(store).submit([run])[run.run_id]["job_id"] == handle["job_id"]
     assert jobs_named(f"mimdet-{run.run_id}") == [handle["job_id"]]
@@ -288,6 +292,62 @@ def test_preempted_training_is_requeued_and_resumes_from_checkpoint(store: Store
     assert record is not None and record.status == "completed" and record.iterations == 40
     submitit_log = "".join(path.read_text() for path in (folder / "slurm").glob("*_log.out"))
     assert "this job is preempted" in submitit_log and "Requeued job" in submitit_log
+
+
+def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
+    store: Store, micro_data: Path, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """slurmd and the job's processes die at once, unannounced: slurmctld sets the node DOWN after
+    ``SlurmdTimeout`` and requeues the job (``--requeue``); ``sweep status`` says so and returns, a bounded
+    wait gives up instead of hanging, and once slurmd is back the training resumes from its checkpoint."""
+    if os.geteuid() != 0:
+        pytest.skip("restarting slurmd after the node is lost needs root")
+    settings = {**micro_settings(micro_data), "train.max_iter": 60, "train.checkpointer.period": 4}
+    spec = tmp_path / "lost.yaml"
+    spec.write_text(
+        "name: lost\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
+        + yaml.safe_dump({"overrides": settings})
+        + "train:\n  axes:\n    train.seed: [1]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 60}\n"
+    )
+    (run,) = expand(load_spec(spec)).runs
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([run])
+    folder = store.run_dir(run.run_id)
+    wait_for(lambda: (folder / "last_checkpoint").exists(), "a checkpoint", 120)
+
+    lose_node(slurm_cluster)
+    try:
+
+        def status() -> RunStatus:
+            return collect_states(store, [run], {"slurm": executor})[run.run_id]
+
+        wait_for(lambda: "NODE_FAIL" in status().detail, "the job requeued after NODE_FAIL", 120)
+        wait_for(lambda: "DOWN" in status().detail, "the job waiting for its node", 60)  # after BeginTime
+        assert status().state == RunState.QUEUED and "restart 1 after NODE_FAIL" in status().detail
+        started = time.monotonic()
+        shown = subprocess.run(
+            [sys.executable, "-m", "sweeps.cli", "status", str(spec), "--root", str(store.root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert shown.returncode == 0 and "1 queued" in shown.stdout, shown.stdout + shown.stderr
+        assert "restart 1 after NODE_FAIL" in shown.stdout, shown.stdout
+        with pytest.raises(TimeoutError, match=run.run_id):
+            executor.wait(handles, timeout_s=3)
+        assert time.monotonic() - started < 60  # nothing waits for the node
+    finally:
+        restore_node()
+
+    assert executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)[run.run_id] == RunState.COMPLETED
+    first, second = starts_of_training(folder / "log.txt")
+    assert first == 0 and second >= 4
+    record = store.record(run.run_id)
+    assert record is not None and record.status == "completed" and record.iterations == 60
+    ended = executor.describe(handles)[run.run_id].detail
+    assert ended == f"slurm job {handles[run.run_id]['job_id']} COMPLETED, restart 1 after NODE_FAIL"
 
 
 def test_submitting_twice_and_after_a_killed_submission_makes_no_duplicate(

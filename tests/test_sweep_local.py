@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,47 @@ def test_killed_sweep_run_is_rerun_without_duplicates(data: Path, tmp_path: Path
     assert log.count("Starting training from iteration") == 1
     assert read_record(handle_path.parent / "record.json").iterations == 12
     assert all(read_record(p).status == "completed" for p in root.glob("runs/*/record.json"))
+
+
+def test_a_killed_training_is_interrupted_and_a_plain_rerun_resumes_it(data: Path, tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a lost session) leaves no record: the run is *interrupted*, not failed, so
+    the next ``sweep run`` starts it again without ``--retry-failed`` and it resumes from its checkpoint."""
+    spec = tmp_path / "long.yaml"
+    spec.write_text(spec_text(data, iterations=40, train_ratios="[1.0]"))
+    root = tmp_path / "results"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 300
+    while not list(root.glob("runs/*/last_checkpoint")):  # written once a checkpoint is complete
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    (handle_path,) = root.glob("runs/*/job.json")
+    os.killpg(json.loads(handle_path.read_text())["pid"], signal.SIGKILL)  # the training's process group
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 1, output[-3000:]
+    assert "interrupted train" in output and "skip eval" in output, output[-3000:]
+    assert f"interrupted runs resume with: sweep run {spec}" in output
+    status = sweep("status", str(spec), "--root", str(root))
+    assert "1 interrupted" in status.stdout and "SIGKILL" in status.stdout, status.stdout
+
+    second = sweep("run", str(spec), "--root", str(root))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.stdout.startswith(f"{spec}: 2 to start on local"), second.stdout[:300]
+    starts = re.findall(
+        r"Starting training from iteration (\d+)", (handle_path.parent / "log.txt").read_text()
+    )
+    assert len(starts) == 2 and starts[0] == "0" and int(starts[1]) > 0, starts
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted(r.stage for r in records) == ["eval", "train"]  # none lost, none twice
+    assert all(r.status == "completed" for r in records)
+    assert next(r for r in records if r.stage == "train").iterations == 40
+    assert not list(root.glob("runs/*/record.json.*.prev"))  # the killed run had written none
 
 
 def test_bad_spec_is_one_line_and_starts_nothing(tmp_path: Path) -> None:

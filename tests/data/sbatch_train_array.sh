@@ -17,6 +17,7 @@
 #SBATCH --output=/results/slurm/BATCH/%A_%a/%A_%a_0_log.out
 #SBATCH --partition=learnfair
 #SBATCH --qos=high
+#SBATCH --requeue
 #SBATCH --signal=USR2@120
 #SBATCH --time=4320
 #SBATCH --wckey=submitit
