@@ -61,16 +61,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware(device: str) -> Hardware:
-    """Device kind, GPU model and count (CUDA), CPU model."""
+def hardware(device: str, processes: int = 1) -> Hardware:
+    """Device kind, GPU model and the GPUs used (one per process on CUDA), CPU model, process count.
+
+    The count is the run's processes, not the GPUs the machine has: GPU-hours are time x GPUs used.
+    """
     import torch  # not at module level: the CLI's --help should not wait for torch
 
     on_cuda = device.startswith("cuda") and torch.cuda.is_available()
     return Hardware(
         device="cuda" if on_cuda else "cpu",
         gpu_model=torch.cuda.get_device_name(0) if on_cuda else None,
-        gpu_count=torch.cuda.device_count() if on_cuda else 0,
+        gpu_count=processes if on_cuda else 0,
         cpu_model=cpu_model(),
+        processes=processes,
     )
 
 

@@ -122,8 +122,9 @@ class Hardware:
 
     device: Device
     gpu_model: str | None
-    gpu_count: int
+    gpu_count: int  # GPUs the run used: one per process on CUDA, 0 on the CPU
     cpu_model: str | None
+    processes: int = 1  # training processes (the DDP world size), on any device
 
 
 @dataclass
@@ -259,7 +260,7 @@ def record_to_row(record: RunRecord) -> dict[str, Any]:
       named ``total`` is left out: ``params.total`` is authoritative);
     - cost by field name: ``train_wall_time_s``, ``sec_per_iter``, ``peak_mem_bytes_bs1``,
       ``peak_mem_kind``, ``inference_images_per_s``;
-    - hardware by field name: ``device``, ``gpu_model``, ``gpu_count``, ``cpu_model``;
+    - hardware by field name: ``device``, ``gpu_model``, ``gpu_count``, ``cpu_model``, ``processes``;
     - ``version_<package>`` for each entry of ``versions`` (``version_python``, ``version_torch``, ...).
     """
     return {

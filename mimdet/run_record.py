@@ -79,8 +79,9 @@ def build_record(
     overrides: list[str],
     params: dict[str, int],
     outcome: RunOutcome,
+    processes: int = 1,
 ) -> RunRecord:
-    """The record of one run from its config and outcome."""
+    """The record of one run from its config and outcome (``processes``: the DDP world size)."""
     peak = outcome.peak_memory
     return RunRecord(
         schema_version=SCHEMA_VERSION,
@@ -108,7 +109,7 @@ def build_record(
             peak_mem_kind=peak.kind if peak else None,
             inference_images_per_s=outcome.inference_images_per_s,
         ),
-        hardware=hardware(str(cfg.train.device)),
+        hardware=hardware(str(cfg.train.device), processes),
         versions=versions(),
     )
 

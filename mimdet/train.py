@@ -80,6 +80,11 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
     cfg = load_config(args.config_file)
     cfg = apply_checked_overrides(cfg, args.opts)
     cfg.train.output_dir = str(Path(args.output).resolve())
+    if args.num_gpus > 1 and args.num_gpus > torch.cuda.device_count():
+        raise RunConfigError(
+            f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} CUDA devices"
+            " (on a SLURM cluster, ask for GPUs in the job: one task per GPU joins the run)"
+        )
     if args.eval_only and not cfg.train.init_checkpoint:
         raise RunConfigError(
             "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"
@@ -109,7 +114,10 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     optimizer_cfg.params.model = model
     optimizer = instantiate(optimizer_cfg)
     train_loader = instantiate(cfg.dataloader.train)
-    ddp_model = create_ddp_model(model, **cfg.train.ddp)
+    ddp_settings = dict(cfg.train.ddp)
+    if not str(cfg.train.device).startswith("cuda"):  # gloo on the CPU: DDP takes no device ids
+        ddp_settings["device_ids"] = None
+    ddp_model = create_ddp_model(model, **ddp_settings)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(ddp_model, train_loader, optimizer)
     checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     cost = CostHook(cfg.train.device, cfg.train.amp.enabled)
@@ -224,6 +232,7 @@ def _write(
         overrides=list(args.opts),
         params=params,
         outcome=outcome,
+        processes=comm.get_world_size(),
     )
     write_record(record, Path(cfg.train.output_dir) / "record.json")
     return record
@@ -244,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         launch(
             run,
-            args.num_gpus if torch.cuda.is_available() else 1,
+            args.num_gpus,
             num_machines=args.num_machines,
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import multiprocessing
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -511,9 +513,19 @@ def test_fuzz_several_mutations_and_any_schema_version(
         assert len(str(result)) < 200 + len(str(fuzz_path)), "a huge version number is abbreviated"
 
 
+def _field_default(path: tuple[Any, ...]) -> Any:
+    """The default of the record's dataclass field at ``path``, or ``dataclasses.MISSING``."""
+    cls: Any = RunRecord
+    for key in path[:-1]:
+        cls = typing.get_type_hints(cls)[key]
+    (field,) = [field for field in dataclasses.fields(cls) if field.name == path[-1]]
+    return field.default
+
+
 @pytest.mark.parametrize("path", _PATHS, ids=[_field_name(p) for p in _PATHS])
 def test_each_field_deleted(tmp_path: Path, path: tuple[Any, ...]) -> None:
-    """Every dataclass field is required (none has a default yet); list items and dict entries are not."""
+    """A dataclass field is required unless it has a default (added later: older records lack it); list
+    items and dict entries are not."""
     data = copy.deepcopy(_FUZZ_BASE)
     del _node(data, path[:-1])[path[-1]]
     file = tmp_path / "record.json"
@@ -521,6 +533,8 @@ def test_each_field_deleted(tmp_path: Path, path: tuple[Any, ...]) -> None:
     result = _read_one_line_or_valid(file)
     if isinstance(path[-1], int) or path[:-1] in _DICT_FIELDS:
         assert isinstance(result, RunRecord)
+    elif (default := _field_default(path)) is not dataclasses.MISSING:
+        assert isinstance(result, RunRecord) and _node(result.to_dict(), path) == default
     else:
         assert isinstance(result, RecordError) and str(result) == f"{file}: {_field_name(path)}: missing"
 

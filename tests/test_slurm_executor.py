@@ -10,6 +10,7 @@ bounded, and a test's leftover jobs are cancelled when it ends.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -126,9 +127,11 @@ def training(data: Path, name: str, *extra: str, resources: Resources = MICRO) -
     return RunSpec(f"{name}-{uuid.uuid4().hex[:6]}", "train", CONFIG, overrides, resources=resources)
 
 
-def evaluation(data: Path, parent: RunSpec, ratio: float) -> RunSpec:
+def evaluation(data: Path, parent: RunSpec, ratio: float, resources: Resources = MICRO) -> RunSpec:
     overrides = (*micro_overrides(data), f"{RATIO}={ratio}")
-    return RunSpec(f"{parent.run_id}-eval-{ratio}", "eval", CONFIG, overrides, parent.run_id, resources=MICRO)
+    return RunSpec(
+        f"{parent.run_id}-eval-{ratio}", "eval", CONFIG, overrides, parent.run_id, resources=resources
+    )
 
 
 @pytest.fixture
@@ -348,6 +351,36 @@ def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
     assert record is not None and record.status == "completed" and record.iterations == 60
     ended = executor.describe(handles)[run.run_id].detail
     assert ended == f"slurm job {handles[run.run_id]['job_id']} COMPLETED, restart 1 after NODE_FAIL"
+
+
+def test_a_training_over_two_tasks_is_one_distributed_run(
+    store: Store, micro_data: Path, slurm_cluster: SlurmCluster
+) -> None:
+    """A multi-GPU job, on the CPU: SLURM starts one task per (fake) GPU, the tasks join one gloo process
+    group from SLURM's environment, train one model under DistributedDataParallel (the batch split between
+    them), evaluate their halves of the val set together, and rank 0 writes the one record."""
+    if slurm_cluster.gpus_per_node < 2:
+        pytest.skip(f"the running cluster has {slurm_cluster.gpus_per_node} fake GPUs per node, 2 needed")
+    two = Resources(gpus_per_node=2, cpus_per_task=1, mem_gb=6, time_min=10)
+    run = training(micro_data, "ddp", "train.max_iter=6", resources=two)
+    after = evaluation(micro_data, run, 1.0, resources=two)
+    alone = dataclasses.replace(after, run_id=f"{after.run_id}-alone", resources=MICRO)
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([run, after, alone])
+    states = executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)
+    assert set(states.values()) == {RunState.COMPLETED}, states
+    trained, evaluated = store.record(run.run_id), store.record(after.run_id)
+    assert trained is not None and evaluated is not None
+    assert trained.iterations == 6 and evaluated.parent_run_id == run.run_id
+    for record in (trained, evaluated):
+        assert record.hardware.processes == 2 and record.hardware.gpu_count == 0
+    # every val image evaluated once: the two ranks' detections, gathered, score as one process's do
+    single = store.record(alone.run_id)
+    assert single is not None and single.hardware.processes == 1
+    assert evaluated.metrics == single.metrics and evaluated.metrics.bbox.AP is not None
+    for folder in map(store.run_dir, (run.run_id, after.run_id)):
+        assert "World size: 2" in (folder / "log.txt").read_text()
+        assert (folder / "log.txt.rank1").exists() and not list(folder.glob("record.json.*"))
 
 
 def test_submitting_twice_and_after_a_killed_submission_makes_no_duplicate(

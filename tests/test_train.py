@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from mimdet.record import RunRecord, read_record
 from tests.micro import micro_dataset, micro_overrides
@@ -20,11 +21,19 @@ REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
 
 
-def run_train(output: Path, *extra: str, data: Path, eval_only: bool = False, resume: bool = False):
+def run_train(
+    output: Path,
+    *extra: str,
+    data: Path,
+    eval_only: bool = False,
+    resume: bool = False,
+    flags: tuple[str, ...] = (),
+):
     command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
     command += (
         ["--output", str(output)] + (["--eval-only"] if eval_only else []) + (["--resume"] if resume else [])
     )
+    command += flags
     return subprocess.run(
         command + micro_overrides(data) + list(extra),
         cwd=REPO,
@@ -173,3 +182,10 @@ def test_bad_override_is_one_line(tmp_path: Path, micro_data: Path, override: st
     result = run_train(tmp_path / "bad", override, data=micro_data)
     assert expected in _one_error_line(result)
     assert not (tmp_path / "bad").exists()  # nothing started
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="this machine has the GPUs --num-gpus 2 asks for")
+def test_more_gpus_than_the_machine_has_is_one_line(tmp_path: Path, micro_data: Path) -> None:
+    result = run_train(tmp_path / "bad", data=micro_data, flags=("--num-gpus", "2"))
+    assert "--num-gpus 2: this machine has" in _one_error_line(result)
+    assert not (tmp_path / "bad").exists()
