@@ -85,6 +85,16 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
             f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} CUDA devices"
             " (on a SLURM cluster, ask for GPUs in the job: one task per GPU joins the run)"
         )
+    device = str(cfg.train.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RunConfigError(
+            f"train.device={device} but no CUDA device is visible (on the CPU: train.device=cpu"
+            " train.amp.enabled=False)"
+        )
+    if cfg.train.amp.enabled and not device.startswith("cuda"):
+        raise RunConfigError(
+            f"train.amp.enabled=True needs CUDA (detectron2's AMPTrainer), train.device is {device}"
+        )
     if args.eval_only and not cfg.train.init_checkpoint:
         raise RunConfigError(
             "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"

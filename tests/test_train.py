@@ -176,6 +176,12 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
+        ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
+        pytest.param(
+            "train.device=cuda",
+            "train.device=cuda but no CUDA device is visible",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
     ],
 )
 def test_bad_override_is_one_line(tmp_path: Path, micro_data: Path, override: str, expected: str) -> None:
