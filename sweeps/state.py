@@ -52,7 +52,9 @@ def collect_states(
         by_id[run.run_id] = run
         record = store.record(run.run_id)
         handle = store.job(run.run_id)
-        if record is not None:
+        if record is None and (unreadable := store.record_error(run.run_id)):
+            statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
+        elif record is not None:
             state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
             statuses[run.run_id] = RunStatus(run, state, record.error or "")
             if state == RunState.FAILED and handle is not None and not handle.get("cancelled"):

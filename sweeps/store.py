@@ -58,6 +58,17 @@ class Store:
         except RecordError:
             return None
 
+    def record_error(self, run_id: str) -> str | None:
+        """Why the run's ``record.json`` cannot be read (one line), or None if it is readable or absent."""
+        path = self.run_dir(run_id) / "record.json"
+        if not path.exists():
+            return None
+        try:
+            read_record(path)
+        except RecordError as error:
+            return str(error)
+        return None
+
     def job(self, run_id: str) -> dict[str, Any] | None:
         """The executor's handle of the run's latest job."""
         return read_json(self.run_dir(run_id) / "job.json")

@@ -1,0 +1,143 @@
+"""How a run's state is decided from its record, its job handle and its executor — no cluster, no training.
+
+The rules ``sweep status`` and ``sweep run`` rely on: an unreadable record is a failure kept for
+``--retry-failed``; a job that ended without a record is *interrupted* when something outside cut it off
+(a signal, a lost node) and *failed* when the run gave up; interrupted runs start again on a plain re-run.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from mimdet.record import write_record
+from sweeps.engine import decide
+from sweeps.local import LocalExecutor
+from sweeps.runs import RunSpec, RunState
+from sweeps.slurm import _rows_by_job
+from sweeps.state import JobStatus, RunStatus, collect_states
+from sweeps.store import Store
+from tests.test_record import make_record
+
+
+class FixedWatcher:
+    """An executor whose jobs are in the given states."""
+
+    def __init__(self, jobs: dict[str, JobStatus]) -> None:
+        self.jobs = jobs
+
+    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]:
+        return {run_id: self.jobs[run_id] for run_id in handles}
+
+
+def run_spec(run_id: str) -> RunSpec:
+    return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", ())
+
+
+def state_of(store: Store, run_id: str, **watchers: Any) -> RunStatus:
+    return collect_states(store, [run_spec(run_id)], {"local": LocalExecutor(store), **watchers})[run_id]
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Store:
+    return Store(tmp_path / "results")
+
+
+def ended_local_job(store: Store, run_id: str, **extra: Any) -> None:
+    """A handle of a local process that is gone (no process has pid 0)."""
+    host = LocalExecutor(store).host
+    store.write_job(run_id, {"executor": "local", "pid": 0, "host": host, "start_ticks": "1", **extra})
+
+
+def test_no_record_no_job_is_new(store: Store) -> None:
+    assert state_of(store, "a").state == RunState.NEW
+
+
+def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) -> None:
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "record.json").write_text('{"schema_version": 1, "run_id": ')
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED
+    assert (
+        status.detail.startswith(str(store.run_dir("a") / "record.json")) and "invalid JSON" in status.detail
+    )
+    assert "\n" not in status.detail
+
+
+@pytest.mark.parametrize(
+    ("extra", "state", "detail"),
+    [
+        ({"returncode": -signal.SIGKILL}, RunState.INTERRUPTED, "killed by signal 9 (SIGKILL)"),
+        ({"returncode": 2}, RunState.FAILED, "exited with code 2"),
+        ({}, RunState.INTERRUPTED, "ended while no sweep run watched it"),
+        ({"returncode": 0}, RunState.FAILED, "no record"),  # ended well but wrote nothing
+    ],
+)
+def test_a_local_job_that_ended_without_a_record(
+    store: Store, extra: dict[str, Any], state: RunState, detail: str
+) -> None:
+    ended_local_job(store, "a", **extra)
+    (store.run_dir("a") / "stderr.log").write_text("Traceback ...\nRuntimeError: boom\n")
+    status = state_of(store, "a")
+    assert status.state == state and detail in status.detail
+    assert status.detail.endswith("RuntimeError: boom")  # the log's last line says why
+
+
+def test_a_cancelled_handle_and_a_missing_executor(store: Store) -> None:
+    ended_local_job(store, "a", cancelled=True)
+    assert state_of(store, "a").state == RunState.CANCELLED
+    store.write_job("b", {"executor": "slurm", "job_id": "12"})
+    status = collect_states(store, [run_spec("b")], {})["b"]
+    assert status.state == RunState.INTERRUPTED and "slurm executor is not available here" in status.detail
+
+
+def test_a_failed_record_gives_way_to_its_requeued_job(store: Store) -> None:
+    write_record(
+        make_record(run_id="a", status="failed", error="SystemExit"), store.run_dir("a") / "record.json"
+    )
+    store.write_job("a", {"executor": "slurm", "job_id": "12"})
+    requeued = FixedWatcher(
+        {"a": JobStatus(RunState.QUEUED, "slurm job 12 PENDING, restart 1 after PREEMPTED")}
+    )
+    status = state_of(store, "a", slurm=requeued)
+    assert (
+        status.state == RunState.QUEUED and "restart 1 after PREEMPTED; earlier: SystemExit" in status.detail
+    )
+    ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 PREEMPTED")})
+    assert state_of(store, "a", slurm=ended) == RunStatus(run_spec("a"), RunState.FAILED, "SystemExit")
+
+
+def test_a_plain_rerun_starts_new_and_interrupted_runs_only() -> None:
+    runs = [run_spec(state.value) for state in RunState]
+    states = {run.run_id: RunStatus(run, RunState(run.run_id)) for run in runs}
+    assert [run.run_id for run in decide(runs, states, retry_failed=False).start] == ["new", "interrupted"]
+    retried = decide(runs, states, retry_failed=True).start
+    assert [run.run_id for run in retried] == ["new", "failed", "interrupted", "cancelled"]
+
+
+def test_sacct_and_squeue_rows_by_job() -> None:
+    """``sacct -D`` lists every start of a requeued job, oldest first; a pending array's range row is
+    expanded and a task's own rows win over it."""
+    rows = _rows_by_job(
+        [
+            "574|NODE_FAIL",
+            "574|PENDING",
+            "575_[1-3%2]|PENDING",
+            "575_1|RUNNING",
+            "576|CANCELLED by 0",
+            "",
+            "x|",
+        ]
+    )
+    assert rows == {
+        "574": [["NODE_FAIL"], ["PENDING"]],
+        "575_1": [["RUNNING"]],
+        "575_2": [["PENDING"]],
+        "575_3": [["PENDING"]],
+        "576": [["CANCELLED by 0"]],
+    }
+    assert _rows_by_job(["580|PENDING|Nodes required for job are DOWN"]) == {
+        "580": [["PENDING", "Nodes required for job are DOWN"]]
+    }
