@@ -55,6 +55,26 @@ def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
+def start_sweep_run(spec: Path, root: Path) -> subprocess.Popen[str]:
+    """``sweep run`` in the background (its few lines of output kept for ``communicate``)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+
+
+def wait_for_file(root: Path, pattern: str, process: subprocess.Popen[str], timeout_s: float = 300) -> None:
+    """Until a file matching ``pattern`` is in the store, while ``process`` still runs."""
+    deadline = time.monotonic() + timeout_s
+    while not list(root.glob(pattern)):
+        assert process.poll() is None and time.monotonic() < deadline, f"no {pattern} in {root}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return micro_dataset(tmp_path_factory.mktemp("data"))
@@ -137,17 +157,8 @@ def test_killed_sweep_run_is_rerun_without_duplicates(data: Path, tmp_path: Path
     spec = tmp_path / "long.yaml"
     spec.write_text(spec_text(data, iterations=12, train_ratios="[1.0]"))
     root = tmp_path / "results"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    )
-    deadline = time.monotonic() + 300
-    while not list(root.glob("runs/*/model_0000001.pth")):
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
+    first = start_sweep_run(spec, root)
+    wait_for_file(root, "runs/*/model_0000001.pth", first)
     first.send_signal(signal.SIGKILL)  # the sweep process dies; its training goes on
     first.wait(timeout=30)
     (handle_path,) = root.glob("runs/*/job.json")
@@ -168,18 +179,8 @@ def test_a_killed_training_is_interrupted_and_a_plain_rerun_resumes_it(data: Pat
     spec = tmp_path / "long.yaml"
     spec.write_text(spec_text(data, iterations=40, train_ratios="[1.0]"))
     root = tmp_path / "results"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=ENV,
-    )
-    deadline = time.monotonic() + 300
-    while not list(root.glob("runs/*/last_checkpoint")):  # written once a checkpoint is complete
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    first = start_sweep_run(spec, root)
+    wait_for_file(root, "runs/*/last_checkpoint", first)  # written once a checkpoint is complete
     (handle_path,) = root.glob("runs/*/job.json")
     os.killpg(json.loads(handle_path.read_text())["pid"], signal.SIGKILL)  # the training's process group
     output, _ = first.communicate(timeout=120)
