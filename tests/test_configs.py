@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from detectron2.config import instantiate
@@ -9,7 +11,9 @@ from detectron2.solver import LRMultiplier
 
 from mimdet.config import build_model, load_config, resolve_config_path
 from mimdet.solver import lr_factor
+from mimdet.train import register_datasets
 from mimdet.variants import PAPER_VARIANTS
+from tests.micro import micro_dataset, micro_overrides
 
 
 def test_vit_b_schedule_is_36_epochs_at_batch_64() -> None:
@@ -90,3 +94,18 @@ def test_every_variant_config_loads_and_names_a_real_file() -> None:
         assert resolve_config_path(variant.config).is_file()
     with pytest.raises(FileNotFoundError, match="config file not found: nope.py"):
         resolve_config_path("nope.py")
+
+
+def test_the_coco_recipe_crops_images_with_polygon_masks(tmp_path: Path) -> None:
+    """The paper recipe's random crop cuts polygon masks (with shapely, through fvcore); the tiny configs
+    never crop, so only this test would see that path break."""
+    data = micro_dataset(tmp_path)
+    overrides = [o for o in micro_overrides(data) if not o.startswith("dataloader.train.total_batch_size")]
+    cfg = load_config("mimdet_vit_base.py", [*overrides, "dataloader.train.total_batch_size=1"])
+    cfg.dataloader.train.mapper.augmentations[1].prob = 1.0  # always take the resize-and-crop branch
+    register_datasets(cfg)
+    (example,) = next(iter(instantiate(cfg.dataloader.train)))
+    height, width = example["image"].shape[1:]
+    assert 480 <= min(height, width) <= 800 and max(height, width) <= 1333
+    instances = example["instances"]
+    assert len(instances) > 0 and instances.gt_masks.polygons  # cropped polygons, not bitmasks
