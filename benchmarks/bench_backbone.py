@@ -20,22 +20,17 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+from paper_costs import paper_memory_label, paper_time_ratio  # benchmarks/paper_costs.py
 from torch.utils.flop_counter import FlopCounterMode
 
 from mimdet.cost import peak_rss_rise
 from mimdet.environment import cpu_model
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
-from mimdet.paper_numbers import load_paper_table
 
-_TABLE2_COST = load_paper_table("table2_cost").set_index("train_ratio")
-_TABLE3 = load_paper_table("table3").set_index("num_decoders")
-PAPER_TIME_H = _TABLE2_COST["train_time_h"].to_dict()
-PAPER_MEM_G = {r: None if m == "oom" else float(m) for r, m in _TABLE2_COST["train_mem_gb_bs1"].items()}
-PAPER_DEC_TIME_H = _TABLE3["train_time_h"].to_dict()
-PAPER_DEC_MEM_G = _TABLE3["train_mem_gb_bs1"].to_dict()
-VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.0, norm="BN")
+VIT_B: dict[str, Any] = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.0, norm="BN")
 
 
 def _one_step(backbone: torch.nn.Module, images: torch.Tensor) -> None:
@@ -44,7 +39,7 @@ def _one_step(backbone: torch.nn.Module, images: torch.Tensor) -> None:
     backbone.zero_grad(set_to_none=True)
 
 
-def _build(case: tuple[str, object], size: int) -> torch.nn.Module:
+def _build(case: tuple[str, Any], size: int) -> torch.nn.Module:
     group, value = case
     torch.manual_seed(0)
     if group == "ratio":
@@ -101,7 +96,7 @@ def main() -> None:
     cases: list[tuple[str, str, object]] = [("ratio", f"r={r}", r) for r in (0.125, 0.25, 0.5, 0.75, 1.0)]
     cases += [("decoders", f"{n} dec", n) for n in (1, 2, 4, 8)]
     cases.append(("benchmarking", "Benchmarking ViT-B", None))
-    results = []
+    results: list[dict[str, Any]] = []
     for group, label, value in cases:
         figures = measure((group, value), args.size, args.device, args.repeats)
         results.append({"group": group, "label": label, "value": value, **figures})
@@ -117,15 +112,10 @@ def main() -> None:
     )
     for r in results:
         ref = ref_dec if r["group"] == "decoders" else ref_ratio
-        if r["group"] == "ratio":
-            paper_t = PAPER_TIME_H[r["value"]] / PAPER_TIME_H[1.0]
-            mem = PAPER_MEM_G[r["value"]]
-            paper_m = f"{mem / PAPER_MEM_G[0.75]:.2f}*" if mem else "oom"
-        elif r["group"] == "decoders":
-            paper_t = PAPER_DEC_TIME_H[r["value"]] / PAPER_DEC_TIME_H[1]
-            paper_m = f"{PAPER_DEC_MEM_G[r['value']] / PAPER_DEC_MEM_G[1]:.2f}"
-        else:
-            paper_t, paper_m = float("nan"), ""
+        paper_t, paper_m = float("nan"), ""
+        if r["group"] in ("ratio", "decoders"):
+            paper_t = paper_time_ratio(r["group"], r["value"]) or float("nan")
+            paper_m = paper_memory_label(r["group"], r["value"])
         r["time_ratio"] = r["seconds"] / ref["seconds"]
         r["memory_ratio"] = r["memory_bytes"] / ref["memory_bytes"] if ref["memory_bytes"] else None
         r["flops_ratio"] = r["flops"] / ref["flops"]
