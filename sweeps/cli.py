@@ -29,6 +29,8 @@ from rich.table import Table
 
 from mimdet.environment import quiet_third_party_warnings
 
+from .state import ExecutorUnavailable
+
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
     from .expand import SweepPlan
     from .spec import SweepSpec
@@ -320,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:  # SpecError, TableError, OverrideError among them
         print(f"sweep: error: {error}", file=sys.stderr)
         return 2
+    except ExecutorUnavailable as error:
+        print(f"sweep: error: {error}; nothing was changed, try again later", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from submitit.slurm.slurm import read_job_id
 
 from .job import TrainJob
 from .runs import Resources, RunSpec, RunState, Stage
-from .state import JobStatus
+from .state import ExecutorUnavailable, JobStatus
 from .store import Store, read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -390,6 +390,14 @@ def _retrying(what: str, action: Callable[[], T]) -> T:
         attempt += 1
 
 
+def _ask(what: str, command: list[str]) -> str:
+    """``command``'s output, retried while SLURM refuses; ``ExecutorUnavailable`` once it gives up."""
+    try:
+        return _retrying(what, lambda: _slurm(command))
+    except SLURM_ERRORS as error:
+        raise ExecutorUnavailable(f"SLURM does not answer ({what}: {_why(error)})") from None
+
+
 def _why(error: Exception) -> str:
     text = getattr(error, "stderr", None) or str(error)
     lines = [line for line in str(text).strip().splitlines() if line.strip()]
@@ -398,7 +406,7 @@ def _why(error: Exception) -> str:
 
 def _live_jobs() -> dict[str, str]:
     """This user's queued and running jobs, array tasks one by one: job id -> job name."""
-    out = _retrying("squeue", lambda: _slurm(["squeue", "--me", "-h", "-r", "-o", "%i %j"]))
+    out = _ask("squeue", ["squeue", "--me", "-h", "-r", "-o", "%i %j"])
     pairs = (line.partition(" ") for line in out.splitlines())
     return {job_id: name for job_id, _, name in pairs if name}
 
@@ -412,7 +420,7 @@ def _jobs_named(names: set[str], live: dict[str, str], since: float) -> dict[str
     if missing := names - set(found):
         start = datetime.fromtimestamp(int(since)).isoformat()  # local time, as sacct reads and prints it
         command = ["sacct", "-X", "-n", "-P", "-S", start, "--name", ",".join(sorted(missing))]
-        out = _retrying("sacct", lambda: _slurm([*command, "-o", "JobID,JobName,Submit"]))
+        out = _ask("sacct", [*command, "-o", "JobID,JobName,Submit"])
         for line in out.splitlines():
             job_id, name, submitted = (line.split("|") + ["", ""])[:3]
             if submitted >= start:
@@ -448,13 +456,17 @@ def _rows_by_job(lines: Iterable[str]) -> dict[str, list[list[str]]]:
 
 def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     """The state of every start of these (array) jobs and their tasks, oldest first, from accounting
-    (``-D``: a requeued job's earlier starts too); empty if sacct fails."""
+    (``-D``: a requeued job's earlier starts too).
+
+    Without an answer nothing can be told apart (a job that ended from one never seen), so a failing
+    sacct is ``ExecutorUnavailable``, never a guess.
+    """
     command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", "JobID,State"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        logger.warning("sacct failed (%s); asking squeue", proc.stderr.strip() or proc.returncode)
-        return {}
-    rows = _rows_by_job(proc.stdout.splitlines())
+    try:
+        out = _slurm(command)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        raise ExecutorUnavailable(f"SLURM accounting does not answer (sacct: {_why(error)})") from None
+    rows = _rows_by_job(out.splitlines())
     return {
         job_id: [fields[0].split()[0] for fields in starts] for job_id, starts in rows.items()
     }  # "CANCELLED by 0"

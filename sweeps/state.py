@@ -19,6 +19,10 @@ from .runs import RunSpec, RunState
 from .store import Store
 
 
+class ExecutorUnavailable(RuntimeError):
+    """An executor cannot say where its jobs are (its scheduler does not answer): nothing is decided."""
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """What an executor knows of one job: its state and a line on where it is or how it ended."""

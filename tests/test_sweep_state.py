@@ -7,19 +7,27 @@ The rules ``sweep status`` and ``sweep run`` rely on: an unreadable record is a 
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mimdet.record import write_record
 from sweeps.engine import decide
+from sweeps.expand import expand
 from sweeps.local import LocalExecutor
 from sweeps.runs import RunSpec, RunState
 from sweeps.slurm import _rows_by_job
+from sweeps.spec import load_spec
 from sweeps.state import JobStatus, RunStatus, collect_states
 from sweeps.store import Store
 from tests.test_record import make_record
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class FixedWatcher:
@@ -41,7 +49,7 @@ def state_of(store: Store, run_id: str, **watchers: Any) -> RunStatus:
 
 
 @pytest.fixture
-def store(tmp_path: Any) -> Store:
+def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "results")
 
 
@@ -141,3 +149,38 @@ def test_sacct_and_squeue_rows_by_job() -> None:
     assert _rows_by_job(["580|PENDING|Nodes required for job are DOWN"]) == {
         "580": [["PENDING", "Nodes required for job are DOWN"]]
     }
+
+
+def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:
+    """With the controller and accounting down, no run's state can be told: ``sweep status`` and
+    ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("sacct", "squeue", "sbatch"):
+        (fake / name).write_text(
+            "#!/bin/sh\necho 'Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
+        )
+        (fake / name).chmod(0o755)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: down\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  axes:\n    train.seed: [1]\n"
+    )
+    store = Store(tmp_path / "results")
+    (run,) = expand(load_spec(spec)).runs
+    store.write_job(run.run_id, {"executor": "slurm", "job_id": "12"})
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    for command in ("status", "run"):
+        result = subprocess.run(
+            [sys.executable, "-m", "sweeps.cli", command, str(spec), "--root", str(store.root)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            env=env,
+        )
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.strip() == (
+            "sweep: error: SLURM accounting does not answer (sacct: Unable to contact slurm controller"
+            " (connect failure)); nothing was changed, try again later"
+        )
+    assert store.job(run.run_id) == {"executor": "slurm", "job_id": "12"}
