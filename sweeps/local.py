@@ -3,7 +3,8 @@
 Each run is a child process ``python -m mimdet.train ...`` in its own session, with its stdout/stderr
 in the run's folder and its pid in ``job.json``; an evaluation starts once its training has completed.
 Because the handle is on disk, a second ``sweep run`` (or ``sweep status``) recognises runs that an
-earlier, killed ``sweep run`` left running, and waits for them instead of starting them again.
+earlier, killed ``sweep run`` left running, and waits for them instead of starting them again. When a
+child ends, its exit code joins the handle: killed by a signal (interrupted) is told from gave up (failed).
 """
 
 from __future__ import annotations
