@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from mimdet.environment import quiet_third_party_warnings
 
@@ -138,12 +139,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _status_table(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Table:
+def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Group:
+    """The table of every run's state, and below it what ``sweep run`` would do about them."""
     from .engine import statuses
 
     found = statuses(store, plan.runs)
     counts = Counter(status.state.value for status in found.values())
     title = f"{args.spec}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    hints = {
+        "new": f"sweep run {args.spec} starts new runs",
+        "interrupted": f"sweep run {args.spec} resumes interrupted runs",
+        "failed": f"sweep run {args.spec} --retry-failed starts failed ones again",
+    }
     table = Table(title=title)
     for column in ("run", "stage", "cell", "state", "box AP", "mask AP", "detail"):
         table.add_column(column)
@@ -162,19 +169,20 @@ def _status_table(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Ta
             "" if mask is None else f"{mask:.1f}",
             status.detail[:80],
         )
-    return table
+    next_steps = [Text(hint, style="bold") for state, hint in hints.items() if counts[state]]
+    return Group(table, *next_steps)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     _spec, plan, store = _load(args)
     if args.watch is None:
-        console.print(_status_table(args, plan, store))
+        console.print(_status_view(args, plan, store))
         return 0
-    with Live(_status_table(args, plan, store), console=console, refresh_per_second=1) as live:
+    with Live(_status_view(args, plan, store), console=console, refresh_per_second=1) as live:
         try:
             while True:
                 time.sleep(args.watch)
-                live.update(_status_table(args, plan, store))
+                live.update(_status_view(args, plan, store))
         except KeyboardInterrupt:
             pass
     return 0

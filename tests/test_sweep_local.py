@@ -151,6 +151,7 @@ def test_a_failed_training_keeps_its_log_and_the_others_finish(data: Path, tmp_p
     assert records[1.0].status == "completed"
     status = sweep("status", str(spec), "--root", str(tmp_path / "results"))
     assert "1 failed" in status.stdout and "2 new" in status.stdout
+    assert f"sweep run {spec} --retry-failed starts failed ones again" in status.stdout
 
 
 def test_killed_sweep_run_is_rerun_without_duplicates(data: Path, tmp_path: Path) -> None:
@@ -189,6 +190,7 @@ def test_a_killed_training_is_interrupted_and_a_plain_rerun_resumes_it(data: Pat
     assert f"interrupted runs resume with: sweep run {spec}" in output
     status = sweep("status", str(spec), "--root", str(root))
     assert "1 interrupted" in status.stdout and "SIGKILL" in status.stdout, status.stdout
+    assert f"sweep run {spec} resumes interrupted runs" in status.stdout
 
     second = sweep("run", str(spec), "--root", str(root))
     assert second.returncode == 0, second.stdout[-3000:]
