@@ -23,28 +23,9 @@ from analysis.plots import (
     write_plots,
 )
 from mimdet.features import FeatureMaps, feature_maps, load_run_model
-from mimdet.record import record_to_row
-from tests.test_analysis_tables import make_record, status_row
+from tests.test_analysis_tables import row, status_row, tiny_sweep
 
 GIB = 2**30
-
-
-def row(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    return record_to_row(make_record(*args, **kwargs))
-
-
-def table2_frame() -> pd.DataFrame:
-    """Ratios {25 %, 50 %, 100 %}: completed, queued, running, failed and missing cells; one CPU RSS."""
-    return pd.DataFrame(
-        [
-            row(0.25, 1.0, 30.0, 27.5, hours=1.5, mem_gib=3.0),
-            row(0.25, 0.25, 20.0, 18.0, stage="eval"),
-            status_row("queued", 0.25, 0.5, stage="eval"),
-            row(0.5, 1.0, 33.25, 29.0, hours=2.25, mem_gib=0.5, mem_kind="cpu_peak_rss_delta"),
-            status_row("running", 0.5, 0.5, stage="eval"),
-            row(1.0, 1.0, None, None, status="failed", hours=None, mem_gib=None),
-        ]
-    )
 
 
 def decoder_frame() -> pd.DataFrame:
@@ -87,7 +68,7 @@ def texts(fig: Figure) -> list[str]:
 
 
 def test_heatmaps_annotate_values_and_states() -> None:
-    fig = plot_table2_heatmaps(table2_frame(), with_paper=False)
+    fig = plot_table2_heatmaps(tiny_sweep(), with_paper=False)
     assert len(fig.axes) == 4  # two heatmaps, two colour bars
     box, mask = titled(fig, "AP box: measured"), titled(fig, "AP mask: measured")
     assert "coco_2017_val" in box.get_title()
@@ -111,7 +92,7 @@ def test_heatmaps_annotate_values_and_states() -> None:
 
 
 def test_heatmaps_say_missing_and_show_the_paper_below() -> None:
-    rows = table2_frame()
+    rows = tiny_sweep()
     fig = plot_table2_heatmaps(rows[rows["status"] != "queued"])
     assert len(fig.axes) == 8
     assert cell_texts(titled(fig, "AP box: measured"))[(1, 0)] == "missing"
@@ -131,7 +112,7 @@ def test_heatmaps_say_missing_and_show_the_paper_below() -> None:
 
 
 def test_accuracy_vs_cost_points_labels_and_paper_series() -> None:
-    fig = plot_accuracy_vs_cost(table2_frame())
+    fig = plot_accuracy_vs_cost(tiny_sweep())
     time_ax, mem_ax = titled(fig, "AP vs. training time"), titled(fig, "AP vs. training memory")
     assert len(fig.axes) == 6  # two panels, each with the paper's right and top axes
     box_line = time_ax.get_lines()[0]
@@ -189,7 +170,7 @@ def test_decoders_panels_states_and_paper() -> None:
 @pytest.mark.parametrize(
     ("table", "make", "names"),
     [
-        ("table2", table2_frame, ["table2_heatmaps", "table2_accuracy_vs_cost"]),
+        ("table2", tiny_sweep, ["table2_heatmaps", "table2_accuracy_vs_cost"]),
         ("table3", decoder_frame, ["table3_decoders"]),
     ],
 )
@@ -202,9 +183,9 @@ def test_write_plots_saves_png_and_pdf(tmp_path: Path, table: str, make: Any, na
 
 
 def test_write_plots_tables_without_figures_and_unknown_tables(tmp_path: Path) -> None:
-    assert write_plots(table2_frame(), "table1", tmp_path) == []
+    assert write_plots(tiny_sweep(), "table1", tmp_path) == []
     with pytest.raises(PlotError, match="unknown table 'table9'"):
-        write_plots(table2_frame(), "table9", tmp_path)
+        write_plots(tiny_sweep(), "table9", tmp_path)
 
 
 PLOTTERS = [plot_table2_heatmaps, plot_accuracy_vs_cost, plot_decoders]
@@ -216,7 +197,7 @@ PLOTTERS = [plot_table2_heatmaps, plot_accuracy_vs_cost, plot_decoders]
     [
         (pd.DataFrame(), "no column"),
         (pd.DataFrame({"model": ["mimdet"], "status": ["completed"]}), "no column"),
-        (table2_frame().drop(columns=["bbox_AP"]), "no column 'bbox_AP'"),
+        (tiny_sweep().drop(columns=["bbox_AP"]), "no column 'bbox_AP'"),
         (pd.DataFrame([row(model="benchmarking")]), "no runs match"),
         ("results.csv", "expected a pandas DataFrame"),
     ],
@@ -229,7 +210,7 @@ def test_bad_frames_are_one_line_plot_errors(plot: Any, frame: Any, message: str
 
 def test_bad_frame_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(PlotError, match="no column 'train_wall_time_s'"):  # the second figure's column
-        write_plots(table2_frame().drop(columns=["train_wall_time_s"]), "table2", tmp_path / "out")
+        write_plots(tiny_sweep().drop(columns=["train_wall_time_s"]), "table2", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
