@@ -156,7 +156,7 @@ def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Gro
         table.add_column(column)
     for run in plan.runs:
         status = found[run.run_id]
-        record = store.record(run.run_id)
+        record = status.record
         box = record.metrics.bbox.AP if record else None
         mask = record.metrics.segm.AP if record else None
         state = status.state.value

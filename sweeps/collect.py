@@ -36,16 +36,18 @@ def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus])
     """One row per run of the plan, in plan order."""
     rows = []
     for run in plan.runs:
-        record = store.record(run.run_id)
+        status = statuses.get(run.run_id)
+        record = status.record if status is not None else store.record(run.run_id)
         if record is not None:
             row = record_to_row(record)
         else:
+            status = status or RunStatus(run, RunState.NEW)
             row = {
                 "run_id": run.run_id,
                 "stage": run.stage,
                 "parent_run_id": run.parent,
-                "status": statuses[run.run_id].state.value if run.run_id in statuses else RunState.NEW.value,
-                "error": statuses[run.run_id].detail if run.run_id in statuses else "",
+                "status": status.state.value,
+                "error": status.detail,
                 "config_file": run.config_file,
                 "overrides": " ".join(run.overrides),
                 **_variant_columns(run.config_file, run.overrides),

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mimdet.record import RunRecord
+
 from .runs import RunSpec, RunState
 from .store import Store
 
@@ -42,6 +44,7 @@ class RunStatus:
     run: RunSpec
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
+    record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
 
 
 def collect_states(
@@ -54,13 +57,13 @@ def collect_states(
     failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
     for run in runs:
         by_id[run.run_id] = run
-        record = store.record(run.run_id)
+        record, unreadable = store.load_record(run.run_id)
         handle = store.job(run.run_id)
-        if record is None and (unreadable := store.record_error(run.run_id)):
+        if unreadable:
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
         elif record is not None:
             state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
-            statuses[run.run_id] = RunStatus(run, state, record.error or "")
+            statuses[run.run_id] = RunStatus(run, state, record.error or "", record)
             if state == RunState.FAILED and handle is not None and not handle.get("cancelled"):
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
@@ -78,8 +81,9 @@ def collect_states(
             job = found.get(run_id, unknown)
             if run_id in failed:  # a requeued job (preempted, node lost) runs again despite the record
                 if job.state.active:
-                    error = failed[run_id].detail
-                    statuses[run_id] = RunStatus(by_id[run_id], job.state, f"{job.detail}; earlier: {error}")
+                    earlier = failed[run_id]
+                    detail = f"{job.detail}; earlier: {earlier.detail}"
+                    statuses[run_id] = RunStatus(by_id[run_id], job.state, detail, earlier.record)
                 continue
             state = RunState.FAILED if job.state == RunState.COMPLETED else job.state  # ended, no record
             detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)

@@ -50,24 +50,17 @@ class Store:
 
     def record(self, run_id: str) -> RunRecord | None:
         """The run's record, or None if it has none (yet) or it cannot be read."""
-        path = self.run_dir(run_id) / "record.json"
-        if not path.exists():
-            return None
-        try:
-            return read_record(path)
-        except RecordError:
-            return None
+        return self.load_record(run_id)[0]
 
-    def record_error(self, run_id: str) -> str | None:
-        """Why the run's ``record.json`` cannot be read (one line), or None if it is readable or absent."""
+    def load_record(self, run_id: str) -> tuple[RunRecord | None, str | None]:
+        """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
         path = self.run_dir(run_id) / "record.json"
         if not path.exists():
-            return None
+            return None, None
         try:
-            read_record(path)
+            return read_record(path), None
         except RecordError as error:
-            return str(error)
-        return None
+            return None, str(error)
 
     def job(self, run_id: str) -> dict[str, Any] | None:
         """The executor's handle of the run's latest job."""

@@ -114,7 +114,8 @@ def test_a_failed_record_gives_way_to_its_requeued_job(store: Store) -> None:
         status.state == RunState.QUEUED and "restart 1 after PREEMPTED; earlier: SystemExit" in status.detail
     )
     ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 PREEMPTED")})
-    assert state_of(store, "a", slurm=ended) == RunStatus(run_spec("a"), RunState.FAILED, "SystemExit")
+    failed = RunStatus(run_spec("a"), RunState.FAILED, "SystemExit", store.record("a"))
+    assert state_of(store, "a", slurm=ended) == failed
 
 
 def test_a_plain_rerun_starts_new_and_interrupted_runs_only() -> None:
