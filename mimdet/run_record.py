@@ -43,9 +43,10 @@ class RunOutcome:
 def variant_of(cfg: DictConfig) -> Variant:
     """The ablation settings of a config's backbone, in the record's terms."""
     backbone = cfg.model.backbone.bottom_up
-    target = str(backbone._target_)
-    if target.endswith("BenchmarkingViT"):
-        return Variant("benchmarking", backbone.embed_dim, backbone.depth, "all", 1.0, 1.0, 0, "vit", None)
+    if _target_name(backbone._target_) == "BenchmarkingViT":
+        return Variant(
+            "benchmarking", int(backbone.embed_dim), int(backbone.depth), "all", 1.0, 1.0, 0, "vit", None
+        )
     decoders = int(backbone.num_decoders)
     return Variant(
         model="mimdet",
@@ -58,6 +59,13 @@ def variant_of(cfg: DictConfig) -> Variant:
         fpn_inputs=backbone.get("fpn_inputs", "hybrid"),
         decoder_fill=backbone.get("decoder_fill", "mask_token") if decoders else None,
     )
+
+
+def _target_name(target: object) -> str:
+    """The class name a LazyConfig ``_target_`` builds, whether the config holds the class itself (a
+    loaded config file) or its dotted path (a config saved to YAML and read back)."""
+    name = getattr(target, "__qualname__", None)
+    return name if isinstance(name, str) else str(target).rsplit(".", 1)[-1]
 
 
 def read_parent_run_id(checkpoint: str) -> str | None:

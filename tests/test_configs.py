@@ -10,6 +10,7 @@ from detectron2.config import instantiate
 from detectron2.solver import LRMultiplier
 
 from mimdet.config import build_model, load_config, resolve_config_path
+from mimdet.run_record import variant_of
 from mimdet.solver import lr_factor
 from mimdet.train import register_datasets
 from mimdet.variants import PAPER_VARIANTS
@@ -109,3 +110,14 @@ def test_the_coco_recipe_crops_images_with_polygon_masks(tmp_path: Path) -> None
     assert 480 <= min(height, width) <= 800 and max(height, width) <= 1333
     instances = example["instances"]
     assert len(instances) > 0 and instances.gt_masks.polygons  # cropped polygons, not bitmasks
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["class", "dotted-path"])
+def test_the_record_variant_names_the_benchmarking_backbone(as_text: bool) -> None:
+    """A loaded config holds the backbone class itself; one saved to YAML holds its dotted path."""
+    cfg = load_config("experiments/tiny_benchmarking.py")
+    if as_text:
+        cfg.model.backbone.bottom_up._target_ = "mimdet.modeling.benchmarking_vit.BenchmarkingViT"
+    variant = variant_of(cfg)
+    assert (variant.model, variant.num_decoders, variant.fpn_inputs) == ("benchmarking", 0, "vit")
+    assert variant_of(load_config("experiments/tiny_mimdet.py")).model == "mimdet"

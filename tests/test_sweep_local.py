@@ -214,3 +214,47 @@ def test_bad_spec_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2 and not (tmp_path / "results").exists()
     errors = [line for line in result.stderr.splitlines() if line.startswith("sweep: error:")]
     assert len(errors) == 1 and f"{spec}:5:" in errors[0] and "train_sample_ratio" in errors[0]
+
+
+def test_table1_trains_the_benchmarking_row_to_a_record_and_tables_it(data: Path, tmp_path: Path) -> None:
+    """Table 1's second row is a different backbone class: its training and evaluation end in completed
+    records, and ``table`` / ``plot`` read both rows (they once died on that class's config)."""
+    settings = {**micro_settings(data), "train.max_iter": 2}
+    spec = tmp_path / "table1.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "micro-table1",
+                "table": "table1",
+                "base_config": "experiments/tiny_mimdet.py",
+                "overrides": settings,
+                "train": {
+                    "grid": "rows",
+                    "rows": [
+                        {"label": "mimdet"},
+                        {"label": "benchmarking", "base_config": "experiments/tiny_benchmarking.py"},
+                    ],
+                },
+                "eval": {},  # each training evaluated once, at its config's own test settings
+            }
+        )
+    )
+    root = tmp_path / "results"
+    empty = sweep("table", str(spec), "--root", str(root), "--format", "md")
+    assert "Traceback" not in empty.stderr, empty.stderr[-3000:]
+    result = sweep("run", str(spec), "--root", str(root), "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout[-3000:]
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted((r.variant.model, r.stage) for r in records) == [
+        ("benchmarking", "eval"),
+        ("benchmarking", "train"),
+        ("mimdet", "eval"),
+        ("mimdet", "train"),
+    ]
+    assert all(r.status == "completed" for r in records)
+    assert all(r.metrics.bbox.AP is not None for r in records if r.stage == "eval")
+    table = sweep("table", str(spec), "--root", str(root), "--format", "md", "--with-paper")
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "Benchmarking" in table.stdout and "MIMDet" in table.stdout, table.stdout
+    plot = sweep("plot", str(spec), "--root", str(root), "-o", str(tmp_path / "plots"))
+    assert "Traceback" not in plot.stderr, plot.stderr[-3000:]
