@@ -71,6 +71,9 @@ def test_c4_channels_follow_the_decoder() -> None:
         (dict(sampling="grid"), "sampling must be one of"),
         (dict(decoder_fill="zeros"), "decoder fill must be one of"),
         (dict(c5_pool="sum"), "c5_pool must be one of"),
+        (dict(attention=("flash", "fast")), "attention back-ends must be"),
+        (dict(attention=()), "attention back-ends must be"),
+        (dict(canvas_multiple=100), "canvas_multiple must be 0"),
     ],
 )
 def test_bad_settings_are_clear_errors(kwargs: dict, message: str) -> None:
@@ -124,3 +127,63 @@ def test_tiny_detector_trains_and_infers_on_non_square_images(config: str) -> No
     with torch.no_grad():
         outputs = model([{"image": x["image"], "height": 100, "width": 80} for x in inputs])
     assert [tuple(o["instances"].image_size) for o in outputs] == [(100, 80), (100, 80)]
+
+
+def _kept_positions(backbone: MIMDetBackbone, images: torch.Tensor) -> list[set[tuple[int, int]]]:
+    """The (row, column) of every token the encoder received, per image (from its ids_keep)."""
+    seen: list[torch.Tensor] = []
+    handle = backbone.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[2]))
+    outputs = backbone(images)
+    handle.remove()
+    grid_w = outputs["c4"].shape[-1]
+    return [{(int(i) // grid_w, int(i) % grid_w) for i in ids} for ids in seen[0]]
+
+
+def test_the_canvas_keeps_the_same_tokens_and_pads_every_output() -> None:
+    """A 96 x 160 batch on a 128 px canvas: outputs at 128 x 256 px, the kept count and positions as the
+    batch's own grid gives them (seeded evaluation draws the same noise), image 1's padding never kept."""
+    settings = dict(**TINY, train_sample_ratio=0.25, test_sample_ratio=0.5, num_decoders=1, norm="BN")
+    torch.manual_seed(0)
+    plain = MIMDetBackbone(**settings).eval()
+    canvas = MIMDetBackbone(**settings, canvas_multiple=128).eval()
+    canvas.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 96, 160)
+    images[1, :, :, 64:] = 0  # image 1: 6 x 4 real tokens of the 6 x 10 grid
+    assert _kept_positions(canvas, images) == _kept_positions(plain, images)
+    kept = _kept_positions(canvas.eval(), images)
+    assert [len(k) for k in kept] == [30, 30]  # int(0.5 * 6 * 10), counted on the batch's own grid
+    real = {(row, column) for row in range(6) for column in range(4)}
+    assert real <= kept[1] and all(row < 6 and column < 10 for row, column in kept[1])  # never the border
+    outputs = canvas(images)
+    for name, stride in zip(("c2", "c3", "c4", "c5"), (4, 8, 16, 32), strict=True):
+        assert outputs[name].shape[-2:] == (128 // stride, 256 // stride), name
+
+
+def test_the_canvas_makes_few_shapes_of_many() -> None:
+    backbone = MIMDetBackbone(**TINY, train_sample_ratio=0.5, num_decoders=1, canvas_multiple=128, norm="BN")
+    shapes = {
+        tuple(backbone(torch.randn(1, 3, h, w))["c2"].shape[-2:]) for h, w in [(96, 96), (128, 96), (64, 128)]
+    }
+    assert shapes == {(32, 32)}
+
+
+def test_detector_trains_on_a_canvas() -> None:
+    cfg = load_config("tiny_mimdet.py")
+    cfg.model.backbone.bottom_up.canvas_multiple = 256
+    model = build_model(cfg).train()
+    inputs = random_inputs([(192, 256), (256, 160)], num_classes=cfg.model.roi_heads.num_classes)
+    with EventStorage(0):
+        losses = model(inputs)
+    assert all(torch.isfinite(loss) for loss in losses.values())
+
+
+@pytest.mark.parametrize("backends", [("math",), ("flash", "efficient", "math")])
+def test_attention_back_ends_compute_the_same_function(backends: tuple[str, ...]) -> None:
+    torch.manual_seed(0)
+    reference = MIMDetBackbone(**TINY, train_sample_ratio=1.0, num_decoders=1, norm="BN").eval()
+    chosen = MIMDetBackbone(
+        **TINY, train_sample_ratio=1.0, num_decoders=1, norm="BN", attention=backends
+    ).eval()
+    chosen.load_state_dict(reference.state_dict())
+    images = torch.randn(1, 3, 64, 96)
+    torch.testing.assert_close(chosen(images)["c4"], reference(images)["c4"], rtol=1e-5, atol=1e-5)

@@ -17,6 +17,16 @@ Config switches cover the paper's ablations without copies of the model:
 - ``decoder_fill`` (``mask_token`` | ``convstem``), ``c5_pool`` (``avg`` as the paper's text | ``max`` as
   the reference code).
 
+Two switches change how fast a run goes, not which tokens it may keep:
+
+- ``attention``: the scaled-dot-product-attention kernels allowed, in order (see ``attention.py``).
+- ``canvas_multiple`` (0 = off): pad each batch further, to a multiple of this many pixels, so that
+  multi-scale training meets a handful of tensor shapes instead of a new one at most iterations (every
+  new shape costs GPU kernels their per-shape set-up). The kept-token count and the tokens that can be
+  kept are those of the batch as it came (padded to FPN's 32 px): the extra border is padding that is
+  never kept. What it does change: the decoder, FPN and the heads also see the extra border, and the
+  decoder's position table is resized to the larger grid.
+
 Shapes: B batch, H x W padded image, h x w = H/16 x W/16 token grid, N = h*w, K kept tokens.
 """
 
@@ -26,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
+from .attention import DEFAULT_BACKENDS, attention_kernels, check_backends
 from .conv_stem import ConvStem
 from .encoder import PartialTokenEncoder
 from .mae_decoder import MAEDecoder
@@ -82,8 +93,16 @@ class MIMDetBackbone(Backbone):
         vit_fpn_blocks: tuple[int, int] | None = None,
         c5_pool: str = "avg",
         norm: str = "SyncBN",
+        attention: tuple[str, ...] = DEFAULT_BACKENDS,
+        canvas_multiple: int = 0,
     ) -> None:
         super().__init__()
+        self.attention = check_backends(attention)
+        if canvas_multiple < 0 or canvas_multiple % 32:
+            raise ValueError(
+                f"canvas_multiple must be 0 (off) or a multiple of 32 pixels, got {canvas_multiple}"
+            )
+        self.canvas_multiple = canvas_multiple
         self.sampling = _choice("sampling", sampling, SAMPLINGS)
         self.fpn_inputs = _choice("fpn_inputs", fpn_inputs, FPN_INPUTS)
         self.c5_pool = _choice("c5_pool", c5_pool, C5_POOLS)
@@ -135,13 +154,31 @@ class MIMDetBackbone(Backbone):
         return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        ids_keep = self.sample(images)  # (B, K) or None, on the batch's own grid
+        images, ids_keep = self.to_canvas(images, ids_keep)
         stem = self.stem(images)  # {stride: (B, C_s, H/s, W/s)}
         hw = tuple(stem[16].shape[-2:])
         tokens = stem[16].flatten(2).transpose(1, 2)  # (B, N, D)
-        ids_keep = self.sample(images)  # (B, K) or None
-        latent, tapped = self.encoder(tokens, hw, ids_keep, self.vit_fpn_blocks)  # (B, K, D)
-        c4 = self.decode(latent, ids_keep, hw, tokens)  # (B, N, C4)
+        with attention_kernels(self.attention):
+            latent, tapped = self.encoder(tokens, hw, ids_keep, self.vit_fpn_blocks)  # (B, K, D)
+            c4 = self.decode(latent, ids_keep, hw, tokens)  # (B, N, C4)
         return self.to_pyramid(stem, c4, tapped, hw)
+
+    def to_canvas(
+        self, images: torch.Tensor, ids_keep: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Zero-pad (B, 3, H, W) to the canvas, and move token indices from the h x w grid to its grid."""
+        if not self.canvas_multiple:
+            return images, ids_keep
+        height, width = images.shape[-2:]
+        canvas_h, canvas_w = (
+            -(-side // self.canvas_multiple) * self.canvas_multiple for side in (height, width)
+        )
+        images = F.pad(images, (0, canvas_w - width, 0, canvas_h - height))  # zeros: padding, as detectron2's
+        if ids_keep is not None:
+            w, canvas_grid_w = width // 16, canvas_w // 16
+            ids_keep = ids_keep // w * canvas_grid_w + ids_keep % w  # same (row, column), wider rows
+        return images, ids_keep
 
     def sample(self, images: torch.Tensor) -> torch.Tensor | None:
         """Indices of the tokens the encoder sees, or None for all of them."""
