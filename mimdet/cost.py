@@ -8,6 +8,7 @@ before the iteration. The record says which through ``peak_mem_kind``.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,17 @@ def measure_peak_memory(
     return peak
 
 
+@dataclass(frozen=True)
+class ShapeSplit:
+    repeated_shape_s: float | None
+    new_shape_s: float | None
+    shapes: int
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 class CostHook(HookBase):
     """Times training iterations and measures batch-1 memory before the first one.
 
@@ -91,10 +103,20 @@ class CostHook(HookBase):
         self.train_seconds = 0.0
         self._step_times: list[float] = []
         self._step_start = 0.0
+        self._shape_hook: torch.utils.hooks.RemovableHandle | None = None
+        self._shapes: set[tuple[int, ...]] = set()
+        self._batch_shape: tuple[int, ...] = ()
+        self._new_shape_times: list[float] = []
+        self._repeated_shape_times: list[float] = []
 
     def before_train(self) -> None:
         batch = next(self.trainer._data_loader_iter)
         self.peak_memory = measure_peak_memory(self.trainer.model, batch[:1], self.device, self.amp)
+        model = getattr(self.trainer.model, "module", self.trainer.model)  # under DDP, the model inside
+        self._shape_hook = model.backbone.register_forward_pre_hook(self._note_shape)
+
+    def _note_shape(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._batch_shape = tuple(args[0].shape)  # the padded batch, as the backbone receives it
 
     def before_step(self) -> None:
         self._step_start = time.perf_counter()
@@ -103,11 +125,26 @@ class CostHook(HookBase):
         elapsed = time.perf_counter() - self._step_start
         self.train_seconds += elapsed
         self._step_times.append(elapsed)
+        new = self._batch_shape not in self._shapes
+        self._shapes.add(self._batch_shape)
+        if len(self._step_times) > WARMUP_ITERATIONS:
+            (self._new_shape_times if new else self._repeated_shape_times).append(elapsed)
+
+    def after_train(self) -> None:
+        if self._shape_hook is not None:
+            self._shape_hook.remove()
 
     @property
     def seconds_per_iteration(self) -> float | None:
         steady = self._step_times[WARMUP_ITERATIONS:] or self._step_times
         return sum(steady) / len(steady) if steady else None
+
+    @property
+    def shape_split(self) -> ShapeSplit:
+        """Median seconds of steps on a repeated and on a new batch shape, and the shapes met."""
+        return ShapeSplit(
+            _median(self._repeated_shape_times), _median(self._new_shape_times), len(self._shapes)
+        )
 
     def state_dict(self) -> dict[str, float]:
         return {"train_seconds": self.train_seconds}

@@ -114,6 +114,12 @@ class Cost:
     peak_mem_bytes_bs1: int | None
     peak_mem_kind: PeakMemKind | None
     inference_images_per_s: float | None
+    # Multi-scale training meets new padded batch shapes, and a GPU's first step on a shape pays per-shape
+    # set-up (kernel plans): the two kinds of step apart, medians after the warm-up (added in 0.2).
+    sec_per_iter_repeated_shape: float | None = None
+    sec_per_iter_new_shape: float | None = None
+    batch_shapes: int | None = None  # distinct padded batch shapes the timed steps met
+    attention_backends: list[str] | None = None  # the attention kernels the model was allowed
 
 
 @dataclass

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mimdet.cost import PeakMemory
+from mimdet.cost import PeakMemory, ShapeSplit
 from mimdet.environment import code_version, hardware, versions
+from mimdet.modeling.attention import DEFAULT_BACKENDS
 from mimdet.record import (
     SCHEMA_VERSION,
     APMetrics,
@@ -37,6 +38,7 @@ class RunOutcome:
     sec_per_iter: float | None = None
     peak_memory: PeakMemory | None = None
     inference_images_per_s: float | None = None
+    shape_split: ShapeSplit | None = None
     error: str | None = None
 
 
@@ -90,7 +92,7 @@ def build_record(
     processes: int = 1,
 ) -> RunRecord:
     """The record of one run from its config and outcome (``processes``: the DDP world size)."""
-    peak = outcome.peak_memory
+    peak, split = outcome.peak_memory, outcome.shape_split
     return RunRecord(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
@@ -116,10 +118,24 @@ def build_record(
             peak_mem_bytes_bs1=peak.bytes if peak else None,
             peak_mem_kind=peak.kind if peak else None,
             inference_images_per_s=outcome.inference_images_per_s,
+            sec_per_iter_repeated_shape=split.repeated_shape_s if split else None,
+            sec_per_iter_new_shape=split.new_shape_s if split else None,
+            batch_shapes=split.shapes if split else None,
+            attention_backends=_attention_backends(cfg),
         ),
         hardware=hardware(str(cfg.train.device), processes),
         versions=versions(),
     )
+
+
+def _attention_backends(cfg: DictConfig) -> list[str] | None:
+    """The attention kernels a MIMDet backbone was allowed (None for backbones without the switch)."""
+    backbone = cfg.model.backbone.bottom_up
+    if "attention" in backbone:
+        return list(backbone.attention)
+    if _target_name(backbone._target_) == "MIMDetBackbone":
+        return list(DEFAULT_BACKENDS)
+    return None
 
 
 def _ap(results: dict[str, float] | None) -> APMetrics:

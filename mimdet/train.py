@@ -160,6 +160,7 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     outcome.iterations = trainer.iter  # detectron2 leaves it at max_iter after the last step
     outcome.train_wall_time_s = cost.train_seconds
     outcome.sec_per_iter = cost.seconds_per_iteration
+    outcome.shape_split = cost.shape_split
     outcome.peak_memory = cost.peak_memory
     return outcome
 

@@ -72,6 +72,7 @@ def test_training_writes_checkpoints_and_a_completed_record(trained: Path) -> No
     assert record.params.total == record.params.per_component["total"] > 100_000
     assert record.cost.sec_per_iter and record.cost.train_wall_time_s and record.cost.inference_images_per_s
     assert record.cost.peak_mem_kind == "cpu_peak_rss_delta" and record.cost.peak_mem_bytes_bs1 > 0
+    assert record.cost.batch_shapes and record.cost.attention_backends == ["flash", "efficient", "math"]
     assert record.hardware.device == "cpu" and record.versions["torch"].startswith("2.")
     assert record.code_version
 
