@@ -212,6 +212,9 @@ def rows(cases: list[Case], runs: dict[str, RunResult]) -> list[dict]:
                 "status": result.status,
                 "error": result.error,
                 "sec_per_iter": seconds,
+                "sec_per_iter_repeated_shape": cost.sec_per_iter_repeated_shape if cost else None,
+                "sec_per_iter_new_shape": cost.sec_per_iter_new_shape if cost else None,
+                "batch_shapes": cost.batch_shapes if cost else None,
                 "peak_mem_bytes_bs1": memory,
                 "peak_mem_kind": cost.peak_mem_kind if cost else None,
                 "iterations": result.record.iterations if result.record else None,
@@ -257,7 +260,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def meta(args: argparse.Namespace, config: Path, amp: bool, runs: list[RunResult], warmup: int) -> dict:
+def meta(
+    args: argparse.Namespace, config: Path, amp: bool, batch: int, runs: list[RunResult], warmup: int
+) -> dict:
     """Date, the device the runs ran on (from their records), versions and the settings."""
     completed = [r.record for r in runs if r.record is not None and r.status == "completed"]
     records = completed + [r.record for r in runs if r.record is not None and r.status != "completed"]
@@ -277,7 +282,7 @@ def meta(args: argparse.Namespace, config: Path, amp: bool, runs: list[RunResult
         "config": str(config.relative_to(REPO)) if config.is_relative_to(REPO) else str(config),
         "iterations": args.iterations,
         "warmup_iterations": warmup,
-        "batch_size": 1,
+        "batch_size": batch,
         "amp": amp and on_cuda,
         "image_size": args.image_size,
         "num_train_images": NUM_TRAIN,
@@ -326,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     except OverrideError as error:
         parser.error(str(error))
     amp = bool(cfg.train.amp.enabled)
+    batch = int(cfg.dataloader.train.total_batch_size)  # 1 unless an override says otherwise
     runs_needed = len({case.run_name for case in cases})
     print(f"{len(cases)} cases in {runs_needed} runs of {config.name}, {args.iterations} iterations each")
     print(f"runs, their logs and records: {args.work}", flush=True)
@@ -340,16 +346,20 @@ def main(argv: list[str] | None = None) -> int:
         cost = result.record.cost if result.record else None
         if result.status == "completed" and cost:
             memory = _fmt(None if cost.peak_mem_bytes_bs1 is None else cost.peak_mem_bytes_bs1 / GIB, ".3f")
-            figures = f"{_fmt(cost.sec_per_iter, '.3f')} s/iter, {memory} GiB"
+            figures = (
+                f"{_fmt(cost.sec_per_iter, '.3f')} s/iter (repeated shape "
+                f"{_fmt(cost.sec_per_iter_repeated_shape, '.3f')}, new shape "
+                f"{_fmt(cost.sec_per_iter_new_shape, '.3f')}, {cost.batch_shapes} shapes), {memory} GiB"
+            )
         else:
             figures = f"failed: {short_error(result.error)}"
         print(f"ran {case.run_name}: {figures} ({result.seconds:.0f} s)", flush=True)
 
     results = rows(cases, runs)
-    info = meta(args, config, amp, list(runs.values()), WARMUP_ITERATIONS)
+    info = meta(args, config, amp, batch, list(runs.values()), WARMUP_ITERATIONS)
     device = f"{info['device_name'] or 'no record'} ({info['device']}{', AMP' if info['amp'] else ''})"
     title = (
-        f"MIMDet detector training, {info['config']}, batch 1, {args.iterations} iterations, synthetic "
+        f"MIMDet detector training, {info['config']}, batch {batch}, {args.iterations} iterations, synthetic "
         f"{args.image_size} px, on {device}"
     )
     print_table(results, title)

@@ -113,10 +113,11 @@ class CostHook(HookBase):
         batch = next(self.trainer._data_loader_iter)
         self.peak_memory = measure_peak_memory(self.trainer.model, batch[:1], self.device, self.amp)
         model = getattr(self.trainer.model, "module", self.trainer.model)  # under DDP, the model inside
-        self._shape_hook = model.backbone.register_forward_pre_hook(self._note_shape)
+        self._shape_hook = model.backbone.register_forward_hook(self._note_shape)
 
-    def _note_shape(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        self._batch_shape = tuple(args[0].shape)  # the padded batch, as the backbone receives it
+    def _note_shape(self, _module: nn.Module, _args: object, features: dict[str, torch.Tensor]) -> None:
+        # the finest feature map: the shape every layer after the padding works at (a canvas included)
+        self._batch_shape = tuple(next(iter(features.values())).shape)
 
     def before_step(self) -> None:
         self._step_start = time.perf_counter()

@@ -33,4 +33,4 @@ def test_steps_are_timed_by_whether_their_batch_shape_is_new(monkeypatch: pytest
     assert split.shapes == 3
     assert len(hook._new_shape_times) == 2 and len(hook._repeated_shape_times) == 3
     assert split.new_shape_s is not None and split.repeated_shape_s is not None
-    assert hook._shape_hook is not None and not model.backbone._forward_pre_hooks  # removed after training
+    assert hook._shape_hook is not None and not model.backbone._forward_hooks  # removed after training

@@ -8,7 +8,7 @@ import torch
 from timm.models.vision_transformer import Block
 
 from mimdet.modeling import ConvStem, MAEDecoder, PartialTokenEncoder
-from mimdet.modeling.pos_embed import ResizedTables, frozen_table, resize_table, sincos_2d_table
+from mimdet.modeling.pos_embed import resize_table, sincos_2d_table
 from mimdet.modeling.token_sampler import num_kept, padding_free_tokens, sample_tokens
 from mimdet.modeling.vit_blocks import make_blocks
 
@@ -164,18 +164,3 @@ def test_decoder_depth_outside_1_8_is_an_error(depth: int) -> None:
 
 def test_timm_block_is_the_class_the_adapter_builds() -> None:
     assert isinstance(make_blocks(32, 1, 2, 4.0, 0.0)[0], Block)
-
-
-def test_resized_tables_are_made_once_per_grid_and_follow_the_table() -> None:
-    table = frozen_table(16, 6)
-    tables = ResizedTables(capacity=2)
-    first = tables(table, (4, 5))
-    assert torch.equal(first, resize_table(table, (4, 5))) and tables(table, (4, 5)) is first
-    with torch.no_grad():
-        table.mul_(2.0)  # as loading a checkpoint into it does
-    assert torch.equal(tables(table, (4, 5)), resize_table(table, (4, 5)))
-    tables(table, (3, 3))
-    tables(table, (2, 7))
-    assert len(tables._copies) == 2  # the least recently used grid is dropped
-    learnable = torch.nn.Parameter(table.detach().clone())  # a trained table is never cached
-    assert tables(learnable, (4, 5)).requires_grad and len(tables._copies) == 2

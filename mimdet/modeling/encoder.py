@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .pos_embed import ResizedTables, frozen_table
+from .pos_embed import frozen_table, resize_table
 from .token_sampler import gather_tokens
 from .vit_blocks import from_windows, make_blocks, to_windows, vit_norm
 
@@ -31,7 +31,6 @@ class PartialTokenEncoder(nn.Module):
         window_size: int = 0,
     ) -> None:
         super().__init__()
-        self.resized_pos = ResizedTables()
         self.pos_embed = frozen_table(embed_dim, pos_grid)
         self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
         self.norm = vit_norm(embed_dim)
@@ -45,7 +44,7 @@ class PartialTokenEncoder(nn.Module):
         taps: tuple[int, ...] = (),
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(B, N, D) -> (B, K, D) after the norm, and {block index: (B, N, D)} for each tapped block."""
-        x = tokens + self.resized_pos(self.pos_embed, hw)  # (B, N, D)
+        x = tokens + resize_table(self.pos_embed, hw)  # (B, N, D)
         if ids_keep is not None:
             if taps:
                 raise ValueError("intermediate features need the full grid: tap blocks only without sampling")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .pos_embed import ResizedTables, frozen_table
+from .pos_embed import frozen_table, resize_table
 from .vit_blocks import make_blocks, vit_norm
 
 FILLS = ("mask_token", "convstem")
@@ -51,7 +51,6 @@ class MAEDecoder(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
         else:
             self.fill_proj = nn.Linear(in_dim, dim)
-        self.resized_pos = ResizedTables()
         self.pos_embed = frozen_table(dim, pos_grid)
         self.blocks = make_blocks(dim, depth, num_heads, mlp_ratio, drop_path_rate)
         self.norm = vit_norm(dim)
@@ -68,7 +67,7 @@ class MAEDecoder(nn.Module):
         if ids_keep is not None:
             full = self._filler(stem_tokens).to(x.dtype)  # (B, N, E)
             x = full.scatter(1, ids_keep[..., None].expand(-1, -1, x.shape[-1]), x)
-        x = x + self.resized_pos(self.pos_embed, hw)  # (B, N, E)
+        x = x + resize_table(self.pos_embed, hw)  # (B, N, E)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

@@ -24,8 +24,10 @@ Two switches change how fast a run goes, not which tokens it may keep:
   multi-scale training meets a handful of tensor shapes instead of a new one at most iterations (every
   new shape costs GPU kernels their per-shape set-up). The kept-token count and the tokens that can be
   kept are those of the batch as it came (padded to FPN's 32 px): the extra border is padding that is
-  never kept. What it does change: the decoder, FPN and the heads also see the extra border, and the
-  decoder's position table is resized to the larger grid.
+  never kept. What it does change: every layer after the padding sees the extra border (the ConvStem
+  next to it, the decoder's attention, FPN, the heads), and the position tables are resized to the
+  canvas's grid, as for a batch that holds a larger image. Off by default: it pays in short runs and
+  benchmarks; over a full schedule each of the few hundred shapes is new only once.
 
 Shapes: B batch, H x W padded image, h x w = H/16 x W/16 token grid, N = h*w, K kept tokens.
 """

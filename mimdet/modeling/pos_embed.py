@@ -11,7 +11,6 @@ Shapes: G stored grid side, h x w target token grid, C channels.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -58,33 +57,3 @@ def resize_table(table: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     grid_map = grid_tokens.reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, C, G, G)
     grid_map = F.interpolate(grid_map, size=hw, mode="bicubic", align_corners=False)
     return grid_map.permute(0, 2, 3, 1).reshape(1, hw[0] * hw[1], -1)  # (1, h*w, C)
-
-
-class ResizedTables:
-    """The resized copies of one frozen table, one per token grid, made once and reused.
-
-    The table never changes while training, so resizing it on every forward (a bicubic interpolation of
-    a 50 x 50 x C map, twice per iteration) is host and GPU work for nothing once a grid has been seen. A
-    copy is reused only while the table is the same tensor, unmodified (its in-place version counter:
-    loading a checkpoint into it makes new copies) and not trained. At most ``capacity`` grids are kept,
-    the least recently used dropped first, so that multi-scale training does not fill the GPU.
-    """
-
-    def __init__(self, capacity: int = 16) -> None:
-        self.capacity = capacity
-        self._copies: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-
-    def __call__(self, table: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """``resize_table(table, hw)``, from the cache when possible."""
-        if table.requires_grad or self.capacity <= 0:
-            return resize_table(table, hw)
-        key = (tuple(hw), id(table), table._version, table.device, table.dtype)
-        copy = self._copies.get(key)
-        if copy is None:
-            with torch.no_grad():
-                copy = resize_table(table, hw)
-            self._copies[key] = copy
-            while len(self._copies) > self.capacity:
-                self._copies.popitem(last=False)
-        self._copies.move_to_end(key)
-        return copy
