@@ -1,9 +1,10 @@
 """The reference flavor computes the reference code's function, pinned without the reference code.
 
-``tests/data/reference_flavor_golden.pt`` was made once from tiny models of the reference code
-(hustvl/MIMDet at fb0aaa1: ``models/mimdet.py`` and ``models/benchmarking.py`` inside detectron2's FPN)
-with random float16-valued weights, after checking that the tiny models below, loaded through the
-converter's key mapping, give the same FPN outputs in float64 (relative L2 < 1e-15). Per model it holds
+``tests/data/reference_flavor_golden.pt`` was made once, by ``scripts/verify_reference_flavor.py golden``,
+from tiny models of the reference code (hustvl/MIMDet at fb0aaa1: ``models/mimdet.py`` and
+``models/benchmarking.py`` inside detectron2's FPN) with random float16-valued weights, after checking
+that the tiny models below, loaded through the converter's key mapping, give the same FPN outputs in
+float64 (relative L2 < 1e-15). Per model it holds
 the reference checkpoint's state dict (keys, shapes, one flat float16 tensor, integer buffers), the padded
 images, and the reference's FPN outputs p2-p6 at each sample ratio. The MIMDet images are a 64x64 one
 and a 32x48 one padded to 64x64: at ratio 0.75 the small one keeps 6 padding tokens, so the golden
@@ -14,10 +15,12 @@ reference code too, and this test would say so.)
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -38,7 +41,7 @@ from mimdet.modeling.reference_checkpoint import (
 from mimdet.modeling.rel_pos_bias import SharedRelPosBias
 from mimdet.modeling.token_sampler import sample_tokens
 
-GOLDEN = torch.load(Path(__file__).parent / "data" / "reference_flavor_golden.pt", weights_only=True)
+GOLDEN_FILE = Path(__file__).parent / "data" / "reference_flavor_golden.pt"
 LEVELS = ("p2", "p3", "p4", "p5", "p6")
 INDEX_BUFFERS = {
     "backbone.bottom_up.windowed_rel_pos_bias.relative_position_index",
@@ -93,9 +96,15 @@ def _fpn(bottom_up: nn.Module) -> nn.Module:
 MODELS = {"mimdet": (tiny_mimdet, MIMDET_KEY_MAP), "benchmarking": (tiny_benchmarking, BENCHMARKING_KEY_MAP)}
 
 
+@functools.cache
+def golden() -> dict[str, Any]:
+    """The stored file (read once; ``scripts/verify_reference_flavor.py golden`` writes it)."""
+    return torch.load(GOLDEN_FILE, weights_only=True)
+
+
 def reference_state(name: str) -> dict[str, torch.Tensor]:
     """The stored reference checkpoint (its keys under ``backbone.``, as in a whole detector)."""
-    packed = GOLDEN[name]["state"]
+    packed = golden()[name]["state"]
     values = packed["values"].split([math.prod(shape) for shape in packed["shapes"]])
     state = {
         key: value.reshape(shape).float()
@@ -120,7 +129,7 @@ def fpn_outputs(model: nn.Module, name: str, ratio: float) -> dict[str, torch.Te
         model.bottom_up.test_sample_ratio = ratio
         model.bottom_up.eval()  # re-seeds the evaluation draw (eval_seed 0, as the golden run's seed)
     with torch.no_grad():
-        return model(GOLDEN[name]["images"].double())
+        return model(golden()[name]["images"].double())
 
 
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -131,7 +140,7 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_reference_flavor_reproduces_the_reference_fpn_outputs(name: str, ratio: float) -> None:
     model = loaded(name, MODELS[name][0]())
     outputs = fpn_outputs(model, name, ratio)
-    expected = GOLDEN[name]["outputs"][ratio]
+    expected = golden()[name]["outputs"][ratio]
     assert {level: rel_l2(outputs[level], expected[level]) <= 1e-12 for level in LEVELS} == dict.fromkeys(
         LEVELS, True
     )
@@ -143,7 +152,7 @@ def test_reference_flavor_reproduces_the_reference_fpn_outputs(name: str, ratio:
 def test_each_mimdet_switch_at_its_paper_value_changes_the_function(switch: str) -> None:
     model = loaded("mimdet", tiny_mimdet(**{switch: FLAVORS["paper"].mimdet[switch]}))
     outputs = fpn_outputs(model, "mimdet", 0.75)  # 0.75: padding tokens are kept
-    expected = GOLDEN["mimdet"]["outputs"][0.75]
+    expected = golden()["mimdet"]["outputs"][0.75]
     assert max(rel_l2(outputs[level], expected[level]) for level in LEVELS) > 1e-8
 
 
