@@ -5,9 +5,9 @@
 SRC: a MIMDet ViT-B/L or Benchmarking ViT-B checkpoint of the reference code, as detectron2 saves it
 (``{"model": state_dict, ...}``) or a bare state dict; which model it is follows from its keys. DST:
 ``{"model": state_dict}`` for ``train.init_checkpoint=DST.pth`` with the ``experiments/*_reference.py``
-config the summary names. Every tensor must fit that config's model exactly and every tensor of the model
-must come from SRC; otherwise nothing is written. Exit status 0, or 2 with one line on stderr for an input
-that is not such a checkpoint.
+config the summary names (in the command to evaluate it). Every tensor must fit that config's model
+exactly and every tensor of the model must come from SRC; otherwise nothing is written. Exit status 0,
+or 2 with one line on stderr for an input that is not such a checkpoint.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mimdet.convert_reference: error: {error}", file=sys.stderr)
         return 2
     print(f"{args.src}: {model.name}; {report.summary(KEY_DEPTH)}")
-    print(f"wrote {args.dst}: use it with experiments/{model.config} train.init_checkpoint={args.dst}")
+    print(
+        f"wrote {args.dst}: python -m mimdet.train --config-file experiments/{model.config} --eval-only "
+        f"train.init_checkpoint={args.dst}"
+    )
     return 0
 
 
