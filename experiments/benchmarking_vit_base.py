@@ -5,6 +5,7 @@ third, relative position biases, deconv/identity/pool adaptors; large-scale jitt
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 
+from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT
 
 from .common.coco_recipe import dataloader, dataset_paths, lr_multiplier, optimizer, train
@@ -20,7 +21,7 @@ model.backbone.bottom_up = L(BenchmarkingViT)(
     drop_path_rate=0.1,
     window_size=16,
     global_every=3,
-    norm="${..norm}",
+    **FLAVORS["paper"].benchmarking,  # relative positions, class slot, LayerNorm eps, adaptor norm
 )
 model.backbone.square_pad = IMAGE_SIZE
 

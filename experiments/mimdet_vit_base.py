@@ -6,6 +6,7 @@
 
 from detectron2.config import LazyCall as L
 
+from mimdet.flavors import FLAVORS
 from mimdet.modeling import MIMDetBackbone
 
 from .common.coco_recipe import dataloader, dataset_paths, lr_multiplier, optimizer, train
@@ -23,8 +24,7 @@ model.backbone.bottom_up = L(MIMDetBackbone)(
     num_decoders=4,
     decoder_dim=512,
     decoder_heads=16,
-    decoder_fill="mask_token",
     fpn_inputs="hybrid",
-    c5_pool="avg",
     norm="${..norm}",
+    **FLAVORS["paper"].mimdet,  # stem norm, LayerNorm eps, C5 pooling, decoder fill, padding order
 )

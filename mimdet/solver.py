@@ -9,13 +9,15 @@ from __future__ import annotations
 
 ENCODER_LR_FACTOR = 0.5
 TASK_LR_FACTOR = 2.0
-NO_DECAY_TABLES = ("pos_embed", "mask_token", "rel_pos_h", "rel_pos_w", "cls_token")
+NO_DECAY_TABLES = ("pos_embed", "mask_token", "rel_pos_h", "rel_pos_w", "bias_table", "cls_token")
 
 # Parameter-name prefixes inside the detector (backbone.bottom_up.* is the MIMDet/Benchmarking backbone).
 _ENCODER_PREFIXES = (
     "backbone.bottom_up.encoder.",
     "backbone.bottom_up.blocks.",
     "backbone.bottom_up.patch_embed.",
+    "backbone.bottom_up.windowed_rel_pos.",  # the reference flavor's shared relative-position tables
+    "backbone.bottom_up.global_rel_pos.",
 )
 _STEM_PREFIXES = ("backbone.bottom_up.stem.",)
 

@@ -39,6 +39,11 @@ PAPER_VARIANTS: tuple[PaperVariant, ...] = (
     ),
     PaperVariant("MIMDet ViT-L (4 dec)", "mimdet_vit_large.py", (), 345.27, "README"),
     PaperVariant("Benchmarking ViT-B", "benchmarking_vit_base.py", (), 118.67, "README"),
+    PaperVariant("MIMDet ViT-B (reference code)", "mimdet_vit_base_reference.py", (), 127.96, "README v1.2"),
+    PaperVariant("MIMDet ViT-L (reference code)", "mimdet_vit_large_reference.py", (), 349.33, "README v1.2"),
+    PaperVariant(
+        "Benchmarking ViT-B (reference code)", "benchmarking_vit_base_reference.py", (), 118.67, "README"
+    ),
     PaperVariant("Table 3: 1 decoder", "mimdet_vit_base.py", (f"{_DEC}=1",), 118.10, "Table 3"),
     PaperVariant("Table 3: 2 decoders", "mimdet_vit_base.py", (f"{_DEC}=2",), 121.26, "Table 3"),
     PaperVariant("Table 3: 4 decoders", "mimdet_vit_base.py", (f"{_DEC}=4",), 127.56, "Table 3"),

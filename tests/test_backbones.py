@@ -8,6 +8,7 @@ from detectron2.utils.events import EventStorage
 
 from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
+from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
 
 TINY = dict(
@@ -21,6 +22,7 @@ VARIANTS = {
     "convstem fill": dict(train_sample_ratio=0.5, num_decoders=2, decoder_fill="convstem"),
     "all tokens, no decoder": dict(train_sample_ratio=1.0, num_decoders=0),
     "all tokens, 2 dec, max pool": dict(train_sample_ratio=1.0, num_decoders=2, c5_pool="max"),
+    "reference flavor": dict(train_sample_ratio=0.5, num_decoders=2, **FLAVORS["reference"].mimdet),
     "table4 row3 windows": dict(sampling="window", window_size=3, train_sample_ratio=1.0, num_decoders=0),
     "table4 row4 windows + vit fpn": dict(
         sampling="window", window_size=3, train_sample_ratio=1.0, num_decoders=0, fpn_inputs="vit"
@@ -52,6 +54,21 @@ def test_benchmarking_backbone_outputs_match_output_shape(hw: tuple[int, int]) -
     _check_contract(backbone.train(), hw)
 
 
+@pytest.mark.parametrize("hw", [(64, 64), (64, 48), (48, 64)])
+def test_reference_benchmarking_backbone_outputs_match_output_shape(hw: tuple[int, int]) -> None:
+    """Shared relative-position tables cover grids up to the stored one (the reference code: exactly it)."""
+    backbone = BenchmarkingViT(
+        img_size=64,
+        embed_dim=32,
+        depth=4,
+        num_heads=2,
+        window_size=2,
+        global_every=2,
+        **FLAVORS["reference"].benchmarking,
+    )
+    _check_contract(backbone.train(), hw)
+
+
 def test_c4_channels_follow_the_decoder() -> None:
     with_decoder = MIMDetBackbone(**TINY, num_decoders=2).output_shape()
     without = MIMDetBackbone(**TINY, train_sample_ratio=1.0, num_decoders=0).output_shape()
@@ -74,6 +91,9 @@ def test_c4_channels_follow_the_decoder() -> None:
         (dict(attention=("flash", "fast")), "attention back-ends must be"),
         (dict(attention=()), "attention back-ends must be"),
         (dict(canvas_multiple=100), "canvas_multiple must be 0"),
+        (dict(stem_norm="batchnorm"), "stem_norm must be one of"),
+        (dict(padding_order="raster"), "padding_order must be one of"),
+        (dict(decoder_fill="convstem", decoder_fill_init="zeros"), "decoder fill init must be one of"),
     ],
 )
 def test_bad_settings_are_clear_errors(kwargs: dict, message: str) -> None:

@@ -152,6 +152,19 @@ def test_benchmarking_keeps_the_patchify_stem(checkpoint: Path) -> None:
     assert backbone.pos_embed.shape == (1, 1 + 16, D)
 
 
+def test_benchmarking_without_a_class_slot_drops_maes(checkpoint: Path) -> None:
+    """The reference flavor's position table has no class row: MAE's is dropped, its grid resized."""
+    backbone = BenchmarkingViT(
+        img_size=64, embed_dim=D, depth=DEPTH, num_heads=2, window_size=2, global_every=2, pos_cls_slot=False
+    )
+    report = load_mae_checkpoint(backbone, checkpoint)
+    assert "pos_embed" in report.loaded and backbone.pos_embed.shape == (1, 16, D)
+    with_slot = convert_mae_state(
+        mae_state(), {"pos_embed": torch.zeros(1, 17, D)}, (("pos_embed", "pos_embed"),)
+    )
+    assert torch.equal(backbone.pos_embed.data, with_slot[0]["pos_embed"][:, 1:])
+
+
 def test_round_trip_through_a_saved_backbone(checkpoint: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     backbone = mimdet(num_decoders=2, train_sample_ratio=0.5).eval()

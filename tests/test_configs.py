@@ -83,6 +83,7 @@ def test_learning_rate_groups_follow_the_paper() -> None:
         ("backbone.bottom_up.blocks.11.mlp.fc2.weight", 0.5),
         ("backbone.bottom_up.patch_embed.proj.weight", 0.5),
         ("backbone.bottom_up.adaptors.0.0.weight", 2.0),
+        ("backbone.bottom_up.global_rel_pos.bias_table", 0.5),
         ("proposal_generator.rpn_head.conv.conv0.weight", 2.0),
     ],
 )

@@ -156,6 +156,24 @@ def test_decoder_restores_the_full_grid(fill: str) -> None:
     assert hasattr(decoder, "mask_token") == (fill == "mask_token")
 
 
+def test_reference_fill_projection_starts_xavier_uniform_with_zero_bias() -> None:
+    torch.manual_seed(0)
+    decoder = MAEDecoder(768, 512, depth=1, num_heads=16, pos_grid=4, fill="convstem", fill_init="xavier")
+    bound = (6 / (768 + 512)) ** 0.5
+    weight = decoder.fill_proj.weight
+    assert not decoder.fill_proj.bias.any() and weight.abs().max() <= bound
+    assert weight.abs().max() > 0.99 * bound  # PyTorch's default bound is 1/sqrt(768), 2.5x smaller
+    norms = [m for m in decoder.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert {m.eps for m in norms} == {1e-6}
+
+
+def test_encoder_and_decoder_norms_take_the_eps_switch() -> None:
+    encoder = PartialTokenEncoder(32, 2, 2, pos_grid=4, norm_eps=1e-5)
+    decoder = MAEDecoder(32, 16, depth=1, num_heads=2, pos_grid=4, norm_eps=1e-5)
+    norms = [m for part in (encoder, decoder) for m in part.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * 2 + 1 + 2 + 1 and {m.eps for m in norms} == {1e-5}
+
+
 @pytest.mark.parametrize("depth", [0, 9])
 def test_decoder_depth_outside_1_8_is_an_error(depth: int) -> None:
     with pytest.raises(ValueError, match="num_decoders"):

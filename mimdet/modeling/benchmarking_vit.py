@@ -1,15 +1,27 @@
 """The Benchmarking baseline (Li et al., arXiv 2111.11429) that MIMDet compares against (Table 1, Fig. 2).
 
 A plain ViT with the pre-trained 16x16 patchify stem at 1024x1024: blocks in four groups of three (two
-blocks of 16x16-window attention, then one global), decomposed relative position biases, a learnable
-absolute position table stored for the 64x64 grid, and the outputs of blocks 3/6/9/12 adapted to strides
-4/8/16/32 by transposed convs / identity / max-pool. The blocks, the patchify stem and the position
-handling are detectron2's (``detectron2.modeling.backbone.vit``).
+blocks of 16x16-window attention, then one global), relative position biases, a learnable absolute
+position table stored for the 64x64 grid, and the outputs of blocks 3/6/9/12 adapted to strides
+4/8/16/32 by transposed convs / identity / max-pool. The patchify stem and the absolute position handling
+are detectron2's (``detectron2.modeling.backbone.vit``).
 
-Shapes: B batch, h x w token grid, D width.
+Two switches separate the reference code's model from detectron2's ViT (``mimdet.flavors``):
+
+- ``rel_pos``: ``decomposed`` gives every block detectron2's own ``rel_pos_h``/``rel_pos_w`` tables (and
+  detectron2's blocks); ``shared`` gives all windowed blocks one table and all global blocks another
+  (``SharedRelPosBias``, timm's blocks), as the reference code.
+- ``pos_cls_slot``: whether the position table keeps MAE's class-token row (``1 + G*G`` rows) or not
+  (``G*G``, as the reference code).
+
+The adaptors' norm is ``norm`` (the FPN's by default; the reference code uses GroupNorm(32), ``"GN"``).
+
+Shapes: B batch, h x w token grid, D width, S window side.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
@@ -17,12 +29,14 @@ from detectron2.modeling.backbone.utils import PatchEmbed, get_abs_pos
 from detectron2.modeling.backbone.vit import Block
 from torch import nn
 
-from .vit_blocks import drop_path_rates, vit_norm
+from .rel_pos_bias import SharedRelPosBias
+from .vit_blocks import MAE_LAYER_NORM_EPS, drop_path_rates, from_windows, make_blocks, to_windows, vit_norm
 from .vit_pyramid import upsampling_adaptor
 
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
 STRIDES = (4, 8, 16, 32)
 PATCH = 16
+REL_POS = ("decomposed", "shared")
 
 
 @BACKBONE_REGISTRY.register()
@@ -43,27 +57,43 @@ class BenchmarkingViT(Backbone):
         drop_path_rate: float = 0.1,
         window_size: int = 16,
         global_every: int = 3,
+        rel_pos: str = "decomposed",
+        pos_cls_slot: bool = True,
+        layer_norm_eps: float = MAE_LAYER_NORM_EPS,
         norm: str = "SyncBN",
     ) -> None:
         super().__init__()
+        if rel_pos not in REL_POS:
+            raise ValueError(f"rel_pos must be one of {REL_POS}, got {rel_pos!r}")
         grid = img_size // PATCH
         self.patch_embed = PatchEmbed((PATCH, PATCH), (PATCH, PATCH), in_chans=3, embed_dim=embed_dim)
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, embed_dim))  # slot 0: MAE's cls
+        self.pos_cls_slot = pos_cls_slot
+        self.pos_embed = nn.Parameter(torch.zeros(1, int(pos_cls_slot) + grid * grid, embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = nn.ModuleList(
-            Block(
-                embed_dim,
-                num_heads,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=True,
-                drop_path=rate,
-                norm_layer=vit_norm,
-                use_rel_pos=True,
-                window_size=window_size if (index + 1) % global_every else 0,
-                input_size=(grid, grid),
+        # the window side of each block, 0 for a global one
+        self.block_windows = tuple(window_size if (i + 1) % global_every else 0 for i in range(depth))
+        self.shared_rel_pos = rel_pos == "shared"
+        if self.shared_rel_pos:
+            self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate, layer_norm_eps)
+            self.windowed_rel_pos = SharedRelPosBias(window_size, num_heads)
+            self.global_rel_pos = SharedRelPosBias(grid, num_heads)
+        else:
+            self.blocks = nn.ModuleList(
+                Block(
+                    embed_dim,
+                    num_heads,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=True,
+                    drop_path=rate,
+                    norm_layer=partial(vit_norm, eps=layer_norm_eps),
+                    use_rel_pos=True,
+                    window_size=window,
+                    input_size=(grid, grid),
+                )
+                for window, rate in zip(
+                    self.block_windows, drop_path_rates(depth, drop_path_rate), strict=True
+                )
             )
-            for index, rate in enumerate(drop_path_rates(depth, drop_path_rate))
-        )
         self.tap_blocks = tuple(depth * k // 4 - 1 for k in (1, 2, 3, 4))  # blocks 3/6/9/12 of 12
         self.adaptors = nn.ModuleList(upsampling_adaptor(s, embed_dim, norm) for s in STRIDES)
         self._out_features = list(OUT_FEATURES)
@@ -72,10 +102,32 @@ class BenchmarkingViT(Backbone):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.patch_embed(x)  # (B, h, w, D)
-        x = x + get_abs_pos(self.pos_embed, True, (x.shape[1], x.shape[2]))
+        hw = (x.shape[1], x.shape[2])
+        x = x + get_abs_pos(self.pos_embed, self.pos_cls_slot, hw)
+        biases = self._shared_biases(hw)
         taps = []
         for index, block in enumerate(self.blocks):
-            x = block(x)
+            window = self.block_windows[index]
+            x = _biased_block(block, x, window, biases[window]) if biases else block(x)  # (B, h, w, D)
             if index in self.tap_blocks:
                 taps.append(x.permute(0, 3, 1, 2))  # (B, D, h, w)
         return {name: adaptor(t) for name, adaptor, t in zip(OUT_FEATURES, self.adaptors, taps, strict=True)}
+
+    def _shared_biases(self, hw: tuple[int, int]) -> dict[int, torch.Tensor]:
+        """{window side (0: global): (heads, M, M) bias}, each table expanded once per forward; {} for
+        detectron2's decomposed tables, which its blocks apply themselves."""
+        if not self.shared_rel_pos:
+            return {}
+        side = self.windowed_rel_pos.side
+        return {0: self.global_rel_pos(hw), side: self.windowed_rel_pos((side, side))}
+
+
+def _biased_block(block: nn.Module, x: torch.Tensor, window: int, bias: torch.Tensor) -> torch.Tensor:
+    """A timm block on (B, h, w, D) with an additive attention bias, within S x S windows if ``window``."""
+    hw = (x.shape[1], x.shape[2])
+    tokens = x.flatten(1, 2)  # (B, h*w, D)
+    if not window:
+        return block(tokens, attn_mask=bias).reshape(x.shape)
+    windows, pad_hw = to_windows(tokens, hw, window)  # (B * windows, S*S, D)
+    out = block(windows, attn_mask=bias)
+    return from_windows(out, hw, pad_hw, window).reshape(x.shape)

@@ -40,52 +40,75 @@ class LoadReport:
     missing: list[str]
     unexpected: list[str]
 
-    def summary(self) -> str:
+    def summary(self, depth: int = 2) -> str:
+        """One line; key lists grouped by their first ``depth`` name parts."""
         return (
-            f"loaded {len(self.loaded)} tensors; missing (trained from scratch): {_group(self.missing)}; "
-            f"unexpected (dropped): {_group(self.unexpected)}"
+            f"loaded {len(self.loaded)} tensors; missing (left at their initialisation): "
+            f"{group_keys(self.missing, depth)}; unexpected (dropped): {group_keys(self.unexpected, depth)}"
         )
 
 
-def rename_mae_key(key: str, key_map: tuple[tuple[str, str], ...]) -> str | None:
-    """The model key for an MAE key under ``key_map`` (prefix pairs), or None if it has no place."""
-    for mae_prefix, model_prefix in key_map:
-        if key == mae_prefix or key.startswith(mae_prefix + "."):
-            return model_prefix + key[len(mae_prefix) :]
+KeyMap = tuple[tuple[str, str], ...]  # (source prefix, model prefix) pairs; the first match wins
+
+
+def rename_key(key: str, key_map: KeyMap) -> str | None:
+    """The model key for a checkpoint key under ``key_map``, or None if it has no place."""
+    for source_prefix, model_prefix in key_map:
+        if key == source_prefix or key.startswith(source_prefix + "."):
+            return model_prefix + key[len(source_prefix) :]
+    return None
+
+
+def _class_rows(rows: int) -> int | None:
+    """How many class rows precede a square grid of ``rows - class rows`` positions (0 or 1), if any."""
+    for extra in (0, 1):
+        side = math.isqrt(rows - extra)
+        if side * side == rows - extra:
+            return extra
     return None
 
 
 def resize_position_table(table: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
-    """(1, 1 + g*g, C) -> (1, 1 + G*G, C): bicubic on the grid part, class slot kept.
+    """(1, [1 +] g*g, C) -> (1, [1 +] G*G, C): bicubic on the grid part; the class row kept if the
+    target has one, dropped if not.
 
-    A table that cannot be resized (other width, not a square grid) comes back unchanged, for the caller's
-    shape check to report with its key.
+    A table that cannot be resized (other width, not a square grid, a class row to invent) comes back
+    unchanged, for the caller's shape check to report with its key.
     """
-    cls_slot, grid = table[:, :1], table[:, 1:]
-    side, target_side = math.isqrt(grid.shape[1]), math.isqrt(target_shape[1] - 1)
-    if side * side != grid.shape[1] or table.shape[-1] != target_shape[-1] or side == target_side:
+    source_cls, target_cls = _class_rows(table.shape[1]), _class_rows(target_shape[1])
+    if (
+        source_cls is None
+        or target_cls is None
+        or target_cls > source_cls
+        or table.shape[-1] != target_shape[-1]
+    ):
         return table
-    grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(target_side, target_side), mode="bicubic", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, target_side * target_side, -1).to(table.dtype)
-    return torch.cat([cls_slot, grid], dim=1)
+    cls_rows, grid = table[:, :target_cls], table[:, source_cls:]
+    side, target_side = math.isqrt(grid.shape[1]), math.isqrt(target_shape[1] - target_cls)
+    if side != target_side:
+        grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+        grid = F.interpolate(grid, size=(target_side, target_side), mode="bicubic", align_corners=False)
+        grid = grid.permute(0, 2, 3, 1).reshape(1, target_side * target_side, -1).to(table.dtype)
+    return torch.cat([cls_rows, grid], dim=1)
 
 
-def convert_mae_state(
-    mae_state: Mapping[str, torch.Tensor],
+def convert_state(
+    source: Mapping[str, torch.Tensor],
     target_state: Mapping[str, torch.Tensor],
-    key_map: tuple[tuple[str, str], ...],
+    key_map: KeyMap,
+    resizable: tuple[str, ...] = (),
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """MAE tensors renamed and resized for ``target_state``; also the MAE keys that found no place."""
+    """``source`` renamed for ``target_state`` (whose shapes every tensor must have; the position tables
+    named in ``resizable`` are resized to them first); also the source keys that found no place."""
     converted: dict[str, torch.Tensor] = {}
     dropped = []
-    for key, value in mae_state.items():
-        new_key = rename_mae_key(key, key_map)
+    for key, value in source.items():
+        new_key = rename_key(key, key_map)
         if new_key is None or new_key not in target_state:
             dropped.append(key)
             continue
         expected = target_state[new_key].shape
-        if key in POSITION_TABLES:
+        if key in resizable:
             value = resize_position_table(value, expected)
         if value.shape != expected:
             raise CheckpointError(
@@ -95,8 +118,16 @@ def convert_mae_state(
     return converted, dropped
 
 
-def read_mae_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The ``model`` state dict of an official MAE checkpoint, or a CheckpointError naming the file."""
+def convert_mae_state(
+    mae_state: Mapping[str, torch.Tensor], target_state: Mapping[str, torch.Tensor], key_map: KeyMap
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """MAE tensors renamed and resized for ``target_state``; also the MAE keys that found no place."""
+    return convert_state(mae_state, target_state, key_map, resizable=POSITION_TABLES)
+
+
+def read_state(path: str | Path, kind: str, *, bare: bool = False) -> dict[str, torch.Tensor]:
+    """The ``model`` state dict of a checkpoint (``bare``: or the file's own state dict), or a
+    CheckpointError naming the file and, as ``kind``, what it should have been."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -105,12 +136,24 @@ def read_mae_state(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as error:  # torch raises many types for a corrupt or foreign file
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None
     state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        found = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CheckpointError(
-            f"{path}: not an MAE checkpoint: expected a dict with a 'model' state dict, got {found}"
+    if state is None and bare:
+        state = checkpoint
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
+        found = (
+            sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         )
+        expected = "a dict with a 'model' state dict" + (" or a state dict" if bare else "")
+        raise CheckpointError(f"{path}: not {kind}: expected {expected}, got {found}")
     return state
+
+
+def read_mae_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The ``model`` state dict of an official MAE checkpoint, or a CheckpointError naming the file."""
+    return read_state(path, "an MAE checkpoint")
 
 
 def load_mae_checkpoint(backbone: nn.Module, path: str | Path) -> LoadReport:
@@ -132,12 +175,15 @@ def load_mae_checkpoint(backbone: nn.Module, path: str | Path) -> LoadReport:
     return report
 
 
-def _group(keys: list[str]) -> str:
-    """Keys summarised by their first two name parts, e.g. 'stem.stages (16), decoder.blocks.5 (12)'."""
+def group_keys(keys: list[str], depth: int = 2, limit: int | None = None) -> str:
+    """Keys summarised by their first ``depth`` name parts, e.g. 'stem.stages (16), decoder.blocks.5 (12)';
+    past ``limit`` groups, a count of the rest."""
     if not keys:
         return "none"
     counts: dict[str, int] = {}
     for key in keys:
-        head = ".".join(key.split(".")[:2])
+        head = ".".join(key.split(".")[:depth])
         counts[head] = counts.get(head, 0) + 1
-    return ", ".join(f"{head} ({n})" if n > 1 else head for head, n in counts.items())
+    groups = [f"{head} ({n})" if n > 1 else head for head, n in counts.items()]
+    rest = len(groups) - limit if limit is not None and len(groups) > limit else 0
+    return ", ".join(groups[: len(groups) - rest]) + (f" and {rest} more groups" if rest else "")

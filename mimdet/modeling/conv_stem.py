@@ -5,9 +5,10 @@ and GELU, channels 3 -> D/8 -> D/4 -> D/2 -> D, and a final 1x1 convolution D ->
 stride-4 and stride-8 maps feed FPN's P2/P3; its stride-16 map is the ViT encoder's input embedding.
 For ViT-B (D=768): 4,079,712 parameters and a receptive field of 31 pixels.
 
-The reference code normalises with ``GroupNorm(1, C)``; the paper says LayerNorm2d. Both have 2C
-parameters, but they normalise over different axes (GroupNorm(1) over C, H and W together; LayerNorm2d
-over C at each position). We follow the paper.
+The reference code that trained the released models normalises with ``GroupNorm(1, C, eps=1e-6)``; the
+paper says LayerNorm2d. Both have 2C parameters (``weight``, ``bias``: checkpoints load either way), but
+they normalise over different axes (GroupNorm(1) over C, H and W together; LayerNorm2d over C at each
+position). ``STEM_NORMS`` names both; the paper's is the default.
 
 Shapes: B batch, H x W image, D embedding width.
 """
@@ -25,6 +26,13 @@ STRIDES = (2, 4, 8, 16)
 
 def _layer_norm_2d(channels: int) -> nn.Module:
     return LayerNorm2d(channels, eps=1e-6)
+
+
+def _group_norm_1(channels: int) -> nn.Module:
+    return nn.GroupNorm(1, channels, eps=1e-6)
+
+
+STEM_NORMS: dict[str, Callable[[int], nn.Module]] = {"layernorm": _layer_norm_2d, "groupnorm": _group_norm_1}
 
 
 class ConvStem(nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 
 from .pos_embed import frozen_table, resize_table
 from .token_sampler import gather_tokens
-from .vit_blocks import from_windows, make_blocks, to_windows, vit_norm
+from .vit_blocks import MAE_LAYER_NORM_EPS, from_windows, make_blocks, to_windows, vit_norm
 
 
 class PartialTokenEncoder(nn.Module):
@@ -29,11 +29,12 @@ class PartialTokenEncoder(nn.Module):
         pos_grid: int = 50,
         drop_path_rate: float = 0.1,
         window_size: int = 0,
+        norm_eps: float = MAE_LAYER_NORM_EPS,
     ) -> None:
         super().__init__()
         self.pos_embed = frozen_table(embed_dim, pos_grid)
-        self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
-        self.norm = vit_norm(embed_dim)
+        self.blocks = make_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate, norm_eps)
+        self.norm = vit_norm(embed_dim, norm_eps)
         self.window_size = window_size
 
     def forward(

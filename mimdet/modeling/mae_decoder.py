@@ -6,7 +6,9 @@ Two fills, both from the reference code:
 
 - ``mask_token``: MAE's learnable mask token (the paper, and the reference code's first release);
 - ``convstem``: the ConvStem's stride-16 features at those positions through a Linear D -> E (the
-  reference code's later release; it has no mask token).
+  reference code's later release; it has no mask token). That Linear is trained from scratch; ``fill_init``
+  chooses its start: ``torch`` (PyTorch's default) or ``xavier`` (xavier-uniform weights, zero bias, as
+  the reference code).
 
 MAE's ViT-B/L decoders are 512 wide with 16 heads and 8 blocks, so at most 8 can be pre-trained.
 
@@ -19,9 +21,10 @@ import torch
 from torch import nn
 
 from .pos_embed import frozen_table, resize_table
-from .vit_blocks import make_blocks, vit_norm
+from .vit_blocks import MAE_LAYER_NORM_EPS, make_blocks, vit_norm
 
 FILLS = ("mask_token", "convstem")
+FILL_INITS = ("torch", "xavier")
 MAX_PRETRAINED_DECODERS = 8
 
 
@@ -38,12 +41,16 @@ class MAEDecoder(nn.Module):
         pos_grid: int = 50,
         fill: str = "mask_token",
         drop_path_rate: float = 0.0,
+        norm_eps: float = MAE_LAYER_NORM_EPS,
+        fill_init: str = "torch",
     ) -> None:
         super().__init__()
         if not 1 <= depth <= MAX_PRETRAINED_DECODERS:
             raise ValueError(f"num_decoders must be in 1..{MAX_PRETRAINED_DECODERS} (MAE has 8), got {depth}")
         if fill not in FILLS:
             raise ValueError(f"decoder fill must be one of {FILLS}, got {fill!r}")
+        if fill_init not in FILL_INITS:
+            raise ValueError(f"decoder fill init must be one of {FILL_INITS}, got {fill_init!r}")
         self.fill = fill
         self.embed = nn.Linear(in_dim, dim)
         if fill == "mask_token":
@@ -51,9 +58,12 @@ class MAEDecoder(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
         else:
             self.fill_proj = nn.Linear(in_dim, dim)
+            if fill_init == "xavier":
+                nn.init.xavier_uniform_(self.fill_proj.weight)
+                nn.init.zeros_(self.fill_proj.bias)
         self.pos_embed = frozen_table(dim, pos_grid)
-        self.blocks = make_blocks(dim, depth, num_heads, mlp_ratio, drop_path_rate)
-        self.norm = vit_norm(dim)
+        self.blocks = make_blocks(dim, depth, num_heads, mlp_ratio, drop_path_rate, norm_eps)
+        self.norm = vit_norm(dim, norm_eps)
 
     def forward(
         self,

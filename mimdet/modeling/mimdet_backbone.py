@@ -14,8 +14,11 @@ Config switches cover the paper's ablations without copies of the model:
   ``window_size`` x ``window_size`` windows and C4/C5 come from the ViT output.
 - ``fpn_inputs="vit"`` (Table 4 row 4): C2/C3 come from intermediate ViT blocks through Li et al.'s
   transposed-conv adaptors instead of the ConvStem.
-- ``decoder_fill`` (``mask_token`` | ``convstem``), ``c5_pool`` (``avg`` as the paper's text | ``max`` as
-  the reference code).
+- ``decoder_fill`` (``mask_token`` | ``convstem``) and ``decoder_fill_init`` (``torch`` | ``xavier``),
+  ``c5_pool`` (``avg`` as the paper's text | ``max`` as the reference code), ``stem_norm``
+  (``layernorm`` as the paper | ``groupnorm`` as the reference code), ``layer_norm_eps`` of the encoder
+  and decoder (1e-6 as MAE | 1e-5 as the reference code), ``padding_order`` (``random`` | ``tied``
+  as the reference code). ``mimdet.flavors`` holds the two presets: ``paper`` and ``reference``.
 
 Two switches change how fast a run goes, not which tokens it may keep:
 
@@ -39,10 +42,11 @@ import torch.nn.functional as F
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
 from .attention import DEFAULT_BACKENDS, attention_kernels, check_backends
-from .conv_stem import ConvStem
+from .conv_stem import STEM_NORMS, ConvStem
 from .encoder import PartialTokenEncoder
 from .mae_decoder import MAEDecoder
-from .token_sampler import padding_free_tokens, sample_tokens
+from .token_sampler import PADDING_ORDERS, padding_free_tokens, sample_tokens
+from .vit_blocks import MAE_LAYER_NORM_EPS
 from .vit_pyramid import upsampling_adaptor
 
 SAMPLINGS = ("random", "window")
@@ -91,9 +95,13 @@ class MIMDetBackbone(Backbone):
         decoder_dim: int = 512,
         decoder_heads: int = 16,
         decoder_fill: str = "mask_token",
+        decoder_fill_init: str = "torch",
         fpn_inputs: str = "hybrid",
         vit_fpn_blocks: tuple[int, int] | None = None,
         c5_pool: str = "avg",
+        stem_norm: str = "layernorm",
+        layer_norm_eps: float = MAE_LAYER_NORM_EPS,
+        padding_order: str = "random",
         norm: str = "SyncBN",
         attention: tuple[str, ...] = DEFAULT_BACKENDS,
         canvas_multiple: int = 0,
@@ -108,6 +116,8 @@ class MIMDetBackbone(Backbone):
         self.sampling = _choice("sampling", sampling, SAMPLINGS)
         self.fpn_inputs = _choice("fpn_inputs", fpn_inputs, FPN_INPUTS)
         self.c5_pool = _choice("c5_pool", c5_pool, C5_POOLS)
+        self.padding_order = _choice("padding_order", padding_order, PADDING_ORDERS)
+        stem_norm_layer = STEM_NORMS[_choice("stem_norm", stem_norm, tuple(STEM_NORMS))]
         windowed = self.sampling == "window"
         if windowed and (num_decoders or train_sample_ratio != 1.0 or test_sample_ratio != 1.0):
             raise ValueError(
@@ -121,12 +131,29 @@ class MIMDetBackbone(Backbone):
         self.eval_seed = eval_seed
         self._eval_generator = torch.Generator().manual_seed(eval_seed)
 
-        self.stem = ConvStem(embed_dim)
+        self.stem = ConvStem(embed_dim, norm_layer=stem_norm_layer)
         self.encoder = PartialTokenEncoder(
-            embed_dim, depth, num_heads, mlp_ratio, pos_grid, drop_path_rate, window_size if windowed else 0
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            pos_grid,
+            drop_path_rate,
+            window_size if windowed else 0,
+            norm_eps=layer_norm_eps,
         )
         self.decoder = (
-            MAEDecoder(embed_dim, decoder_dim, num_decoders, decoder_heads, mlp_ratio, pos_grid, decoder_fill)
+            MAEDecoder(
+                embed_dim,
+                decoder_dim,
+                num_decoders,
+                decoder_heads,
+                mlp_ratio,
+                pos_grid,
+                decoder_fill,
+                norm_eps=layer_norm_eps,
+                fill_init=decoder_fill_init,
+            )
             if num_decoders
             else None
         )
@@ -189,7 +216,8 @@ class MIMDetBackbone(Backbone):
         if ratio >= 1.0:
             return None
         valid = padding_free_tokens(images)  # (B, N)
-        return sample_tokens(valid, ratio, generator=None if self.training else self._eval_generator)
+        generator = None if self.training else self._eval_generator
+        return sample_tokens(valid, ratio, generator=generator, padding_order=self.padding_order)
 
     def decode(
         self, latent: torch.Tensor, ids_keep: torch.Tensor | None, hw: tuple[int, int], tokens: torch.Tensor

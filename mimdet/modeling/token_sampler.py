@@ -9,6 +9,13 @@ Padding is recognised from the input itself: detectron2 pads the *normalised* im
 real pixel normalises to exactly zero in all three channels only if it equals the pixel mean, which for
 the (non-integer) ImageNet means no 8-bit pixel does. A token is padding when its whole 16x16 patch is 0.
 
+When an image has fewer real tokens than K, some padding tokens are kept too. ``padding_order`` says
+which: ``random`` (a uniform draw, as among real tokens) or ``tied`` (the reference code's rule: every
+padding token gets the same noise, 100, and torch's default, unstable, sort picks among the ties). The
+``tied`` choice is fixed for a given noise draw, but it is not raster order: on the CPU it depends on the
+real tokens' noise too, and it may differ between devices and torch versions, as it does for the
+reference code.
+
 Shapes: B batch, N = h*w tokens, K kept tokens.
 """
 
@@ -16,6 +23,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+PADDING_ORDERS = ("random", "tied")
+TIED_PADDING_NOISE = 100.0  # the reference code's value: above every uniform draw
 
 
 def num_kept(num_tokens: int, ratio: float) -> int:
@@ -32,17 +42,27 @@ def padding_free_tokens(images: torch.Tensor, patch: int = 16) -> torch.Tensor:
 
 
 def sample_tokens(
-    valid: torch.Tensor, ratio: float, *, generator: torch.Generator | None = None
+    valid: torch.Tensor,
+    ratio: float,
+    *,
+    generator: torch.Generator | None = None,
+    padding_order: str = "random",
 ) -> torch.Tensor:
     """Indices of the tokens to keep, (B, K) sorted, uniformly random among real tokens first.
 
-    ``generator`` decides the draw: pass a seeded one for reproducible evaluation at ratio < 1.
+    ``generator`` decides the draw: pass a seeded one for reproducible evaluation at ratio < 1. Both
+    padding orders draw the same noise, so they keep the same real tokens.
     """
+    if padding_order not in PADDING_ORDERS:
+        raise ValueError(f"padding_order must be one of {PADDING_ORDERS}, got {padding_order!r}")
     batch, num_tokens = valid.shape
     keep = num_kept(num_tokens, ratio)
     draw_device = generator.device if generator is not None else valid.device
     noise = torch.rand(batch, num_tokens, generator=generator, device=draw_device).to(valid.device)
-    noise = noise + (~valid).float()  # padding sorts after every real token
+    if padding_order == "tied":  # padding after every real token, the sort choosing among the ties
+        noise = noise.masked_fill(~valid, TIED_PADDING_NOISE)
+    else:  # padding after every real token, among itself at random
+        noise = noise + (~valid).float()
     ids_keep = noise.argsort(dim=1)[:, :keep]  # (B, K)
     return ids_keep.sort(dim=1).values
 

@@ -1,0 +1,66 @@
+"""Two flavors of every backbone: the paper's text, and the reference code that trained the released models.
+
+Each difference between them is a plain constructor argument of the backbone (see ``mimdet.modeling``);
+a flavor is the value of each. The configs apply them: the base configs ``FLAVORS["paper"]``, the
+``*_reference.py`` configs ``FLAVORS["reference"]`` on top. With the reference flavor a checkpoint of the
+reference code (converted by ``python -m mimdet.convert_reference``) computes the same function here.
+
+- MIMDet: ConvStem norm (LayerNorm2d | GroupNorm(1, C)), the ViT LayerNorm eps (MAE's 1e-6 | 1e-5), C5 by
+  2x2 average | max pooling, dropped positions filled by the mask token | a projection of ConvStem
+  features (initialised by PyTorch | xavier-uniform with zero bias), and which padding tokens an image
+  smaller than the kept count keeps (random | the reference's tie in its sort).
+- Benchmarking ViT: relative positions by detectron2's decomposed per-block tables | one shared table per
+  attention kind; the position table with | without MAE's class-token row; the adaptors' norm the FPN's
+  | GroupNorm(32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Constructor arguments, by backbone, that make one flavor."""
+
+    mimdet: MappingProxyType[str, Any]
+    benchmarking: MappingProxyType[str, Any]
+
+
+FLAVORS: MappingProxyType[str, Flavor] = MappingProxyType(
+    {
+        "paper": Flavor(
+            mimdet=MappingProxyType(
+                dict(
+                    stem_norm="layernorm",
+                    layer_norm_eps=1e-6,
+                    c5_pool="avg",
+                    decoder_fill="mask_token",
+                    decoder_fill_init="torch",
+                    padding_order="random",
+                )
+            ),
+            benchmarking=MappingProxyType(
+                dict(rel_pos="decomposed", pos_cls_slot=True, layer_norm_eps=1e-6, norm="${..norm}")
+            ),
+        ),
+        "reference": Flavor(
+            mimdet=MappingProxyType(
+                dict(
+                    stem_norm="groupnorm",
+                    layer_norm_eps=1e-5,
+                    c5_pool="max",
+                    decoder_fill="convstem",
+                    decoder_fill_init="xavier",
+                    padding_order="tied",
+                )
+            ),
+            # the reference Benchmarking ViT keeps MAE's eps of 1e-6
+            benchmarking=MappingProxyType(
+                dict(rel_pos="shared", pos_cls_slot=False, layer_norm_eps=1e-6, norm="GN")
+            ),
+        ),
+    }
+)
