@@ -34,7 +34,7 @@ from .state import ExecutorUnavailable
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
     from .expand import SweepPlan
-    from .spec import SweepSpec
+    from .spec import SpecError, SweepSpec
     from .store import Store
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
@@ -67,7 +67,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .estimate import estimate
     from .runs import RunState
 
-    _spec, plan, store = _load(args)
+    spec, plan, store = _load(args)
     found = statuses(store, plan.runs)
     cost = estimate(plan, store)
     table = Table(title=f"{args.spec}: {len(plan.trainings)} trainings, {len(plan.evaluations)} evaluations")
@@ -87,6 +87,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             item.source if item else "",
         )
     console.print(table)
+    missing = _missing_checkpoint(spec)
+    if missing:
+        console.print(f"note: {missing}")
     todo = [r for r in plan.runs if found[r.run_id].state == RunState.NEW]
     console.print(
         f"store {store.root}: {len(plan.runs) - len(todo)} of {len(plan.runs)} runs exist; "
@@ -96,6 +99,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         else "peak memory unknown"
     )
     return 0
+
+
+def _missing_checkpoint(spec: SweepSpec) -> SpecError | None:
+    """What to do first when the spec evaluates a checkpoint that is not there yet, else None."""
+    path = spec.train.checkpoint
+    if path is None or Path(path).is_file():
+        return None
+    hint = f"a released model: python -m mimdet.convert_reference RELEASED.pth {path}"
+    return spec.error(("train", "checkpoint"), f"{path} does not exist yet ({hint})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -119,6 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if not decision.start:
         return 0
+    missing = _missing_checkpoint(spec)
+    if missing:
+        raise missing
     archive_previous(store, decision.start)
     if executor == "slurm":
         from .slurm import SlurmExecutor

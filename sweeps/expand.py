@@ -6,6 +6,9 @@ A training's overrides are the spec's fixed ones and its cell's; an evaluation's
 overrides restate the base config is the base config's run, which is how Table 2's (0.5, 1.0) cell,
 Table 3's 4-decoder cell and Table 4's row 1 are one training and one evaluation.
 
+A spec whose ``train`` names a checkpoint has no trainings: its evaluations have no parent and load
+that file (``train.init_checkpoint``), so its path is part of their identity.
+
 Two cells of a stage that are the same run (their overrides change the same things) make the spec
 ambiguous and raise a ``SpecError`` at the grid that produced them.
 """
@@ -13,12 +16,12 @@ ambiguous and raise a ``SpecError`` at the grid that produced them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .identity import run_id
-from .runs import Resources, RunSpec, Stage
+from .runs import INIT_CHECKPOINT, Resources, RunSpec, Stage
 from .spec import Cell, KeyPath, SweepSpec, axis_name, compile_filter, override_string
 
 
@@ -49,29 +52,40 @@ def expand(spec: SweepSpec) -> SweepPlan:
     fixed = {key: override_string(key, value) for key, value in spec.overrides.items()}
     resources = spec.train.resources.to_resources()
     trainings: list[tuple[RunSpec, dict[str, str], KeyPath]] = []
+    if spec.train.checkpoint is not None:
+        fixed[INIT_CHECKPOINT] = f"{INIT_CHECKPOINT}={spec.train.checkpoint}"
+        return SweepPlan(trainings=[], evaluations=_evaluations(spec, [(None, {}, fixed)]))
     for cell in _train_cells(spec):
         overrides = {**fixed, **cell.overrides}
         run = _run_spec(cell.config_file, overrides, "train", None, cell.values, resources)
         trainings.append((run, overrides, cell.path))
     _check_unique(spec, "train", [(run, path) for run, _, path in trainings])
+    evaluated = [(run, run.cell, overrides) for run, overrides, _ in trainings]
+    return SweepPlan(trainings=[run for run, _, _ in trainings], evaluations=_evaluations(spec, evaluated))
+
+
+def _evaluations(
+    spec: SweepSpec, trained: Sequence[tuple[RunSpec | None, dict[str, Any], dict[str, str]]]
+) -> list[RunSpec]:
+    """The kept evaluations of each (training or None for the spec's checkpoint, its cell, its overrides)."""
+    if spec.eval is None:
+        return []
+    keep = compile_filter(spec.eval.filter, spec.axis_names()) if spec.eval.filter else None
+    resources = spec.eval.resources.to_resources()
+    eval_cells = list(_product(spec.eval.axes, "", ("eval", "axes")))
     evaluations: list[RunSpec] = []
-    if spec.eval is not None:
-        keep = compile_filter(spec.eval.filter, spec.axis_names()) if spec.eval.filter else None
-        resources = spec.eval.resources.to_resources()
-        eval_cells = list(_product(spec.eval.axes, "", ("eval", "axes")))
-        for training, train_overrides, _ in trainings:
-            runs = []
-            for cell in eval_cells:
-                values = {**training.cell, **cell.values}
-                if keep is None or _kept(spec, keep, values):
-                    overrides = {**train_overrides, **cell.overrides}
-                    run = _run_spec(
-                        training.config_file, overrides, "eval", training.run_id, values, resources
-                    )
-                    runs.append((run, cell.path))
-            _check_unique(spec, "eval", runs)
-            evaluations += [run for run, _ in runs]
-    return SweepPlan(trainings=[run for run, _, _ in trainings], evaluations=evaluations)
+    for training, train_cell, train_overrides in trained:
+        config_file = training.config_file if training else spec.base_config
+        runs = []
+        for cell in eval_cells:
+            values = {**train_cell, **cell.values}
+            if keep is None or _kept(spec, keep, values):
+                overrides = {**train_overrides, **cell.overrides}
+                parent = training.run_id if training else None
+                runs.append((_run_spec(config_file, overrides, "eval", parent, values, resources), cell.path))
+        _check_unique(spec, "eval", runs)
+        evaluations += [run for run, _ in runs]
+    return evaluations
 
 
 def _train_cells(spec: SweepSpec) -> Iterator[_Cell]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Stage = Literal["train", "eval"]
+INIT_CHECKPOINT = "train.init_checkpoint"  # the weights an evaluation loads
 
 
 class RunState(str, Enum):
@@ -66,7 +67,7 @@ class RunSpec:
     stage: Stage
     config_file: str
     overrides: tuple[str, ...]
-    parent: str | None = None  # the training an evaluation evaluates
+    parent: str | None = None  # the training an evaluation evaluates (None: a checkpoint in its overrides)
     cell: dict[str, Any] = field(default_factory=dict)  # axis values, for display and tables
     resources: Resources = field(default_factory=Resources)
 
@@ -78,16 +79,20 @@ class RunSpec:
         """
         argv = ["--config-file", self.config_file, "--output", str(run_dir), "--run-id", self.run_id]
         if self.stage == "eval":
-            if parent_dir is None:
-                raise ValueError(f"evaluation {self.run_id} needs its training's folder")
-            argv += [
-                "--eval-only",
-                *self.overrides,
-                f"train.init_checkpoint={parent_dir / 'model_final.pth'}",
-            ]
+            argv += ["--eval-only", *self.overrides]
+            if self.parent is not None:
+                if parent_dir is None:
+                    raise ValueError(f"evaluation {self.run_id} needs its training's folder")
+                argv.append(f"{INIT_CHECKPOINT}={parent_dir / 'model_final.pth'}")
         else:
             argv += ["--resume", *self.overrides, "train.final_eval=False"]
         return argv
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The file an evaluation of a checkpoint (no parent) loads, from its overrides."""
+        prefix = f"{INIT_CHECKPOINT}="
+        return next((o[len(prefix) :] for o in self.overrides if o.startswith(prefix)), None)
 
     def command(self, run_dir: Path, parent_dir: Path | None = None) -> list[str]:
         """The whole command line, for the local executor and for ``sweep plan``'s listing."""

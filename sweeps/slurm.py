@@ -192,7 +192,10 @@ class SlurmExecutor:
         states = self.states(jobs)
         after: dict[str, str] = {}
         for run in evaluations:
-            parent = run.parent or ""
+            if run.parent is None:  # a checkpoint trained elsewhere: nothing to wait for
+                after[run.run_id] = ""
+                continue
+            parent = run.parent
             state = states.get(parent)
             if state is not None and state.active:
                 after[run.run_id] = f"afterok:{jobs[parent]['job_id']}"

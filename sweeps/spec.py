@@ -20,7 +20,9 @@ Grids: ``product`` crosses the axes, ``zip`` pairs them up value by value, ``row
 one by one (``{label, overrides, base_config}``); a row may name its own ``base_config`` so that one
 table compares different models (Table 1: MIMDet against the Benchmarking ViT). A grid without axes is
 one training; ``eval: {}`` is one evaluation per training at the config's own test settings, and no
-``eval`` section means no evaluations. A filter is a tiny expression language (comparisons, ``and``,
+``eval`` section means no evaluations. ``train: {checkpoint: PATH}`` trains nothing: the evaluations
+evaluate that file (a released model after ``python -m mimdet.convert_reference``), which needs to
+exist only when the sweep runs. A filter is a tiny expression language (comparisons, ``and``,
 ``or``, ``not``, parentheses, numbers, strings) over the axis names — the last component of each axis
 key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by node, never by ``eval``.
 
@@ -122,6 +124,7 @@ class Row(_Section):
 
 
 class TrainStage(_Section):
+    checkpoint: str | None = Field(None, min_length=1)  # a model trained elsewhere: evaluated, not trained
     grid: Literal["product", "zip", "rows"] = "product"
     axes: dict[str, list[JsonValue]] = Field(default_factory=dict)
     rows: list[Row] = Field(default_factory=list)
@@ -355,6 +358,16 @@ def _check(spec: SweepSpec, spec_dir: Path) -> None:
 
 def _check_grid(spec: SweepSpec) -> None:
     train = spec.train
+    if train.checkpoint is not None:
+        given = [key for key in ("axes", "rows") if getattr(train, key)]
+        if given or train.grid != "product":
+            key = given[0] if given else "grid"
+            raise spec.error(
+                ("train", key), "a checkpoint is evaluated, not trained: no grid (allowed: resources)"
+            )
+        if spec.eval is None:
+            raise spec.error(("train", "checkpoint"), "nothing to do: add an eval section to evaluate it")
+        train.checkpoint = str(Path(train.checkpoint).expanduser().absolute())
     if train.grid == "rows":
         if train.axes:
             raise spec.error(("train", "axes"), "a rows grid takes rows, not axes (allowed: rows)")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mimdet.record import read_record
-from tests.micro import micro_dataset, micro_settings
+from tests.micro import micro_dataset, micro_overrides, micro_settings
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -258,3 +258,48 @@ def test_table1_trains_the_benchmarking_row_to_a_record_and_tables_it(data: Path
     assert "Benchmarking" in table.stdout and "MIMDet" in table.stdout, table.stdout
     plot = sweep("plot", str(spec), "--root", str(root), "-o", str(tmp_path / "plots"))
     assert "Traceback" not in plot.stderr, plot.stderr[-3000:]
+
+
+def test_a_checkpoint_trained_elsewhere_is_evaluated_and_tabled(data: Path, tmp_path: Path) -> None:
+    """``train: {checkpoint: PATH}`` (Table 2's columns from a released model): no training, one evaluation
+    per inference ratio of that file, tabled in its training ratio's row; missing, it is one line."""
+    trained = tmp_path / "elsewhere"
+    command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
+    command += ["--output", str(trained), *micro_overrides(data), "train.max_iter=2"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = tmp_path / "released.yaml"
+    settings = yaml.safe_dump({"overrides": micro_settings(data)}, default_flow_style=False)
+    spec.write_text(
+        f"""
+name: released
+table: table2
+base_config: experiments/tiny_mimdet.py
+{settings}
+train:
+  checkpoint: {trained / "model_final.pth"}
+eval:
+  axes:
+    model.backbone.bottom_up.test_sample_ratio: [0.5, 1.0]
+"""
+    )
+    root = tmp_path / "results"
+    missing = spec.with_name("missing.yaml")
+    missing.write_text(spec.read_text().replace("model_final.pth", "nothing.pth"))
+    refused = sweep("run", str(missing), "--root", str(root))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "train.checkpoint" in refused.stderr and "convert_reference" in refused.stderr
+    assert not list(root.glob("runs/*"))
+
+    result = sweep("run", str(spec), "--root", str(root))
+    assert result.returncode == 0 and "2 to start" in result.stdout, result.stdout[-3000:]
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted(r.variant.test_sample_ratio for r in records) == [0.5, 1.0]
+    assert all(
+        r.stage == "eval" and r.status == "completed" and r.parent_run_id == "elsewhere" for r in records
+    )
+    assert "0 to start" in sweep("run", str(spec), "--root", str(root)).stdout
+    table = sweep("table", str(spec), "--root", str(root), "--format", "md", "--with-paper")
+    assert table.returncode == 0, table.stderr[-2000:]
+    row = next(line for line in table.stdout.splitlines() if line.startswith("| 50% |"))
+    assert "(paper 49.5 / 44.3" in row and "(paper 51.5 / 46.0" in row, table.stdout

@@ -51,6 +51,7 @@ SHIPPED = {  # spec -> (trainings, evaluations)
     "table3.yaml": (4, 4),
     "table4.yaml": (4, 4),
     "fig2.yaml": (2, 2),
+    "table2_released.yaml": (0, 3),
     "tiny/table1.yaml": (2, 2),
     "tiny/table2.yaml": (3, 6),
     "tiny/table3.yaml": (4, 4),
@@ -94,7 +95,7 @@ def test_shipped_spec_loads_and_expands(name: str) -> None:
     for run in plan.trainings:
         assert run.stage == "train" and run.parent is None
     for run in plan.evaluations:
-        assert run.stage == "eval" and run.parent in training_ids
+        assert run.stage == "eval" and (run.parent in training_ids or run.checkpoint)
     for run in plan.runs:
         keys = [parse_override(text)[0] for text in run.overrides]
         assert keys == sorted(keys)
@@ -104,7 +105,9 @@ def test_shipped_spec_loads_and_expands(name: str) -> None:
 def test_shipped_spec_resources(name: str) -> None:
     spec = load_spec(REPO / "sweeps" / name)
     train = spec.train.resources.to_resources()
-    if name.startswith("tiny/"):
+    if spec.train.checkpoint:  # evaluations of a released model: one 8-GPU node each
+        assert spec.eval is not None and spec.eval.resources.to_resources().gpus == 8
+    elif name.startswith("tiny/"):
         assert spec.executor == "local"
         assert train.gpus == 0 and train.max_in_flight == 2
         assert spec.overrides["train.max_iter"] == 1000
@@ -728,3 +731,34 @@ def test_estimate_without_a_source_says_so(tmp_path: Path) -> None:
     assert cost.unknown == [r.run_id for r in plan.trainings]
     assert cost.total_gpu_hours == 0 and cost.peak_memory_gb is None
     assert all("no record" in cost.runs[r.run_id].note for r in plan.trainings)
+
+
+@pytest.mark.parametrize(
+    ("train", "eval_section", "path", "problem"),
+    [
+        (
+            "  checkpoint: m.pth\n  axes: {train.max_iter: [1, 2]}\n",
+            "eval: {}\n",
+            "train.axes",
+            "not trained",
+        ),
+        ("  checkpoint: m.pth\n  grid: rows\n", "eval: {}\n", "train.grid", "not trained"),
+        ("  checkpoint: m.pth\n", "", "train.checkpoint", "add an eval section"),
+        ("  checkpoint: ''\n", "eval: {}\n", "train.checkpoint", "at least 1 character"),
+    ],
+)
+def test_a_checkpoint_spec_evaluates_and_trains_nothing(
+    train: str, eval_section: str, path: str, problem: str
+) -> None:
+    text = f"name: c\nbase_config: tiny_mimdet.py\ntrain:\n{train}{eval_section}"
+    error = one_line_error(text)
+    assert error.path == path and problem in error.problem, str(error)
+
+
+def test_a_checkpoint_spec_expands_to_evaluations_of_that_file(tmp_path: Path) -> None:
+    text = f"name: c\nbase_config: tiny_mimdet.py\ntrain:\n  checkpoint: {tmp_path}/m.pth\n"
+    plan = expand(parse_spec(text + f"eval:\n  axes: {{{TEST_RATIO}: [0.5, 1.0]}}\n", spec_dir=REPO))
+    assert plan.trainings == [] and [run.parent for run in plan.evaluations] == [None, None]
+    assert {run.checkpoint for run in plan.evaluations} == {f"{tmp_path}/m.pth"}
+    argv = plan.evaluations[0].train_argv(tmp_path / "run")
+    assert "--eval-only" in argv and f"train.init_checkpoint={tmp_path}/m.pth" in argv
