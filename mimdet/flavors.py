@@ -16,9 +16,12 @@ reference code (converted by ``python -m mimdet.convert_reference``) computes th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
+
+from mimdet.record import FlavorName
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,15 @@ FLAVORS: MappingProxyType[str, Flavor] = MappingProxyType(
         ),
     }
 )
+
+
+def flavor_of(backbone: Mapping[str, Any], model: str) -> FlavorName:
+    """The flavor whose every switch a backbone config (``model``: ``mimdet`` | ``benchmarking``) holds, or
+    ``custom``; a switch the config leaves out counts as its constructor default, the paper's value.
+    Pass the config unresolved: interpolations (``${..norm}``) are compared as written."""
+    for name, flavor in FLAVORS.items():
+        switches = flavor.mimdet if model == "mimdet" else flavor.benchmarking
+        defaults = FLAVORS["paper"].mimdet if model == "mimdet" else FLAVORS["paper"].benchmarking
+        if all(backbone.get(key, defaults[key]) == value for key, value in switches.items()):
+            return cast(FlavorName, name)
+    return "custom"

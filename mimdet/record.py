@@ -39,6 +39,7 @@ Model = Literal["mimdet", "benchmarking"]
 Sampling = Literal["random", "window", "all"]
 FpnInputs = Literal["hybrid", "vit"]
 DecoderFill = Literal["mask_token", "convstem"]
+FlavorName = Literal["paper", "reference", "custom"]
 PeakMemKind = Literal["cuda_max_allocated", "cpu_peak_rss_delta"]
 Device = Literal["cuda", "cpu"]
 
@@ -67,6 +68,9 @@ class Variant:
     num_decoders: int
     fpn_inputs: FpnInputs
     decoder_fill: DecoderFill | None
+    # which preset of mimdet.flavors the backbone's switches are: the paper's text or the released
+    # models' code (added in 0.2; earlier records predate the reference flavor, so they are "paper")
+    flavor: FlavorName = "paper"
 
 
 @dataclass

@@ -3,13 +3,15 @@ outcome measured by the run, the environment it ran in."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mimdet.cost import PeakMemory, ShapeSplit
 from mimdet.environment import code_version, hardware, versions
+from mimdet.flavors import flavor_of
 from mimdet.modeling.attention import DEFAULT_BACKENDS
 from mimdet.record import (
     SCHEMA_VERSION,
@@ -46,8 +48,18 @@ def variant_of(cfg: DictConfig) -> Variant:
     """The ablation settings of a config's backbone, in the record's terms."""
     backbone = cfg.model.backbone.bottom_up
     if _target_name(backbone._target_) == "BenchmarkingViT":
+        flavor = flavor_of(_unresolved(backbone), "benchmarking")
         return Variant(
-            "benchmarking", int(backbone.embed_dim), int(backbone.depth), "all", 1.0, 1.0, 0, "vit", None
+            "benchmarking",
+            int(backbone.embed_dim),
+            int(backbone.depth),
+            "all",
+            1.0,
+            1.0,
+            0,
+            "vit",
+            None,
+            flavor,
         )
     decoders = int(backbone.num_decoders)
     return Variant(
@@ -60,7 +72,13 @@ def variant_of(cfg: DictConfig) -> Variant:
         num_decoders=decoders,
         fpn_inputs=backbone.get("fpn_inputs", "hybrid"),
         decoder_fill=backbone.get("decoder_fill", "mask_token") if decoders else None,
+        flavor=flavor_of(_unresolved(backbone), "mimdet"),
     )
+
+
+def _unresolved(node: DictConfig) -> dict:
+    """A config node as written (interpolations kept), for comparing switches with a flavor's."""
+    return typing.cast(dict, OmegaConf.to_container(node, resolve=False))
 
 
 def _target_name(target: object) -> str:

@@ -122,3 +122,21 @@ def test_the_record_variant_names_the_benchmarking_backbone(as_text: bool) -> No
     variant = variant_of(cfg)
     assert (variant.model, variant.num_decoders, variant.fpn_inputs) == ("benchmarking", 0, "vit")
     assert variant_of(load_config("experiments/tiny_mimdet.py")).model == "mimdet"
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "flavor"),
+    [
+        ("mimdet_vit_base.py", [], "paper"),
+        ("mimdet_vit_base_reference.py", [], "reference"),
+        ("mimdet_vit_large_reference.py", [], "reference"),
+        ("benchmarking_vit_base.py", [], "paper"),
+        ("benchmarking_vit_base_reference.py", [], "reference"),
+        ("tiny_mimdet.py", [], "paper"),
+        ("mimdet_vit_base.py", ["model.backbone.bottom_up.c5_pool=max"], "custom"),
+        ("mimdet_vit_base_reference.py", ["model.backbone.bottom_up.layer_norm_eps=1e-6"], "custom"),
+    ],
+)
+def test_the_record_variant_names_the_flavor(config: str, overrides: list[str], flavor: str) -> None:
+    """Tables must not mix the paper's model with the released models' code: the record says which."""
+    assert variant_of(load_config(config, overrides)).flavor == flavor
