@@ -28,6 +28,7 @@ from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from torch import nn
 
+from mimdet.config import build_model, load_config
 from mimdet.convert_reference import main as convert_main
 from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
@@ -308,3 +309,23 @@ def test_shared_table_rejects_a_grid_larger_than_its_own() -> None:
     assert table((3, 4)).shape == (2, 12, 12)
     with pytest.raises(ValueError, match="5x4 token grid is larger than the 4x4 grid"):
         table((5, 4))
+
+
+def test_cli_converts_a_full_size_checkpoint_into_a_new_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole ViT-B detector in the reference code's names (zero tensors of the right shapes)
+    -> the project's names, written into a folder that did not exist, loadable as ``init_checkpoint``."""
+    ours = build_model(load_config("mimdet_vit_base_reference.py"), "meta").state_dict()
+    storage = torch.zeros(max(t.numel() for t in ours.values()))  # one storage: a small file, views of it
+    source = {
+        rename_key(key, _inverse(MIMDET_KEY_MAP)): storage[: t.numel()].view(t.shape).to(t.dtype)
+        for key, t in ours.items()
+    }
+    src, dst = tmp_path / "released.pth", tmp_path / "released" / "vitb.pth"
+    torch.save({"model": source, "iteration": 270000}, src)
+    assert convert_main([str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "MIMDet ViT-B" in out and "mimdet_vit_base_reference.py" in out
+    converted = torch.load(dst, weights_only=True)["model"]
+    assert {key: t.shape for key, t in converted.items()} == {key: t.shape for key, t in ours.items()}

@@ -145,6 +145,7 @@ def _save_atomic(checkpoint: dict[str, dict[str, torch.Tensor]], path: Path) -> 
     """torch.save beside ``path``, then rename: an interrupted run leaves no half-written checkpoint."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # e.g. released/, as the README writes it
         torch.save(checkpoint, tmp)
         os.replace(tmp, path)
     except OSError as error:
