@@ -3,12 +3,16 @@ SIGKILL, and one clear line for bad input. Tiny config, a micro synthetic datase
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,8 +32,9 @@ def run_train(
     eval_only: bool = False,
     resume: bool = False,
     flags: tuple[str, ...] = (),
+    config: str = "experiments/tiny_mimdet.py",
 ):
-    command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
+    command = [sys.executable, "-m", "mimdet.train", "--config-file", config]
     command += (
         ["--output", str(output)] + (["--eval-only"] if eval_only else []) + (["--resume"] if resume else [])
     )
@@ -150,9 +155,9 @@ def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, mic
     assert read_record(output / "record.json").iterations == 9
 
 
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("mimdet.train: error:")]
     assert len(errors) == 1, result.stderr[-3000:]
     return errors[0]
@@ -195,3 +200,111 @@ def test_more_gpus_than_the_machine_has_is_one_line(tmp_path: Path, micro_data: 
     result = run_train(tmp_path / "bad", data=micro_data, flags=("--num-gpus", "2"))
     assert "--num-gpus 2: this machine has" in _one_error_line(result)
     assert not (tmp_path / "bad").exists()
+
+
+# --- bad input and a hostile file system: one line, an exit code per kind, nothing half-written ----------
+
+EXIT_STORAGE = 4  # mimdet.train's exit code when the file system refuses a write
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("import math\nmodel = dict(\n", ":2: syntax error: '(' was never closed"),
+        ("import math\n\nmodel = undefined_name\n", ":3: NameError: name 'undefined_name' is not defined"),
+    ],
+)
+def test_a_config_file_that_does_not_load_is_one_line(
+    tmp_path: Path, micro_data: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "broken.py"
+    config.write_text(text)
+    result = run_train(tmp_path / "out", data=micro_data, config=str(config))
+    assert f"{config}{expected}" in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+def _saved(content: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (random.Random(0).randbytes(4096), "not a readable torch checkpoint"),
+        (b"", "empty file (0 bytes), not a checkpoint"),
+        (None, "no such checkpoint file"),
+        (_saved([1, 2, 3]), "not a model checkpoint (no state dict of tensors in it)"),
+        (_saved({"model": {"weight": "text"}}), "not a model checkpoint (no state dict of tensors in it)"),
+    ],
+    ids=["random-bytes", "empty", "missing", "a-list", "strings"],
+)
+def test_an_unreadable_checkpoint_is_one_line_and_a_failed_record(
+    tmp_path: Path, micro_data: Path, content: bytes | None, expected: str
+) -> None:
+    """Never torch's hint to load it with ``weights_only=False`` (that would run code from the file)."""
+    checkpoint = tmp_path / "model_final.pth"
+    if content is not None:
+        checkpoint.write_bytes(content)
+    output = tmp_path / "eval"
+    result = run_train(output, f"train.init_checkpoint={checkpoint}", data=micro_data, eval_only=True)
+    assert f"{checkpoint}: {expected}" in _one_error_line(result)
+    assert "weights_only" not in result.stderr + result.stdout + (output / "log.txt").read_text()
+    record = read_record(output / "record.json")
+    assert record.status == "failed" and record.error.startswith(f"{checkpoint}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [("file", "is a file, not a folder"), ("file/run", "is a file, not a folder")],
+)
+def test_an_output_folder_that_is_a_file_is_one_line(
+    tmp_path: Path, micro_data: Path, output: str, expected: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    line = _one_error_line(run_train(tmp_path / output, data=micro_data))
+    assert f"{tmp_path / 'file'} {expected}" in line
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted on ``folder`` (needs root, as ``make test`` runs); the test skips elsewhere."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("inside", ["", "run"], ids=["the-mount-itself", "a-new-folder-in-it"])
+def test_an_output_folder_on_a_read_only_file_system_is_one_line(
+    tmp_path: Path, micro_data: Path, inside: str
+) -> None:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        line = _one_error_line(run_train(mount / inside, data=micro_data), code=EXIT_STORAGE)
+    assert line.startswith("mimdet.train: error: read-only file system") and str(mount) in line
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_half_written_checkpoint(
+    tmp_path: Path, micro_data: Path
+) -> None:
+    """A real full disk: a 1 MiB tmpfs holds the run's logs and its record but not a checkpoint (several MiB).
+
+    The record says why in one line (what ``sweep status`` shows), and the disk holds no checkpoint, no
+    ``last_checkpoint`` and no temporary file that a resume or a reader could take for a result.
+    """
+    with tmpfs(tmp_path / "full", "size=1m") as mount:
+        result = run_train(mount / "run", "train.max_iter=4", "train.checkpointer.period=2", data=micro_data)
+        line = _one_error_line(result, code=EXIT_STORAGE)
+        record = read_record(mount / "run" / "record.json")
+        left = sorted(p.name for p in (mount / "run").iterdir())
+    assert line.startswith("mimdet.train: error: no space left on device (writing ")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+    assert not [name for name in left if name.endswith((".pth", ".tmp")) or name == "last_checkpoint"], left
