@@ -16,7 +16,7 @@ traceback is kept.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
-log_period, device, seed, final_eval}``, ``dataset_paths``.
+log_period, device, seed, final_eval, allow_partial_init}``, ``dataset_paths``.
 """
 
 from __future__ import annotations
@@ -192,7 +192,9 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
         ddp_settings["device_ids"] = None
     ddp_model = create_ddp_model(model, **ddp_settings)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(ddp_model, train_loader, optimizer)
-    checkpointer = RunCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = RunCheckpointer(
+        model, cfg.train.output_dir, allow_partial=cfg.train.get("allow_partial_init", False), trainer=trainer
+    )
     cost = CostHook(cfg.train.device, cfg.train.amp.enabled)
     trainer.register_hooks(
         [
@@ -270,7 +272,8 @@ def run(cfg: DictConfig, args: argparse.Namespace) -> None:
         register_datasets(cfg)
         model = build_model(cfg).to(cfg.train.device)
         if args.eval_only:
-            checkpoint = RunCheckpointer(model).load(cfg.train.init_checkpoint)
+            checkpointer = RunCheckpointer(model, allow_partial=cfg.train.get("allow_partial_init", False))
+            checkpoint = checkpointer.load(cfg.train.init_checkpoint)
             outcome = evaluate(cfg, model)
             outcome.iterations = int(checkpoint.get("iteration", -1)) + 1
         else:

@@ -1,5 +1,5 @@
 """Loading official-format MAE checkpoints: exact key sets, resized tables, clear errors, round trip; and
-the run's own checkpoints (``RunCheckpointer``): atomic saves.
+the run's own checkpoints (``RunCheckpointer``): strict loads, atomic saves.
 
 The tests write a tiny checkpoint in MAE's exact format themselves (no downloads): the key names and
 shapes of MAE's ``models_mae.py`` at width D=32 (decoder E=16, 8 decoder blocks, 14x14 grid).
@@ -203,6 +203,46 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         load_mae_checkpoint(mimdet(), garbage)
+
+
+def test_a_run_checkpoint_of_another_model_is_refused_naming_what_did_not_fit(tmp_path: Path) -> None:
+    """Two decoders saved, one loaded: the second decoder block is left over; other widths: shapes."""
+    RunCheckpointer(mimdet(num_decoders=2), str(tmp_path)).save("two_decoders")
+    saved = str(tmp_path / "two_decoders.pth")
+    with pytest.raises(CheckpointError) as error:
+        RunCheckpointer(mimdet(num_decoders=1)).load(saved)
+    message = str(error.value)
+    assert message.startswith(f"{saved} does not fit the model: 12 checkpoint tensors the model lacks (")
+    assert "decoder.blocks.1.norm1.weight" in message and "train.allow_partial_init=True" in message
+    assert "\n" not in message
+
+    other_width = MIMDetBackbone(
+        embed_dim=16,
+        depth=DEPTH,
+        num_heads=2,
+        pos_grid=6,
+        decoder_dim=E,
+        decoder_heads=2,
+        num_decoders=2,
+        drop_path_rate=0.0,
+        norm="BN",
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"66 tensors of another shape \(stem.stages.0.0.weight: \(4, 3, 3, 3\) in the checkpoint, "
+        r"\(2, 3, 3, 3\) here; ",
+    ):
+        RunCheckpointer(other_width).load(saved)
+
+
+def test_a_partial_load_is_what_the_user_asks_for(tmp_path: Path) -> None:
+    source = mimdet(num_decoders=2)
+    RunCheckpointer(source, str(tmp_path)).save("two_decoders")
+    target = mimdet(num_decoders=1)
+    RunCheckpointer(target, allow_partial=True).load(str(tmp_path / "two_decoders.pth"))
+    assert torch.equal(target.decoder.blocks[0].norm1.weight, source.decoder.blocks[0].norm1.weight)
+    same = mimdet(num_decoders=2)
+    RunCheckpointer(same).load(str(tmp_path / "two_decoders.pth"))  # a checkpoint that fits: no error
 
 
 def test_a_save_that_fails_leaves_the_previous_checkpoint_and_tag(

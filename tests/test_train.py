@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mimdet.pretrain_mae import pretrain
 from mimdet.record import RunRecord, read_record
 from tests.micro import micro_dataset, micro_overrides
 
@@ -153,6 +154,47 @@ def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, mic
     assert f"checkpoint {final} is unreadable" in log
     assert log.splitlines()[-1] and "Starting training from iteration 6" in log
     assert read_record(output / "record.json").iterations == 9
+
+
+def test_a_checkpoint_of_another_model_size_is_refused_unless_a_partial_load_is_asked(
+    trained: Path, micro_data: Path
+) -> None:
+    """Before: fvcore's "Skip loading parameter" warnings, exit 0 and a completed record of a model left
+    mostly at its initialisation."""
+    final = trained / "model_final.pth"
+    smaller = ("model.backbone.bottom_up.embed_dim=32", "model.backbone.bottom_up.num_decoders=2")
+    refused = trained.parent / "other_size"
+    result = run_train(refused, f"train.init_checkpoint={final}", *smaller, data=micro_data, eval_only=True)
+    line = _one_error_line(result)
+    assert f"{final} does not fit the model: " in line and " tensors of another shape (backbone." in line
+    assert " checkpoint tensors the model lacks (backbone.bottom_up.decoder.blocks.2." in line
+    assert line.endswith("(to load only what fits: train.allow_partial_init=True)")
+    record = read_record(refused / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+    partial = trained.parent / "partial"
+    result = run_train(
+        partial,
+        f"train.init_checkpoint={final}",
+        *smaller,
+        "train.allow_partial_init=True",
+        data=micro_data,
+        eval_only=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_record(partial / "record.json").status == "completed"
+
+
+def test_mae_pretraining_still_loads_partially_by_design(tmp_path: Path, micro_data: Path) -> None:
+    """The strict load is for run checkpoints; MAE weights fill the encoder and decoder and leave the
+    rest (ConvStem, FPN, heads) at its initialisation, as the paper does."""
+    mae = tmp_path / "mae_pretrain_tiny_full.pth"
+    pretrain(micro_data, mae, steps=1, batch_size=2, decoder_depth=8)
+    output = tmp_path / "from_mae"
+    result = run_train(output, "train.max_iter=1", f"train.mae_checkpoint={mae}", data=micro_data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MAE initialisation: loaded " in (output / "log.txt").read_text()
+    assert read_record(output / "record.json").status == "completed"
 
 
 def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
