@@ -2,7 +2,8 @@
 
 Configs live in the repository's ``experiments/`` folder; a path may be given relative to it or to the
 working directory. A config file that does not load (a syntax error, a name error while it runs) is one
-``ConfigFileError`` line naming the file and the line, not detectron2's double traceback.
+``ConfigFileError`` line naming the file and the line, not detectron2's double traceback; so is a
+misspelt choice it sets (``sampling = "randm"``), before any model is built.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from omegaconf import DictConfig
 from torch import nn
 
 import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver)
+from mimdet.overrides import OverrideError, check_choices
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 class ConfigFileError(ValueError):
     """A config file that does not load, as one line: ``FILE:LINE: problem``."""
+
+
+class ModelConfigError(ValueError):
+    """Settings the model refuses: its constructor's own one-line ``ValueError``, said as such."""
 
 
 def resolve_config_path(config_file: str | Path) -> Path:
@@ -42,6 +48,10 @@ def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] 
         cfg = LazyConfig.load(str(path))
     except Exception as error:  # noqa: BLE001 — whatever a config file's code raises is its problem to name
         raise ConfigFileError(_load_problem(path, error)) from None
+    try:
+        check_choices(cfg)
+    except OverrideError as error:
+        raise ConfigFileError(f"{config_file}: {error}") from None
     return LazyConfig.apply_overrides(cfg, list(overrides))
 
 
@@ -64,6 +74,13 @@ def _load_problem(path: Path, error: Exception) -> str:
 
 
 def build_model(cfg: DictConfig, device: str | None = None) -> nn.Module:
-    """Instantiate ``cfg.model``; ``device="meta"`` builds it without memory (for counting)."""
+    """Instantiate ``cfg.model``; ``device="meta"`` builds it without memory (for counting).
+
+    The model's modules check their arguments with ``ValueError`` (window attention with sampling, a
+    width the ConvStem cannot split, ...): that is the config's problem, a ``ModelConfigError``.
+    """
     with torch.device(device) if device else nullcontext():
-        return instantiate(cfg.model)
+        try:
+            return instantiate(cfg.model)
+        except ValueError as error:
+            raise ModelConfigError(f"the model refuses its settings: {error}") from None

@@ -10,9 +10,9 @@ overrides are checked first (unknown keys and wrong types are errors). Every run
 
 Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``, the same line in the
 record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
-(flags, overrides, a config file that does not load, a dataset or a checkpoint that cannot be used), 4
-when the file system refuses a write (full, read-only, no permission). Anything else is a bug: its
-traceback is kept.
+(flags, overrides, a config file that does not load, settings the model refuses, a dataset or a
+checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
+permission). Anything else is a bug: its traceback is kept.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
@@ -48,7 +48,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mimdet.checkpointer import RunCheckpointer
-from mimdet.config import ConfigFileError, build_model, load_config
+from mimdet.config import ConfigFileError, ModelConfigError, build_model, load_config
 from mimdet.cost import CostHook, TimedModel
 from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
 from mimdet.environment import quiet_third_party_warnings
@@ -73,6 +73,7 @@ USER_ERRORS = (
     FileNotFoundError,
     RunConfigError,
     ConfigFileError,
+    ModelConfigError,
     DatasetError,
     CheckpointError,
 )

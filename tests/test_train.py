@@ -20,7 +20,7 @@ import torch
 
 from mimdet.pretrain_mae import pretrain
 from mimdet.record import RunRecord, read_record
-from tests.micro import micro_dataset, micro_overrides
+from tests.micro import edited_tiny_config, micro_dataset, micro_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
@@ -197,6 +197,31 @@ def test_mae_pretraining_still_loads_partially_by_design(tmp_path: Path, micro_d
     assert read_record(output / "record.json").status == "completed"
 
 
+def test_a_bad_choice_in_a_config_file_is_one_line_before_the_run(tmp_path: Path, micro_data: Path) -> None:
+    """Before: the backbone refused it, and writing the failed record raised RecordError (the value is
+    not one the record allows): a traceback and no record. Now the value is refused before the run."""
+    config = edited_tiny_config(tmp_path, "model.backbone.bottom_up.fpn_inputs = 'vitt'")
+    result = run_train(tmp_path / "out", data=micro_data, config=str(config))
+    expected = (
+        f"{config}: model.backbone.bottom_up.fpn_inputs: 'vitt' is not allowed (allowed: 'hybrid', 'vit')"
+    )
+    assert _one_error_line(result) == f"mimdet.train: error: {expected}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_refuses_its_settings_fails_in_one_line_with_its_own_error_in_the_record(
+    tmp_path: Path, micro_data: Path
+) -> None:
+    """7x7 windows with the tiny config's training ratio 0.5: the backbone's own ValueError is the run's
+    error, in its record and on stderr (before: a traceback)."""
+    output = tmp_path / "window"
+    result = run_train(output, "model.backbone.bottom_up.sampling=window", data=micro_data)
+    line = _one_error_line(result)
+    assert "sampling='window' uses every token and no decoder: set both ratios to 1.0" in line
+    record = read_record(output / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+
 def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
     assert result.returncode == code, result.stderr[-3000:]
     assert "Traceback" not in result.stderr + result.stdout
@@ -223,6 +248,7 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
+        ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
         pytest.param(
             "train.device=cuda",
