@@ -37,6 +37,10 @@ def cfg():
             "model.backbone.bottom_up.c5_pool=mean",
             "'mean' is not allowed for c5_pool (allowed: 'avg', 'max')",
         ),
+        (
+            "model.backbone.bottom_up.norm=SyncBM",
+            "'SyncBM' is not allowed for norm (allowed: '', 'BN', 'SyncBN'",
+        ),
         ("model.backbone.bottom_up.decoder_fill=zeros", "'zeros' is not allowed for decoder_fill (allowed: "),
     ],
 )

@@ -18,7 +18,7 @@ from detectron2.modeling.backbone.vit import Block
 from torch import nn
 
 from .vit_blocks import drop_path_rates, vit_norm
-from .vit_pyramid import upsampling_adaptor
+from .vit_pyramid import Norm, upsampling_adaptor
 
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
 STRIDES = (4, 8, 16, 32)
@@ -43,7 +43,7 @@ class BenchmarkingViT(Backbone):
         drop_path_rate: float = 0.1,
         window_size: int = 16,
         global_every: int = 3,
-        norm: str = "SyncBN",
+        norm: Norm = "SyncBN",
     ) -> None:
         super().__init__()
         grid = img_size // PATCH

@@ -32,7 +32,7 @@ from .conv_stem import ConvStem
 from .encoder import PartialTokenEncoder
 from .mae_decoder import DecoderFill, MAEDecoder
 from .token_sampler import padding_free_tokens, sample_tokens
-from .vit_pyramid import upsampling_adaptor
+from .vit_pyramid import Norm, upsampling_adaptor
 
 # Choice-valued switches are Literal types: the override and spec checks read the allowed values from
 # the constructor's signature (mimdet.overrides), so a misspelt value fails before any run.
@@ -88,7 +88,7 @@ class MIMDetBackbone(Backbone):
         fpn_inputs: FpnInputs = "hybrid",
         vit_fpn_blocks: tuple[int, int] | None = None,
         c5_pool: C5Pool = "avg",
-        norm: str = "SyncBN",
+        norm: Norm = "SyncBN",
     ) -> None:
         super().__init__()
         self.sampling = _choice("sampling", sampling, SAMPLINGS)
