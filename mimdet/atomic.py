@@ -1,8 +1,8 @@
-"""Atomic JSON files: readers see the old content or the new one, never half a file.
+"""Atomic files: readers see the old content or the new one, never half a file.
 
 One writer for everything the layers share through the file system — records, run specs and job handles
-in the results store, the synthetic dataset's annotations and manifest — so that concurrent readers and
-crashed writers never leave a truncated file behind.
+in the results store, the synthetic dataset's annotations and manifest, checkpoints — so that concurrent
+readers and crashed writers (a killed process, a full disk) never leave a truncated file behind.
 """
 
 from __future__ import annotations
@@ -10,31 +10,53 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def write_json_atomic(
     path: str | os.PathLike[str], data: Any, *, indent: int | None = 2, sort_keys: bool = False
 ) -> None:
-    """Serialize into a uniquely named temporary file beside ``path``, fsync it, rename it over ``path``.
+    """Serialize ``data`` as JSON into ``path`` atomically; non-finite floats are refused (strict JSON)."""
 
-    Concurrent writers of different files into one folder never collide; non-finite floats are refused
-    (strict JSON).
+    def dump(handle: IO[str]) -> None:
+        json.dump(data, handle, indent=indent, sort_keys=sort_keys, allow_nan=False)
+        handle.write("\n")
+
+    _write_atomic(path, dump, binary=False)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
+    """Write ``data`` into ``path`` atomically (a checkpoint serialized in memory first).
+
+    Serializing in memory first matters for torch: ``torch.save`` turns the file system's ENOSPC into an
+    opaque ``RuntimeError``, while a plain write raises the ``OSError`` that names the cause.
+    """
+    _write_atomic(path, lambda handle: handle.write(data), binary=True)
+
+
+def _write_atomic(path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *, binary: bool) -> None:
+    """``write`` into a uniquely named temporary file beside ``path``, fsync it, rename it over ``path``.
+
+    Concurrent writers of different files into one folder never collide. On any error the temporary file
+    is removed (on a full disk that gives the space back) and the error goes on; an ``OSError`` names
+    ``path`` (a failed write names no file), so that "no space left on device" says where.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=indent, sort_keys=sort_keys, allow_nan=False)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno is not None:  # a write names no file, or the temp one
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     _fsync_dir(path.parent)
 

@@ -1,11 +1,14 @@
 """Loading experiment configs (detectron2 LazyConfig files) and building their models.
 
 Configs live in the repository's ``experiments/`` folder; a path may be given relative to it or to the
-working directory.
+working directory. A config file that does not load (a syntax error, a name error while it runs) is one
+``ConfigFileError`` line naming the file and the line, not detectron2's double traceback; so is a
+misspelt choice it sets (``sampling = "randm"``), before any model is built.
 """
 
 from __future__ import annotations
 
+import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -15,8 +18,17 @@ from omegaconf import DictConfig
 from torch import nn
 
 import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver)
+from mimdet.overrides import OverrideError, check_choices
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+class ConfigFileError(ValueError):
+    """A config file that does not load, as one line: ``FILE:LINE: problem``."""
+
+
+class ModelConfigError(ValueError):
+    """Settings the model refuses: its constructor's own one-line ``ValueError``, said as such."""
 
 
 def resolve_config_path(config_file: str | Path) -> Path:
@@ -31,11 +43,44 @@ def resolve_config_path(config_file: str | Path) -> Path:
 
 def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
-    cfg = LazyConfig.load(str(resolve_config_path(config_file)))
+    path = resolve_config_path(config_file)
+    try:
+        cfg = LazyConfig.load(str(path))
+    except Exception as error:  # noqa: BLE001 — whatever a config file's code raises is its problem to name
+        raise ConfigFileError(_load_problem(path, error)) from None
+    try:
+        check_choices(cfg)
+    except OverrideError as error:
+        raise ConfigFileError(f"{config_file}: {error}") from None
     return LazyConfig.apply_overrides(cfg, list(overrides))
 
 
+def _load_problem(path: Path, error: Exception) -> str:
+    """``FILE:LINE: problem`` for a config that failed to load, at the deepest line of a config file.
+
+    detectron2 wraps a syntax error in a second one that says only "has syntax error"; the real one is
+    its cause. Other errors point at the innermost frame in the config's folder (a config imports its
+    siblings), else at the config file itself.
+    """
+    cause = error.__cause__ if isinstance(error.__cause__, SyntaxError) else error
+    if isinstance(cause, SyntaxError):
+        file = cause.filename if cause.filename and Path(cause.filename).is_file() else path  # "<unknown>"
+        where = f"{file}:{cause.lineno or 1}"
+        return " ".join(f"{where}: syntax error: {cause.msg}".split())
+    folder = path.resolve().parent
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).is_relative_to(folder)]
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
+    return " ".join(f"{where}: {type(error).__name__}: {error}".split())
+
+
 def build_model(cfg: DictConfig, device: str | None = None) -> nn.Module:
-    """Instantiate ``cfg.model``; ``device="meta"`` builds it without memory (for counting)."""
+    """Instantiate ``cfg.model``; ``device="meta"`` builds it without memory (for counting).
+
+    The model's modules check their arguments with ``ValueError`` (window attention with sampling, a
+    width the ConvStem cannot split, ...): that is the config's problem, a ``ModelConfigError``.
+    """
     with torch.device(device) if device else nullcontext():
-        return instantiate(cfg.model)
+        try:
+            return instantiate(cfg.model)
+        except ValueError as error:
+            raise ModelConfigError(f"the model refuses its settings: {error}") from None

@@ -2,15 +2,20 @@
 
 detectron2's ``apply_overrides`` silently adds a misspelt key (``train.max_itr=5`` beside ``max_iter``)
 and accepts any type. Here every key must exist — in the config, or as a constructor argument of the
-``LazyCall`` it sits under — and the value must have the type of what it replaces. Errors are one line
-with close matches.
+``LazyCall`` it sits under — and the value must have the type of what it replaces; a constructor
+argument typed ``Literal[...]`` (the backbone's ``sampling``, ``fpn_inputs``, ...) takes only those values,
+which ``check_choices`` also checks in a whole config. Errors are one line with close matches or the
+allowed values.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
-from collections.abc import Iterable
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
@@ -23,7 +28,8 @@ _PARSER = OverridesParser.create()
 
 
 class OverrideError(ValueError):
-    """A ``key=value`` override that names no key of the config or has the wrong type."""
+    """A ``key=value`` override that names no key of the config or has the wrong type or choice; also a
+    choice a config file sets that its constructor does not allow."""
 
 
 def apply_checked_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
@@ -38,6 +44,13 @@ def check_override(cfg: DictConfig, override: str) -> None:
     """Raise OverrideError unless ``override`` names an existing key with a value of its type."""
     key, value = parse_override(override)
     current = _current_value(cfg, key, override)
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    allowed = _choices(parent).get(leaf) if isinstance(parent, DictConfig) else None
+    if allowed is not None and value not in allowed:
+        raise OverrideError(
+            f"bad override {override!r}: {value!r} is not allowed for {leaf} (allowed: {_listed(allowed)})"
+        )
     if current is _ABSENT or current is None or value is None:
         return
     if not _same_kind(current, value):
@@ -69,16 +82,63 @@ def _current_value(cfg: DictConfig, key: str, override: str) -> object:
     )
 
 
-def _constructor_arguments(section: DictConfig) -> set[str]:
+def check_choices(cfg: DictConfig, where: str = "") -> None:
+    """Raise OverrideError unless every choice-typed constructor argument ``cfg`` sets is allowed.
+
+    Overrides are checked one by one; this catches a misspelt choice written in a config file, before a
+    run builds the model (whose refusal would come after the run started).
+    """
+    allowed = _choices(cfg)
+    for key in cfg:
+        name, value = str(key), cfg[key]
+        path = f"{where}.{name}" if where else name
+        if name in allowed and value not in allowed[name]:
+            raise OverrideError(f"{path}: {value!r} is not allowed (allowed: {_listed(allowed[name])})")
+        if isinstance(value, DictConfig):
+            check_choices(value, path)
+
+
+def _target(section: DictConfig) -> Callable[..., Any] | None:
+    """The callable a ``LazyCall`` section instantiates, or None."""
     target = section.get("_target_") if "_target_" in section else None
+    try:
+        return locate(target) if isinstance(target, str) else target
+    except ImportError:
+        return None
+
+
+def _constructor_arguments(section: DictConfig) -> set[str]:
+    target = _target(section)
     if target is None:
         return set()
     try:
-        target = locate(target) if isinstance(target, str) else target
         parameters = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError, ImportError):
+    except (TypeError, ValueError):
         return set()
     return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _choices(section: DictConfig) -> dict[str, tuple[object, ...]]:
+    """Argument name -> allowed values, for the ``Literal``-typed arguments of the section's target."""
+    target = _target(section)
+    return _literal_arguments(target) if target is not None else {}
+
+
+@functools.cache
+def _literal_arguments(target: Callable[..., Any]) -> dict[str, tuple[object, ...]]:
+    try:
+        parameters = inspect.signature(target, eval_str=True).parameters.values()
+    except (NameError, TypeError, ValueError):  # no signature, or annotations that do not resolve
+        return {}
+    return {
+        p.name: typing.get_args(p.annotation)
+        for p in parameters
+        if typing.get_origin(p.annotation) is Literal
+    }
+
+
+def _listed(values: tuple[object, ...]) -> str:
+    return ", ".join(repr(v) for v in values)
 
 
 def parse_override(override: str) -> tuple[str, object]:

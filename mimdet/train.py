@@ -8,22 +8,28 @@ The flags and the ``key=value`` override syntax are those of detectron2's ``lazy
 overrides are checked first (unknown keys and wrong types are errors). Every run ends by writing
 ``record.json`` in its output folder (``completed`` or ``failed`` with the error): see ``mimdet.record``.
 
+Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``, the same line in the
+record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
+(flags, overrides, a config file that does not load, settings the model refuses, a dataset or a
+checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
+permission). Anything else is a bug: its traceback is kept.
+
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
-log_period, device, seed, final_eval}``, ``dataset_paths``.
+log_period, device, seed, final_eval, allow_partial_init}``, ``dataset_paths``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
-import pickle
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 from detectron2.engine import (
     AMPTrainer,
@@ -41,11 +47,12 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 from torch import nn
 
-from mimdet.config import build_model, load_config
+from mimdet.checkpointer import RunCheckpointer
+from mimdet.config import ConfigFileError, ModelConfigError, build_model, load_config
 from mimdet.cost import CostHook, TimedModel
 from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
 from mimdet.environment import quiet_third_party_warnings
-from mimdet.modeling.checkpoint import CheckpointError, load_mae_checkpoint
+from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
 from mimdet.modeling.param_count import count_parameters
 from mimdet.overrides import OverrideError, apply_checked_overrides
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
@@ -61,7 +68,51 @@ class RunConfigError(ValueError):
     """Flags and config that do not make a run."""
 
 
-USER_ERRORS = (OverrideError, FileNotFoundError, RunConfigError, DatasetError, CheckpointError)
+USER_ERRORS = (
+    OverrideError,
+    FileNotFoundError,
+    RunConfigError,
+    ConfigFileError,
+    ModelConfigError,
+    DatasetError,
+    CheckpointError,
+)
+EXIT_BAD_INPUT = 2
+EXIT_STORAGE = 4
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+)
+
+
+def known_failure(error: BaseException) -> tuple[int, str] | None:
+    """The exit code and the one line for a failure the user can act on; None for a bug."""
+    if isinstance(error, USER_ERRORS):
+        return EXIT_BAD_INPUT, " ".join(str(error).split())
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        cause = os.strerror(error.errno)
+        cause = cause[:1].lower() + cause[1:]
+        return EXIT_STORAGE, f"{cause} (writing {error.filename})" if error.filename else cause
+    return None
+
+
+def failure_line(error: BaseException) -> str:
+    """The error as the record's one line: the known failure's line, else its type and message."""
+    known = known_failure(error)
+    return known[1] if known else " ".join(f"{type(error).__name__}: {error}".split())
+
+
+class KnownFailuresInOneLine(logging.Filter):
+    """detectron2 logs a training's exception with its traceback; a known failure needs only its line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and known_failure(error) is not None:
+            record.msg = f"{record.msg} {failure_line(error)}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+ONE_LINE = KnownFailuresInOneLine()
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -99,7 +150,20 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
         raise RunConfigError(
             "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"
         )
+    check_output_folder(Path(cfg.train.output_dir))
     return cfg
+
+
+def check_output_folder(output: Path) -> None:
+    """The run's folder, or the nearest one above it that exists, must be a folder; nothing is created.
+
+    detectron2 would create it and go on when a file stands there, and fail later on its first write.
+    """
+    for folder in (output, *output.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunConfigError(f"--output {output}: {folder} is a file, not a folder")
+            return
 
 
 def resolve_mae_checkpoint(value: str) -> Path:
@@ -129,7 +193,9 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
         ddp_settings["device_ids"] = None
     ddp_model = create_ddp_model(model, **ddp_settings)
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(ddp_model, train_loader, optimizer)
-    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = RunCheckpointer(
+        model, cfg.train.output_dir, allow_partial=cfg.train.get("allow_partial_init", False), trainer=trainer
+    )
     cost = CostHook(cfg.train.device, cfg.train.amp.enabled)
     trainer.register_hooks(
         [
@@ -165,7 +231,7 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     return outcome
 
 
-def resume_from_newest_readable(checkpointer: DetectionCheckpointer) -> bool:
+def resume_from_newest_readable(checkpointer: RunCheckpointer) -> bool:
     """Load the newest checkpoint of the run's folder that can be read; False if there is none.
 
     A checkpoint cut short on disk (a node lost mid-write, a full disk) is reported in one line and
@@ -180,9 +246,8 @@ def resume_from_newest_readable(checkpointer: DetectionCheckpointer) -> bool:
         try:
             checkpointer.load(str(path))
             return True
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-            checkpointer._parsed_url_during_load = None  # detectron2 resets it only after a good load
-            reason = " ".join(str(error).split())[:200]
+        except CheckpointUnreadable as error:
+            reason = str(error).removeprefix(f"{path}: ")
             logger.error("checkpoint %s is unreadable (%s): trying the previous one", path, reason)
     return False
 
@@ -200,6 +265,7 @@ def run(cfg: DictConfig, args: argparse.Namespace) -> None:
     """The work of one process (one per GPU under DDP); the main process writes the record."""
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="mimdet")  # into log.txt too
+    logging.getLogger("detectron2.engine.train_loop").addFilter(ONE_LINE)  # its "Exception during training"
     output = Path(cfg.train.output_dir)
     started = time.perf_counter()
     model: nn.Module | None = None
@@ -208,15 +274,19 @@ def run(cfg: DictConfig, args: argparse.Namespace) -> None:
         register_datasets(cfg)
         model = build_model(cfg).to(cfg.train.device)
         if args.eval_only:
-            checkpoint = DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+            checkpointer = RunCheckpointer(model, allow_partial=cfg.train.get("allow_partial_init", False))
+            checkpoint = checkpointer.load(cfg.train.init_checkpoint)
             outcome = evaluate(cfg, model)
             outcome.iterations = int(checkpoint.get("iteration", -1)) + 1
         else:
             outcome = train(cfg, args, model)
     except Exception as error:  # not SystemExit: submitit exits that way when it requeues a job
-        outcome.error = " ".join(f"{type(error).__name__}: {error}".split())
+        outcome.error = failure_line(error)
         if comm.is_main_process():
-            _write(cfg, args, model, outcome)
+            try:
+                _write(cfg, args, model, outcome)
+            except Exception as record_error:  # noqa: BLE001 — the run's own error is the one to report
+                logger.error("the failed record could not be written: %s", failure_line(record_error))
         raise
     if comm.is_main_process():
         record = _write(cfg, args, model, outcome)
@@ -258,10 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_warnings()
     try:
         cfg = prepare_config(args)
-    except USER_ERRORS as error:
-        print(f"mimdet.train: error: {error}", file=sys.stderr)
-        return 2
-    try:
         launch(
             run,
             args.num_gpus,
@@ -270,9 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             dist_url=args.dist_url,
             args=(cfg, args),
         )
-    except USER_ERRORS as error:
-        print(f"mimdet.train: error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:
+        known = known_failure(error)
+        if known is None:
+            raise
+        code, line = known
+        print(f"mimdet.train: error: {line}", file=sys.stderr)
+        return code
     return 0
 
 

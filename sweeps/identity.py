@@ -29,6 +29,7 @@ ID_LENGTH = 16
 OPERATIONAL_KEYS = (
     "train.output_dir",
     "train.init_checkpoint",
+    "train.allow_partial_init",  # only decides whether a checkpoint that does not fit is an error
     "train.log_period",
     "train.checkpointer",
     "train.final_eval",

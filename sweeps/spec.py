@@ -57,7 +57,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from mimdet.config import EXPERIMENTS, load_config
+from mimdet.config import EXPERIMENTS, ConfigFileError, load_config
 from mimdet.overrides import check_override, parse_override
 from mimdet.record import describe_value
 
@@ -430,6 +430,8 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig
         holder.base_config = found
         try:
             configs[found] = _config(found)
+        except ConfigFileError as error:  # already one line naming the file and where
+            raise spec.error(path, str(error)) from None
         except Exception as error:  # noqa: BLE001 — a broken config file is a spec problem to report
             reason = (str(error).splitlines() or [""])[0]
             raise spec.error(path, f"cannot load config {name}: {type(error).__name__}: {reason}") from None

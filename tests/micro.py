@@ -3,8 +3,10 @@ batch 2, no data-loader workers and no MAE initialisation — a training in seco
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from mimdet.config import EXPERIMENTS
 from mimdet.data.synthetic import make_synthetic_coco
 
 
@@ -40,3 +42,15 @@ def micro_overrides(data: Path) -> list[str]:
         if key != "dataset_paths":
             overrides.append(f"{key}=''" if value == "" else f"{key}={value}")
     return overrides
+
+
+def edited_tiny_config(folder: Path, *statements: str) -> Path:
+    """The tiny config with Python ``statements`` appended (values no shipped config holds), written into a
+    copy of ``experiments/`` under ``folder`` so that its relative imports still resolve."""
+    experiments = folder / "experiments"
+    if not experiments.exists():
+        shutil.copytree(EXPERIMENTS, experiments)
+    config = experiments / "edited_tiny.py"
+    names = "dataloader, dataset_paths, lr_multiplier, model, optimizer, train"
+    config.write_text(f"from .tiny_mimdet import {names}\n\n" + "\n".join(statements) + "\n")
+    return config

@@ -1,4 +1,5 @@
-"""Loading official-format MAE checkpoints: exact key sets, resized tables, clear errors, round trip.
+"""Loading official-format MAE checkpoints: exact key sets, resized tables, clear errors, round trip; and
+the run's own checkpoints (``RunCheckpointer``): strict loads, atomic saves.
 
 The tests write a tiny checkpoint in MAE's exact format themselves (no downloads): the key names and
 shapes of MAE's ``models_mae.py`` at width D=32 (decoder E=16, 8 decoder blocks, 14x14 grid).
@@ -6,11 +7,14 @@ shapes of MAE's ``models_mae.py`` at width D=32 (decoder E=16, 8 decoder blocks,
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from mimdet.checkpointer import RunCheckpointer
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
 from mimdet.modeling.checkpoint import CheckpointError, convert_mae_state, load_mae_checkpoint
 from mimdet.modeling.pos_embed import sincos_2d_table
@@ -212,3 +216,70 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         load_mae_checkpoint(mimdet(), garbage)
+
+
+def test_a_run_checkpoint_of_another_model_is_refused_naming_what_did_not_fit(tmp_path: Path) -> None:
+    """Two decoders saved, one loaded: the second decoder block is left over; other widths: shapes."""
+    RunCheckpointer(mimdet(num_decoders=2), str(tmp_path)).save("two_decoders")
+    saved = str(tmp_path / "two_decoders.pth")
+    with pytest.raises(CheckpointError) as error:
+        RunCheckpointer(mimdet(num_decoders=1)).load(saved)
+    message = str(error.value)
+    assert message.startswith(f"{saved} does not fit the model: 12 checkpoint tensors the model lacks (")
+    assert "decoder.blocks.1.norm1.weight" in message and "train.allow_partial_init=True" in message
+    assert "\n" not in message
+
+    other_width = MIMDetBackbone(
+        embed_dim=16,
+        depth=DEPTH,
+        num_heads=2,
+        pos_grid=6,
+        decoder_dim=E,
+        decoder_heads=2,
+        num_decoders=2,
+        drop_path_rate=0.0,
+        norm="BN",
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"66 tensors of another shape \(stem.stages.0.0.weight: \(4, 3, 3, 3\) in the checkpoint, "
+        r"\(2, 3, 3, 3\) here; ",
+    ):
+        RunCheckpointer(other_width).load(saved)
+
+
+def test_a_partial_load_is_what_the_user_asks_for(tmp_path: Path) -> None:
+    source = mimdet(num_decoders=2)
+    RunCheckpointer(source, str(tmp_path)).save("two_decoders")
+    target = mimdet(num_decoders=1)
+    RunCheckpointer(target, allow_partial=True).load(str(tmp_path / "two_decoders.pth"))
+    assert torch.equal(target.decoder.blocks[0].norm1.weight, source.decoder.blocks[0].norm1.weight)
+    same = mimdet(num_decoders=2)
+    RunCheckpointer(same).load(str(tmp_path / "two_decoders.pth"))  # a checkpoint that fits: no error
+
+
+def test_a_save_that_fails_leaves_the_previous_checkpoint_and_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full disk simulated at the real write site (``os.fdopen``'s file ``write``) for machines where a
+    tmpfs cannot be mounted (``test_train.py`` fills a real one): the error names the checkpoint, and
+    neither a partial file nor a moved ``last_checkpoint`` is left."""
+    checkpointer = RunCheckpointer(mimdet(), str(tmp_path))
+    checkpointer.save("model_0000001")
+    real_fdopen = os.fdopen
+
+    def full_disk(fd: int, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+
+        def write(data: object) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        handle.write = write  # type: ignore[method-assign]
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(OSError) as error:
+        checkpointer.save("model_0000002")
+    assert error.value.errno == errno.ENOSPC and error.value.filename == str(tmp_path / "model_0000002.pth")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"

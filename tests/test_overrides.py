@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mimdet.config import load_config
-from mimdet.overrides import OverrideError, apply_checked_overrides
+from mimdet.overrides import OverrideError, apply_checked_overrides, check_choices
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,23 @@ def cfg():
         ("foo", "bad override 'foo'"),
         ("x=[1,", "bad override 'x=[1,'"),
         ("~train.max_iter", "only key=value is supported"),
+        (
+            "model.backbone.bottom_up.sampling=randm",
+            "'randm' is not allowed for sampling (allowed: 'random', ",
+        ),
+        (
+            "model.backbone.bottom_up.fpn_inputs=vitt",
+            "'vitt' is not allowed for fpn_inputs (allowed: 'hybrid', ",
+        ),
+        (
+            "model.backbone.bottom_up.c5_pool=mean",
+            "'mean' is not allowed for c5_pool (allowed: 'avg', 'max')",
+        ),
+        (
+            "model.backbone.bottom_up.norm=SyncBM",
+            "'SyncBM' is not allowed for norm (allowed: '', 'BN', 'SyncBN'",
+        ),
+        ("model.backbone.bottom_up.decoder_fill=zeros", "'zeros' is not allowed for decoder_fill (allowed: "),
     ],
 )
 def test_bad_overrides(cfg, override: str, message: str) -> None:
@@ -47,3 +64,15 @@ def test_good_overrides_apply(cfg) -> None:
     assert changed.train.max_iter == 5 and changed.optimizer.lr == 1e-3
     assert changed.model.backbone.bottom_up.eval_seed == 3
     assert list(changed.dataset_paths.mine) == ["a.json", "img"] and changed.train.mae_checkpoint == ""
+
+
+def test_a_config_file_with_a_bad_choice_is_one_line(cfg) -> None:
+    """Values written in a config file (not overrides) are checked too, with the key's full path."""
+    edited = load_config("tiny_mimdet.py")
+    edited.model.backbone.bottom_up.fpn_inputs = "vitt"
+    with pytest.raises(OverrideError) as error:
+        check_choices(edited)
+    assert str(error.value) == (
+        "model.backbone.bottom_up.fpn_inputs: 'vitt' is not allowed (allowed: 'hybrid', 'vit')"
+    )
+    check_choices(cfg)  # the shipped value passes

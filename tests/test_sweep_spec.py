@@ -37,6 +37,7 @@ from sweeps.expand import SweepPlan, expand
 from sweeps.runs import Resources
 from sweeps.spec import ResourcesSpec, SpecError, compile_filter, load_spec, override_string, parse_spec
 from sweeps.store import Store
+from tests.micro import edited_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "mimdet" / "paper"
@@ -446,6 +447,44 @@ def test_each_error_is_one_line_with_file_line_and_key_path(
     assert problem in error.problem
     if "zip" in grid:
         assert "zip axes differ in length" in error.problem
+
+
+BOTTOM_UP = "model.backbone.bottom_up"
+
+
+@pytest.mark.parametrize(
+    ("switch", "good", "bad", "allowed"),
+    [
+        ("sampling", "random", "randm", "'random', 'window'"),
+        ("fpn_inputs", "hybrid", "vitt", "'hybrid', 'vit'"),
+        ("c5_pool", "avg", "mean", "'avg', 'max'"),
+        ("decoder_fill", "convstem", "conv_stem", "'mask_token', 'convstem'"),
+    ],
+)
+@pytest.mark.parametrize("where", ["train", "overrides"])
+def test_a_bad_choice_of_a_backbone_switch_fails_plan_in_one_line(
+    switch: str, good: str, bad: str, allowed: str, where: str
+) -> None:
+    """Before: every value passed ``sweep plan``; the run then failed without a record."""
+    key = f"{BOTTOM_UP}.{switch}"
+    if where == "train":
+        text = VALID.replace(_AXIS_LINE, _AXIS_LINE + f"    {key}: [{good}, {bad}]\n")
+        line, path = 9, f"train.axes.{key}[1]"
+    else:
+        text = VALID.replace("  train.max_iter: 300\n", f"  train.max_iter: 300\n  {key}: {bad}\n")
+        line, path = 5, f"overrides.{key}"
+    error = one_line_error(text)
+    assert (error.line, error.path) == (line, path), str(error)
+    assert error.problem == f"{bad!r} is not allowed for {switch} (allowed: {allowed})"
+
+
+def test_a_base_config_with_a_bad_choice_fails_plan_in_one_line(tmp_path: Path) -> None:
+    config = edited_tiny_config(tmp_path, "model.backbone.bottom_up.sampling = 'randm'")
+    error = one_line_error(VALID.replace("experiments/tiny_mimdet.py", str(config)))
+    assert (error.line, error.path) == (2, "base_config"), str(error)
+    assert error.problem.endswith(
+        "model.backbone.bottom_up.sampling: 'randm' is not allowed (allowed: 'random', 'window')"
+    )
 
 
 def test_missing_spec_file_is_a_spec_error(tmp_path: Path) -> None:

@@ -3,19 +3,24 @@ SIGKILL, and one clear line for bad input. Tiny config, a micro synthetic datase
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from mimdet.pretrain_mae import pretrain
 from mimdet.record import RunRecord, read_record
-from tests.micro import micro_dataset, micro_overrides
+from tests.micro import edited_tiny_config, micro_dataset, micro_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
@@ -28,8 +33,9 @@ def run_train(
     eval_only: bool = False,
     resume: bool = False,
     flags: tuple[str, ...] = (),
+    config: str = "experiments/tiny_mimdet.py",
 ):
-    command = [sys.executable, "-m", "mimdet.train", "--config-file", "experiments/tiny_mimdet.py"]
+    command = [sys.executable, "-m", "mimdet.train", "--config-file", config]
     command += (
         ["--output", str(output)] + (["--eval-only"] if eval_only else []) + (["--resume"] if resume else [])
     )
@@ -151,9 +157,75 @@ def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, mic
     assert read_record(output / "record.json").iterations == 9
 
 
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+def test_a_checkpoint_of_another_model_size_is_refused_unless_a_partial_load_is_asked(
+    trained: Path, micro_data: Path
+) -> None:
+    """Before: fvcore's "Skip loading parameter" warnings, exit 0 and a completed record of a model left
+    mostly at its initialisation."""
+    final = trained / "model_final.pth"
+    smaller = ("model.backbone.bottom_up.embed_dim=32", "model.backbone.bottom_up.num_decoders=2")
+    refused = trained.parent / "other_size"
+    result = run_train(refused, f"train.init_checkpoint={final}", *smaller, data=micro_data, eval_only=True)
+    line = _one_error_line(result)
+    assert f"{final} does not fit the model: " in line and " tensors of another shape (backbone." in line
+    assert " checkpoint tensors the model lacks (backbone.bottom_up.decoder.blocks.2." in line
+    assert line.endswith("(to load only what fits: train.allow_partial_init=True)")
+    record = read_record(refused / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+    partial = trained.parent / "partial"
+    result = run_train(
+        partial,
+        f"train.init_checkpoint={final}",
+        *smaller,
+        "train.allow_partial_init=True",
+        data=micro_data,
+        eval_only=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_record(partial / "record.json").status == "completed"
+
+
+def test_mae_pretraining_still_loads_partially_by_design(tmp_path: Path, micro_data: Path) -> None:
+    """The strict load is for run checkpoints; MAE weights fill the encoder and decoder and leave the
+    rest (ConvStem, FPN, heads) at its initialisation, as the paper does."""
+    mae = tmp_path / "mae_pretrain_tiny_full.pth"
+    pretrain(micro_data, mae, steps=1, batch_size=2, decoder_depth=8)
+    output = tmp_path / "from_mae"
+    result = run_train(output, "train.max_iter=1", f"train.mae_checkpoint={mae}", data=micro_data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MAE initialisation: loaded " in (output / "log.txt").read_text()
+    assert read_record(output / "record.json").status == "completed"
+
+
+def test_a_bad_choice_in_a_config_file_is_one_line_before_the_run(tmp_path: Path, micro_data: Path) -> None:
+    """Before: the backbone refused it, and writing the failed record raised RecordError (the value is
+    not one the record allows): a traceback and no record. Now the value is refused before the run."""
+    config = edited_tiny_config(tmp_path, "model.backbone.bottom_up.fpn_inputs = 'vitt'")
+    result = run_train(tmp_path / "out", data=micro_data, config=str(config))
+    expected = (
+        f"{config}: model.backbone.bottom_up.fpn_inputs: 'vitt' is not allowed (allowed: 'hybrid', 'vit')"
+    )
+    assert _one_error_line(result) == f"mimdet.train: error: {expected}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_refuses_its_settings_fails_in_one_line_with_its_own_error_in_the_record(
+    tmp_path: Path, micro_data: Path
+) -> None:
+    """7x7 windows with the tiny config's training ratio 0.5: the backbone's own ValueError is the run's
+    error, in its record and on stderr (before: a traceback)."""
+    output = tmp_path / "window"
+    result = run_train(output, "model.backbone.bottom_up.sampling=window", data=micro_data)
+    line = _one_error_line(result)
+    assert "sampling='window' uses every token and no decoder: set both ratios to 1.0" in line
+    record = read_record(output / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+
+def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("mimdet.train: error:")]
     assert len(errors) == 1, result.stderr[-3000:]
     return errors[0]
@@ -177,6 +249,7 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
+        ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
         pytest.param(
             "train.device=cuda",
@@ -196,3 +269,111 @@ def test_more_gpus_than_the_machine_has_is_one_line(tmp_path: Path, micro_data: 
     result = run_train(tmp_path / "bad", data=micro_data, flags=("--num-gpus", "2"))
     assert "--num-gpus 2: this machine has" in _one_error_line(result)
     assert not (tmp_path / "bad").exists()
+
+
+# --- bad input and a hostile file system: one line, an exit code per kind, nothing half-written ----------
+
+EXIT_STORAGE = 4  # mimdet.train's exit code when the file system refuses a write
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("import math\nmodel = dict(\n", ":2: syntax error: '(' was never closed"),
+        ("import math\n\nmodel = undefined_name\n", ":3: NameError: name 'undefined_name' is not defined"),
+    ],
+)
+def test_a_config_file_that_does_not_load_is_one_line(
+    tmp_path: Path, micro_data: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "broken.py"
+    config.write_text(text)
+    result = run_train(tmp_path / "out", data=micro_data, config=str(config))
+    assert f"{config}{expected}" in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+def _saved(content: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (random.Random(0).randbytes(4096), "not a readable torch checkpoint"),
+        (b"", "empty file (0 bytes), not a checkpoint"),
+        (None, "no such checkpoint file"),
+        (_saved([1, 2, 3]), "not a model checkpoint (no state dict of tensors in it)"),
+        (_saved({"model": {"weight": "text"}}), "not a model checkpoint (no state dict of tensors in it)"),
+    ],
+    ids=["random-bytes", "empty", "missing", "a-list", "strings"],
+)
+def test_an_unreadable_checkpoint_is_one_line_and_a_failed_record(
+    tmp_path: Path, micro_data: Path, content: bytes | None, expected: str
+) -> None:
+    """Never torch's hint to load it with ``weights_only=False`` (that would run code from the file)."""
+    checkpoint = tmp_path / "model_final.pth"
+    if content is not None:
+        checkpoint.write_bytes(content)
+    output = tmp_path / "eval"
+    result = run_train(output, f"train.init_checkpoint={checkpoint}", data=micro_data, eval_only=True)
+    assert f"{checkpoint}: {expected}" in _one_error_line(result)
+    assert "weights_only" not in result.stderr + result.stdout + (output / "log.txt").read_text()
+    record = read_record(output / "record.json")
+    assert record.status == "failed" and record.error.startswith(f"{checkpoint}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [("file", "is a file, not a folder"), ("file/run", "is a file, not a folder")],
+)
+def test_an_output_folder_that_is_a_file_is_one_line(
+    tmp_path: Path, micro_data: Path, output: str, expected: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    line = _one_error_line(run_train(tmp_path / output, data=micro_data))
+    assert f"{tmp_path / 'file'} {expected}" in line
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted on ``folder`` (needs root, as ``make test`` runs); the test skips elsewhere."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("inside", ["", "run"], ids=["the-mount-itself", "a-new-folder-in-it"])
+def test_an_output_folder_on_a_read_only_file_system_is_one_line(
+    tmp_path: Path, micro_data: Path, inside: str
+) -> None:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        line = _one_error_line(run_train(mount / inside, data=micro_data), code=EXIT_STORAGE)
+    assert line.startswith("mimdet.train: error: read-only file system") and str(mount) in line
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_half_written_checkpoint(
+    tmp_path: Path, micro_data: Path
+) -> None:
+    """A real full disk: a 1 MiB tmpfs holds the run's logs and its record but not a checkpoint (several MiB).
+
+    The record says why in one line (what ``sweep status`` shows), and the disk holds no checkpoint, no
+    ``last_checkpoint`` and no temporary file that a resume or a reader could take for a result.
+    """
+    with tmpfs(tmp_path / "full", "size=1m") as mount:
+        result = run_train(mount / "run", "train.max_iter=4", "train.checkpointer.period=2", data=micro_data)
+        line = _one_error_line(result, code=EXIT_STORAGE)
+        record = read_record(mount / "run" / "record.json")
+        left = sorted(p.name for p in (mount / "run").iterdir())
+    assert line.startswith("mimdet.train: error: no space left on device (writing ")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+    assert not [name for name in left if name.endswith((".pth", ".tmp")) or name == "last_checkpoint"], left

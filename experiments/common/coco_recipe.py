@@ -65,6 +65,7 @@ train.checkpointer.period = 5000
 train.eval_period = 0  # no periodic evaluation
 train.final_eval = True  # evaluate once at the end (sweeps turn it off: their eval stage does it)
 train.mae_checkpoint = ""  # official MAE pre-training checkpoint (mae_pretrain_vit_*_full.pth)
+train.allow_partial_init = False  # True: an init_checkpoint that does not fit loads what fits, else an error
 train.seed = 0
 
 # Milestones in epochs: the scheduler is scale-free (fractions of num_updates), so they follow max_iter.

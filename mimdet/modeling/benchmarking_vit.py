@@ -22,6 +22,7 @@ Shapes: B batch, h x w token grid, D width, S window side.
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal, get_args
 
 import torch
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
@@ -31,12 +32,13 @@ from torch import nn
 
 from .rel_pos_bias import SharedRelPosBias
 from .vit_blocks import MAE_LAYER_NORM_EPS, drop_path_rates, from_windows, make_blocks, to_windows, vit_norm
-from .vit_pyramid import upsampling_adaptor
+from .vit_pyramid import Norm, upsampling_adaptor
 
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
 STRIDES = (4, 8, 16, 32)
 PATCH = 16
-REL_POS = ("decomposed", "shared")
+RelPos = Literal["decomposed", "shared"]
+REL_POS: tuple[str, ...] = get_args(RelPos)
 
 
 @BACKBONE_REGISTRY.register()
@@ -57,10 +59,10 @@ class BenchmarkingViT(Backbone):
         drop_path_rate: float = 0.1,
         window_size: int = 16,
         global_every: int = 3,
-        rel_pos: str = "decomposed",
+        rel_pos: RelPos = "decomposed",
         pos_cls_slot: bool = True,
         layer_norm_eps: float = MAE_LAYER_NORM_EPS,
-        norm: str = "SyncBN",
+        norm: Norm = "SyncBN",
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS:

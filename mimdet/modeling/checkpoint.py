@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,10 @@ POSITION_TABLES = ("pos_embed", "decoder_pos_embed")
 
 class CheckpointError(ValueError):
     """A checkpoint that is not an MAE checkpoint or does not fit the model; the message names the key."""
+
+
+class CheckpointUnreadable(CheckpointError):
+    """A checkpoint file that cannot be read at all: missing, empty, cut short or not a torch file."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +130,32 @@ def convert_mae_state(
     return convert_state(mae_state, target_state, key_map, resizable=POSITION_TABLES)
 
 
+def read_torch_file(path: str | Path) -> Any:
+    """A torch checkpoint's content, loaded without running code from it (``weights_only``).
+
+    Problems are one ``CheckpointUnreadable`` line naming the file. torch's own messages are not passed
+    on: for a file it cannot unpickle safely, torch suggests ``weights_only=False``, which would execute
+    whatever the file contains.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointUnreadable(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointUnreadable(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointUnreadable(
+            f"{path}: not a readable torch checkpoint ({type(error).__name__}: cut short, corrupt, "
+            "or not a file of torch.save)"
+        ) from None
+
+
 def read_state(path: str | Path, kind: str, *, bare: bool = False) -> dict[str, torch.Tensor]:
     """The ``model`` state dict of a checkpoint (``bare``: or the file's own state dict), or a
     CheckpointError naming the file and, as ``kind``, what it should have been."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__})") from None
+    checkpoint = read_torch_file(path)
     state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
     if state is None and bare:
         state = checkpoint

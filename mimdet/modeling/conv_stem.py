@@ -16,6 +16,7 @@ Shapes: B batch, H x W image, D embedding width.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from timm.layers import LayerNorm2d
@@ -32,6 +33,7 @@ def _group_norm_1(channels: int) -> nn.Module:
     return nn.GroupNorm(1, channels, eps=1e-6)
 
 
+StemNorm = Literal["layernorm", "groupnorm"]
 STEM_NORMS: dict[str, Callable[[int], nn.Module]] = {"layernorm": _layer_norm_2d, "groupnorm": _group_norm_1}
 
 

@@ -17,14 +17,18 @@ Shapes: B batch, N = h*w tokens, K kept tokens, D encoder width, E decoder width
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
 from .pos_embed import frozen_table, resize_table
 from .vit_blocks import MAE_LAYER_NORM_EPS, make_blocks, vit_norm
 
-FILLS = ("mask_token", "convstem")
-FILL_INITS = ("torch", "xavier")
+DecoderFill = Literal["mask_token", "convstem"]
+FillInit = Literal["torch", "xavier"]
+FILLS: tuple[str, ...] = get_args(DecoderFill)
+FILL_INITS: tuple[str, ...] = get_args(FillInit)
 MAX_PRETRAINED_DECODERS = 8
 
 
@@ -39,7 +43,7 @@ class MAEDecoder(nn.Module):
         num_heads: int = 16,
         mlp_ratio: float = 4.0,
         pos_grid: int = 50,
-        fill: str = "mask_token",
+        fill: DecoderFill = "mask_token",
         drop_path_rate: float = 0.0,
         norm_eps: float = MAE_LAYER_NORM_EPS,
         fill_init: str = "torch",

@@ -37,21 +37,28 @@ Shapes: B batch, H x W padded image, h x w = H/16 x W/16 token grid, N = h*w, K 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
 from .attention import DEFAULT_BACKENDS, attention_kernels, check_backends
-from .conv_stem import STEM_NORMS, ConvStem
+from .conv_stem import STEM_NORMS, ConvStem, StemNorm
 from .encoder import PartialTokenEncoder
-from .mae_decoder import MAEDecoder
-from .token_sampler import PADDING_ORDERS, padding_free_tokens, sample_tokens
+from .mae_decoder import DecoderFill, FillInit, MAEDecoder
+from .token_sampler import PADDING_ORDERS, PaddingOrder, padding_free_tokens, sample_tokens
 from .vit_blocks import MAE_LAYER_NORM_EPS
-from .vit_pyramid import upsampling_adaptor
+from .vit_pyramid import Norm, upsampling_adaptor
 
-SAMPLINGS = ("random", "window")
-FPN_INPUTS = ("hybrid", "vit")
-C5_POOLS = ("avg", "max")
+# Choice-valued switches are Literal types: the override and spec checks read the allowed values from
+# the constructor's signature (mimdet.overrides), so a misspelt value fails before any run.
+Sampling = Literal["random", "window"]
+FpnInputs = Literal["hybrid", "vit"]
+C5Pool = Literal["avg", "max"]
+SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+FPN_INPUTS: tuple[str, ...] = get_args(FpnInputs)
+C5_POOLS: tuple[str, ...] = get_args(C5Pool)
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
 
 
@@ -86,7 +93,7 @@ class MIMDetBackbone(Backbone):
         mlp_ratio: float = 4.0,
         pos_grid: int = 50,
         drop_path_rate: float = 0.1,
-        sampling: str = "random",
+        sampling: Sampling = "random",
         train_sample_ratio: float = 0.5,
         test_sample_ratio: float = 1.0,
         eval_seed: int = 0,
@@ -94,15 +101,15 @@ class MIMDetBackbone(Backbone):
         num_decoders: int = 4,
         decoder_dim: int = 512,
         decoder_heads: int = 16,
-        decoder_fill: str = "mask_token",
-        decoder_fill_init: str = "torch",
-        fpn_inputs: str = "hybrid",
+        decoder_fill: DecoderFill = "mask_token",
+        decoder_fill_init: FillInit = "torch",
+        fpn_inputs: FpnInputs = "hybrid",
         vit_fpn_blocks: tuple[int, int] | None = None,
-        c5_pool: str = "avg",
-        stem_norm: str = "layernorm",
+        c5_pool: C5Pool = "avg",
+        stem_norm: StemNorm = "layernorm",
         layer_norm_eps: float = MAE_LAYER_NORM_EPS,
-        padding_order: str = "random",
-        norm: str = "SyncBN",
+        padding_order: PaddingOrder = "random",
+        norm: Norm = "SyncBN",
         attention: tuple[str, ...] = DEFAULT_BACKENDS,
         canvas_multiple: int = 0,
     ) -> None:

@@ -21,10 +21,13 @@ Shapes: B batch, N = h*w tokens, K kept tokens.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 
-PADDING_ORDERS = ("random", "tied")
+PaddingOrder = Literal["random", "tied"]
+PADDING_ORDERS: tuple[str, ...] = get_args(PaddingOrder)
 TIED_PADDING_NOISE = 100.0  # the reference code's value: above every uniform draw
 
 

@@ -8,11 +8,16 @@ upsampled maps are the ones with the checkerboard pattern of the paper's Fig. 2.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from detectron2.layers import get_norm
 from torch import nn
 
+# detectron2's get_norm names ("" for none), a Literal so that a misspelt one fails before any run
+Norm = Literal["", "BN", "SyncBN", "FrozenBN", "GN", "nnSyncBN", "naiveSyncBN", "naiveSyncBN_N", "LN"]
 
-def upsampling_adaptor(stride: int, dim: int, norm: str = "SyncBN") -> nn.Module:
+
+def upsampling_adaptor(stride: int, dim: int, norm: Norm = "SyncBN") -> nn.Module:
     """The adaptor from a stride-16 map of width ``dim`` to ``stride`` (4, 8, 16 or 32)."""
     if stride == 4:
         return nn.Sequential(

@@ -1,0 +1,109 @@
+"""The run's checkpoints: detectron2's ``DetectionCheckpointer``, safe against full disks, foreign files and
+checkpoints of another model.
+
+- Saving is atomic (serialized in memory, written to a temporary file, renamed), and so is the
+  ``last_checkpoint`` tag: a full disk or a killed process leaves the previous checkpoint and tag as
+  they were, never a truncated file that a resume or an evaluation would read; a full disk is the
+  ``OSError`` that says so, not torch's opaque "unexpected pos".
+- Reading never runs code from the file and fails in one line (``CheckpointUnreadable``: missing,
+  empty, cut short, not a checkpoint).
+- Loading is strict: a checkpoint that leaves model tensors at their initialisation, brings tensors
+  the model does not have, or has other shapes is a ``CheckpointError`` naming the counts and a few keys,
+  unless ``allow_partial`` (``train.allow_partial_init=True``) asks for detectron2's partial load. MAE
+  pre-training is loaded elsewhere (``mimdet.modeling.checkpoint``), partial by design.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from fvcore.common.checkpoint import _IncompatibleKeys
+from torch import nn
+
+from mimdet.atomic import write_bytes_atomic
+from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file
+
+SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
+
+
+class RunCheckpointer(DetectionCheckpointer):
+    """``DetectionCheckpointer`` with atomic saves, safe reads and strict loads (see the module)."""
+
+    def __init__(
+        self, model: nn.Module, save_dir: str = "", *, allow_partial: bool = False, **checkpointables: Any
+    ) -> None:
+        super().__init__(model, save_dir, **checkpointables)
+        self.allow_partial = allow_partial
+
+    def load(self, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """detectron2's load of a local file; a missing file or one that does not fit is one line."""
+        if path and not os.path.isfile(path):  # detectron2 asserts, in a traceback
+            raise CheckpointUnreadable(f"{path}: no such checkpoint file")
+        try:
+            return super().load(path, *args, **kwargs)
+        except CheckpointError as error:
+            self._parsed_url_during_load = None  # detectron2 resets it only after a good load
+            if isinstance(error, CheckpointUnreadable):
+                raise
+            raise CheckpointError(f"{path} {error}") from None
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """detectron2's checkpoint content, written atomically (see the module)."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict(), **kwargs}
+        data.update((key, obj.state_dict()) for key, obj in self.checkpointables.items())
+        basename = f"{name}.pth"
+        self.logger.info("Saving checkpoint to %s", Path(self.save_dir) / basename)
+        buffer = io.BytesIO()
+        torch.save(data, buffer)
+        write_bytes_atomic(Path(self.save_dir) / basename, buffer.getbuffer())
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        write_bytes_atomic(Path(self.save_dir) / "last_checkpoint", last_filename_basename.encode())
+
+    def _torch_load(self, f: str) -> Any:
+        """The file's content, which must hold a state dict (alone or as ``model``) of tensors only."""
+        loaded = read_torch_file(f)
+        state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointUnreadable(f"{f}: not a model checkpoint (no state dict of tensors in it)")
+        return loaded
+
+    def _load_model(self, checkpoint: Any) -> _IncompatibleKeys:
+        incompatible = super()._load_model(checkpoint)
+        problem = mismatch(incompatible)
+        if problem and not self.allow_partial:
+            raise CheckpointError(
+                f"does not fit the model: {problem} (to load only what fits: train.allow_partial_init=True)"
+            )
+        return incompatible
+
+
+def mismatch(incompatible: _IncompatibleKeys) -> str:
+    """What did not fit, with counts and the first few keys; empty when everything did."""
+    shapes = incompatible.incorrect_shapes
+    reshaped = {key for key, _, _ in shapes}
+    missing = [key for key in incompatible.missing_keys if key not in reshaped]
+    parts = []
+    if shapes:
+        described = [
+            f"{key}: {tuple(ckpt)} in the checkpoint, {tuple(own)} here" for key, ckpt, own in shapes
+        ]
+        parts.append(f"{len(shapes)} tensors of another shape ({_first(described)})")
+    if missing:
+        parts.append(f"{len(missing)} model tensors not in the checkpoint ({_first(missing)})")
+    if incompatible.unexpected_keys:
+        unexpected = incompatible.unexpected_keys
+        parts.append(f"{len(unexpected)} checkpoint tensors the model lacks ({_first(unexpected)})")
+    return ", ".join(parts)
+
+
+def _first(items: list[str]) -> str:
+    return "; ".join(items[:SHOWN_KEYS]) + ("; ..." if len(items) > SHOWN_KEYS else "")
