@@ -15,7 +15,6 @@ checkpoints of another model.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
 
 from mimdet.atomic import write_bytes_atomic
-from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file
+from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file, save_torch_file
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
 
@@ -60,9 +59,7 @@ class RunCheckpointer(DetectionCheckpointer):
         data.update((key, obj.state_dict()) for key, obj in self.checkpointables.items())
         basename = f"{name}.pth"
         self.logger.info("Saving checkpoint to %s", Path(self.save_dir) / basename)
-        buffer = io.BytesIO()
-        torch.save(data, buffer)
-        write_bytes_atomic(Path(self.save_dir) / basename, buffer.getbuffer())
+        save_torch_file(data, Path(self.save_dir) / basename)
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:

@@ -13,6 +13,7 @@ synthetic state dict; ``load_mae_checkpoint`` adds file handling and a report.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mimdet.atomic import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +152,14 @@ def read_torch_file(path: str | Path) -> Any:
             f"{path}: not a readable torch checkpoint ({type(error).__name__}: cut short, corrupt, "
             "or not a file of torch.save)"
         ) from None
+
+
+def save_torch_file(data: Any, path: str | Path) -> None:
+    """``torch.save`` atomically: serialized in memory, then written and renamed (``mimdet.atomic``), so
+    that a full disk fails with the ``OSError`` that says so and leaves no half-written file."""
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def read_state(path: str | Path, kind: str, *, bare: bool = False) -> dict[str, torch.Tensor]:

@@ -17,7 +17,6 @@ config whose model the tensors must fit exactly; ``checkpoint.convert_state`` ma
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,15 @@ import torch
 
 from mimdet.config import build_model, load_config
 
-from .checkpoint import CheckpointError, KeyMap, LoadReport, convert_state, group_keys, read_state
+from .checkpoint import (
+    CheckpointError,
+    KeyMap,
+    LoadReport,
+    convert_state,
+    group_keys,
+    read_state,
+    save_torch_file,
+)
 
 _BOTTOM_UP = "backbone.bottom_up."
 _DETECTOR = tuple((prefix, prefix) for prefix in ("backbone", "proposal_generator", "roi_heads"))
@@ -137,17 +144,8 @@ def convert(src: Path, dst: Path) -> tuple[ReferenceModel, LoadReport]:
             f"tensors: {group_keys(report.missing, KEY_DEPTH, limit=6)} (its keys with no place: "
             f"{group_keys(report.unexpected, KEY_DEPTH, limit=6)})"
         )
-    _save_atomic({"model": converted}, dst)
-    return model, report
-
-
-def _save_atomic(checkpoint: dict[str, dict[str, torch.Tensor]], path: Path) -> None:
-    """torch.save beside ``path``, then rename: an interrupted run leaves no half-written checkpoint."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)  # e.g. released/, as the README writes it
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        save_torch_file({"model": converted}, dst)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: cannot write ({error.strerror})") from None
+        raise CheckpointError(f"{dst}: cannot write ({error.strerror})") from None
+    return model, report
