@@ -157,7 +157,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
     ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    for name in ("sacct", "squeue", "sbatch"):
+    for name in ("scontrol", "sacct", "squeue", "sbatch"):
         (fake / name).write_text(
             "#!/bin/sh\necho 'Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
         )
@@ -181,7 +181,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
         )
         assert result.returncode == 3, result.stderr
         assert result.stderr.strip() == (
-            "sweep: error: SLURM accounting does not answer (sacct: Unable to contact slurm controller"
-            " (connect failure)); nothing was changed, try again later"
+            "sweep: error: the SLURM controller does not answer (scontrol ping: Unable to contact slurm"
+            " controller (connect failure)); nothing was changed, try again later"
         )
     assert store.job(run.run_id) == {"executor": "slurm", "job_id": "12"}
