@@ -5,7 +5,8 @@ as one array that waits for it (``afterok``; ``--kill-on-invalid-dep`` cancels t
 evaluation whose training already failed, was cancelled or was not submitted is left out (``skipped``).
 ``describe`` asks sacct once for all jobs and squeue once for the live ones (why they wait); ``cancel``
 scancels the live ones. Each asks ``scontrol ping`` first: with slurmctld down, accounting still answers
-with states that may no longer hold, and squeue takes 10-20 s to fail, so that is said at once instead. Every job is submitted ``--requeue``: one whose node is lost starts again.
+with states that may no longer hold, and squeue takes 10-20 s to fail, so that is said at once instead.
+Every job is submitted ``--requeue``: one whose node is lost starts again.
 
 Files. Each job's submitit folder (its pickles and logs) is its run's ``runs/<id>/slurm/``. submitit
 names a job's folder by a template holding the job id (``<root>/slurm/<batch>/%j``), and array task ids

@@ -13,7 +13,7 @@ runs again (a training resumes from its last checkpoint); failed ones wait for `
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mimdet.record import RunRecord
@@ -46,6 +46,7 @@ class RunStatus:
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
     record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
+    handle: dict[str, Any] | None = field(default=None, compare=False)  # job.json as read: who started it
 
 
 def collect_states(
@@ -56,10 +57,11 @@ def collect_states(
     live: dict[str, dict[str, dict[str, Any]]] = {}
     by_id: dict[str, RunSpec] = {}
     failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
+    handles: dict[str, dict[str, Any] | None] = {}
     for run in runs:
         by_id[run.run_id] = run
         record, unreadable = store.load_record(run.run_id)
-        handle = store.job(run.run_id)
+        handle = handles[run.run_id] = store.job(run.run_id)
         if unreadable:
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
         elif record is not None:
@@ -76,11 +78,11 @@ def collect_states(
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
         else:
             live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
-    for executor, handles in live.items():
+    for executor, jobs in live.items():
         watcher = watchers.get(executor)
-        found = watcher.describe(handles) if watcher else {}
+        found = watcher.describe(jobs) if watcher else {}
         unknown = JobStatus(RunState.INTERRUPTED, f"its {executor} executor is not available here")
-        for run_id in handles:
+        for run_id in jobs:
             job = found.get(run_id, unknown)
             if run_id in failed:  # a requeued job (preempted, node lost) runs again despite the record
                 earlier = failed[run_id]
@@ -93,7 +95,7 @@ def collect_states(
             state = RunState.FAILED if job.state == RunState.COMPLETED else job.state  # ended, no record
             detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)
             statuses[run_id] = RunStatus(by_id[run_id], state, detail)
-    return statuses
+    return {run_id: replace(status, handle=handles[run_id]) for run_id, status in statuses.items()}
 
 
 def _ended_detail(store: Store, run_id: str, state: RunState, how: str) -> str:

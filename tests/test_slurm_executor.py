@@ -518,3 +518,44 @@ def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
     finally:
         restore_node()
     assert executor.states(handles)[run.run_id] == RunState.RUNNING  # the job lived on meanwhile
+
+
+def test_two_sweep_runs_at_once_submit_each_run_once(store: Store, micro_data: Path, tmp_path: Path) -> None:
+    """Two ``sweep run --executor slurm`` of one spec on one store, started together: one sbatch for the
+    training and one for its evaluations in all; each run is one job, trains or evaluates once."""
+    real = shutil.which("sbatch")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/sbatch_calls\nexec {real} "$@"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    settings = {**micro_settings(micro_data), "train.max_iter": 4}
+    spec = tmp_path / "twice.yaml"
+    spec.write_text(
+        "name: twice\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
+        + yaml.safe_dump({"overrides": settings})
+        + "train:\n  axes:\n    train.seed: [1]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
+        + f"eval:\n  axes:\n    {RATIO}: [0.5, 1.0]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(store.root)]
+    both = [
+        subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert len((tmp_path / "sbatch_calls").read_text().splitlines()) == 2, outputs
+
+    runs = expand(load_spec(spec)).runs
+    handles = {run.run_id: store.job(run.run_id) for run in runs}
+    assert all(handle is not None for handle in handles.values())
+    for run in runs:  # one job per run: submitit wrote one submission into its folder
+        assert len(list((store.run_dir(run.run_id) / "slurm").glob("*_submitted.pkl"))) == 1, run.run_id
+    states = SlurmExecutor(store, poll_s=1).wait(handles, timeout_s=SWEEP_TIMEOUT_S)  # type: ignore[arg-type]
+    assert set(states.values()) == {RunState.COMPLETED}, states
+    (trained,) = [run for run in runs if run.stage == "train"]
+    assert starts_of_training(store.run_dir(trained.run_id) / "log.txt") == [0]
