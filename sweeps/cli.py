@@ -111,7 +111,8 @@ def _missing_checkpoint(spec: SweepSpec) -> SpecError | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .engine import archive_previous, decide, run_locally, statuses
+    from .engine import claimed, decide, run_locally, statuses
+    from .local import Interrupted
     from .runs import RunState
 
     spec, plan, store = _load(args)
@@ -134,17 +135,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     missing = _missing_checkpoint(spec)
     if missing:
         raise missing
-    archive_previous(store, decision.start)
     if executor == "slurm":
         from .slurm import SlurmExecutor
 
         slurm = SlurmExecutor(store)
-        handles = slurm.submit(decision.start)
+        with claimed(store, decision, decision.start, console.print) as mine:
+            handles = slurm.submit(mine)
+        if others := len(decision.start) - len(mine):
+            console.print(f"left alone: {others} runs another sweep run submitted meanwhile")
         for run_id, reason in slurm.skipped.items():
             console.print(f"not submitted: {run_id}: {reason}")
         console.print(f"submitted {len(handles)} runs; follow them with: sweep status {args.spec} --watch")
         return 0
-    final = run_locally(store, plan.runs, decision, args.max_parallel, console.print)
+    try:
+        final = run_locally(store, plan.runs, decision, args.max_parallel, console.print)
+    except Interrupted as stop:
+        what = ", ".join(f"{run.stage} {run.run_id}" for run in stop.stopped)
+        stopped = f"stopped {what}; they resume" if what else "none of its runs was running; the rest start"
+        console.print(f"interrupted: {stopped} with: sweep run {args.spec}")
+        return 130
     failed = [run_id for run_id, state in final.items() if state != RunState.COMPLETED]
     console.print(
         f"{len(final) - len(failed)} of {len(final)} runs completed" + (f"; not: {failed}" if failed else "")
@@ -348,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except ExecutorUnavailable as error:
         print(f"sweep: error: {error}; nothing was changed, try again later", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # before anything started (``sweep run`` says what it stopped itself)
+        print("sweep: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,14 +4,22 @@ A run is started when it is new or was interrupted (killed, its node lost: see `
 cancelled and ``--retry-failed`` is given (its old record and handle are kept beside as ``*.prev``); a
 training started again resumes from its checkpoints. Completed runs are skipped; queued and running ones
 are never submitted twice, whichever process submitted them.
+
+Two ``sweep run``s of one store (a team's, on a shared file system) decide from the same files at the same
+time, so deciding is not enough: each run is started under its lock (``claimed``), by whoever checks its
+state again first; the other finds it started and waits for it (locally) or leaves it (SLURM).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
+
+from filelock import Timeout
 
 from .local import LocalExecutor
 from .runs import RunSpec, RunState
@@ -27,6 +35,8 @@ class Decision:
 
     start: list[RunSpec]
     skipped: dict[str, str]  # run id -> reason
+    seen: Mapping[str, RunStatus]  # what it was decided from: a run whose job changed since is not ours
+    retry_failed: bool
 
 
 def watchers(store: Store) -> dict[str, JobWatcher]:
@@ -47,17 +57,65 @@ def statuses(store: Store, runs: list[RunSpec]) -> dict[str, RunStatus]:
     return collect_states(store, runs, watchers(store))
 
 
-def decide(runs: list[RunSpec], states: Mapping[str, RunStatus], retry_failed: bool) -> Decision:
-    """Which runs to start: new and interrupted ones, and failed/cancelled ones when retrying."""
-    start, skipped = [], {}
+def startable(state: RunState, retry_failed: bool) -> bool:
+    """New and interrupted runs start; failed and cancelled ones when retrying."""
     retryable = (RunState.FAILED, RunState.CANCELLED)
+    return state in (RunState.NEW, RunState.INTERRUPTED) or (retry_failed and state in retryable)
+
+
+def decide(runs: list[RunSpec], states: Mapping[str, RunStatus], retry_failed: bool) -> Decision:
+    """Which runs to start, and why the others are left alone."""
+    start, skipped = [], {}
     for run in runs:
         state = states[run.run_id].state
-        if state in (RunState.NEW, RunState.INTERRUPTED) or (retry_failed and state in retryable):
+        if startable(state, retry_failed):
             start.append(run)
         else:
             skipped[run.run_id] = state.value
-    return Decision(start, skipped)
+    return Decision(start, skipped, states, retry_failed)
+
+
+@contextmanager
+def claimed(
+    store: Store, decision: Decision, runs: list[RunSpec], report: Callable[[str], None]
+) -> Iterator[list[RunSpec]]:
+    """Hold the locks of these runs and yield those still to start, their old record and handle set aside.
+
+    Under the lock a run's state is read again: one that another ``sweep run`` started (or finished) since
+    the decision, its job handle changed, is left to it. Locks are taken in one order (two sweeps never
+    wait on each other) and only while runs are started or submitted, never while they run. They are
+    ``flock``s: the kernel drops one when its holder dies (on NFS, the server when the holder's lease
+    ends), so a killed ``sweep run`` leaves none behind; a running job is known by its handle instead.
+    """
+    with ExitStack() as held:
+        _allow_open_files(len(runs))
+        for run in sorted(runs, key=lambda run: run.run_id):
+            lock = store.lock(run.run_id)
+            try:
+                lock.acquire(blocking=False)
+            except Timeout:
+                report(f"waiting for another sweep run, which is starting {run.stage} {run.run_id}")
+                lock.acquire()
+            held.callback(lock.release)
+        now = statuses(store, runs)
+        mine = [
+            run
+            for run in runs
+            if startable(now[run.run_id].state, decision.retry_failed)
+            and now[run.run_id].handle == decision.seen[run.run_id].handle
+        ]
+        archive_previous(store, mine)
+        yield mine
+
+
+def _allow_open_files(locks: int) -> None:
+    """Room for one open file per lock held (a big SLURM submission) above the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = locks + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
 
 
 def archive_previous(store: Store, runs: list[RunSpec]) -> None:
@@ -73,12 +131,16 @@ def archive_previous(store: Store, runs: list[RunSpec]) -> None:
 def run_locally(
     store: Store, runs: list[RunSpec], decision: Decision, max_parallel: int, report: Callable[[str], None]
 ) -> dict[str, RunState]:
-    """Start the decided runs here and wait for them; evaluations wait for their trainings."""
+    """Start the decided runs here and wait for them (and for those another sweep run started first);
+    evaluations wait for their trainings."""
     by_id = {run.run_id: run for run in runs}
 
     def state_of(run_id: str) -> RunState:
         return statuses(store, [by_id[run_id]])[run_id].state
 
+    def claim(todo: list[RunSpec]) -> AbstractContextManager[list[RunSpec]]:
+        return claimed(store, decision, todo, report)
+
     executor = LocalExecutor(store, max_parallel=max_parallel, report=report)
     ordered = sorted(decision.start, key=lambda run: run.stage != "train")
-    return executor.run(ordered, state_of)
+    return executor.run(ordered, state_of, claim)

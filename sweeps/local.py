@@ -5,6 +5,8 @@ in the run's folder and its pid in ``job.json``; an evaluation starts once its t
 Because the handle is on disk, a second ``sweep run`` (or ``sweep status``) recognises runs that an
 earlier, killed ``sweep run`` left running, and waits for them instead of starting them again. When a
 child ends, its exit code joins the handle: killed by a signal (interrupted) is told from gave up (failed).
+Ctrl-C of ``sweep run`` stops the children it started that way (SIGTERM): they are interrupted, and the
+next plain ``sweep run`` resumes them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from .state import JobStatus
 from .store import Store
 
 POLL_S = 1.0
+STOP_WAIT_S = 30.0  # for a run stopped by Ctrl-C to end on SIGTERM, before SIGKILL
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -72,37 +76,45 @@ class LocalExecutor:
         cancelled = 0
         for run_id, handle in handles.items():
             if self.states({run_id: handle})[run_id] == RunState.RUNNING and handle.get("host") == self.host:
-                try:
-                    os.killpg(int(handle["pid"]), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                _signal_group(int(handle["pid"]), signal.SIGTERM)
             self.store.write_job(run_id, {**handle, "cancelled": True})
             cancelled += 1
         return cancelled
 
-    def run(self, todo: list[RunSpec], state_of: Callable[[str], RunState]) -> dict[str, RunState]:
+    def run(
+        self,
+        todo: list[RunSpec],
+        state_of: Callable[[str], RunState],
+        claim: Callable[[list[RunSpec]], AbstractContextManager[list[RunSpec]]],
+    ) -> dict[str, RunState]:
         """Run ``todo`` (trainings before their evaluations) and wait; returns the final states.
 
-        ``state_of`` gives the current state of any run (a parent may be outside ``todo``).
+        ``state_of`` gives the current state of any run (a parent may be outside ``todo``); ``claim`` holds
+        a run's lock and yields it if it is still ours to start, else another ``sweep run`` started it and
+        it is waited for like our own. Ctrl-C stops the runs started here: ``Interrupted``.
         """
         pending = list(todo)
         children: dict[str, tuple[RunSpec, subprocess.Popen[bytes], float]] = {}
+        others: dict[str, tuple[RunSpec, float]] = {}  # started by another sweep run
         done: dict[str, RunState] = {}
         total = len(todo)
         try:
-            while pending or children:
+            while pending or children or others:
                 for run_id, (run, process, started) in list(children.items()):
                     if (returncode := process.poll()) is not None:
                         del children[run_id]
-                        self.store.write_job(
-                            run_id, {**(self.store.job(run_id) or {}), "returncode": returncode}
-                        )
+                        self._note_exit(run_id, returncode)
                         done[run_id] = state_of(run_id)
                         self._announce_end(run, done[run_id], time.monotonic() - started, len(done), total)
+                for run_id, (run, started) in list(others.items()):
+                    if (state := state_of(run_id)).finished:
+                        del others[run_id]
+                        done[run_id] = state
+                        self._announce_end(run, state, time.monotonic() - started, len(done), total)
                 for run in list(pending):
                     if len(children) >= self.max_parallel:
                         break
-                    parent_state = self._parent_state(run, done, state_of)
+                    parent_state = self._parent_state(run, pending, done, state_of)
                     if parent_state in (RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED):
                         pending.remove(run)
                         done[run.run_id] = RunState.NEW
@@ -111,24 +123,53 @@ class LocalExecutor:
                         )
                     elif parent_state in (None, RunState.COMPLETED):
                         pending.remove(run)
-                        children[run.run_id] = (run, self._start(run), time.monotonic())
-                        self.report(f"start {run.stage} {run.run_id} {_cell(run)} ({len(children)} running)")
-                if pending or children:
+                        what = f"{run.stage} {run.run_id} {_cell(run)}"
+                        with claim([run]) as mine:
+                            if mine:
+                                children[run.run_id] = (run, self._start(run), time.monotonic())
+                                self.report(f"start {what} ({len(children)} running)")
+                            else:
+                                others[run.run_id] = (run, time.monotonic())
+                                self.report(f"wait for {what}: another sweep run started it")
+                if pending or children or others:
                     time.sleep(POLL_S)
         except KeyboardInterrupt:
-            for run_id, (_run, process, _started) in children.items():
-                os.killpg(process.pid, signal.SIGTERM)
-                handle = self.store.job(run_id) or {}
-                self.store.write_job(run_id, {**handle, "cancelled": True})
-            raise
+            raise Interrupted(self._stop(children)) from None
         return done
 
+    def _stop(self, children: dict[str, tuple[RunSpec, subprocess.Popen[bytes], float]]) -> list[RunSpec]:
+        """SIGTERM the runs started here and wait for them (SIGKILL after ``STOP_WAIT_S``): each ends killed
+        by a signal, so it reads as interrupted and a plain ``sweep run`` resumes it from its checkpoint."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C would leave them unrecorded
+        for _run, process, _started in children.values():
+            _signal_group(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for run_id, (_run, process, _started) in children.items():
+            try:
+                returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                returncode = process.wait()
+            self._note_exit(run_id, returncode)
+        return [run for run, _process, _started in children.values()]
+
+    def _note_exit(self, run_id: str, returncode: int) -> None:
+        """The exit code joins the handle: killed by a signal (interrupted) is told from gave up (failed)."""
+        self.store.write_job(run_id, {**(self.store.job(run_id) or {}), "returncode": returncode})
+
     def _parent_state(
-        self, run: RunSpec, done: dict[str, RunState], state_of: Callable[[str], RunState]
+        self,
+        run: RunSpec,
+        pending: list[RunSpec],
+        done: dict[str, RunState],
+        state_of: Callable[[str], RunState],
     ) -> RunState | None:
-        """None for a training; else its training's state (a training not yet started counts as queued)."""
+        """None for a training; else its training's state (one not yet started counts as queued: when
+        retried, its old failure is only set aside as it starts)."""
         if run.parent is None:
             return None
+        if any(other.run_id == run.parent for other in pending):
+            return RunState.QUEUED
         state = done.get(run.parent) or state_of(run.parent)
         return RunState.QUEUED if state == RunState.NEW else state
 
@@ -172,6 +213,21 @@ class LocalExecutor:
             summary = f": {record.error}"
         what = f"{state.value} {run.stage} {run.run_id} {_cell(run)}"
         self.report(f"[{finished}/{total}] {what} in {seconds:.0f} s{summary}")
+
+
+class Interrupted(Exception):
+    """Ctrl-C of ``sweep run``: the runs it had started were stopped, and will resume."""
+
+    def __init__(self, stopped: list[RunSpec]) -> None:
+        super().__init__(f"stopped {len(stopped)} runs")
+        self.stopped = stopped
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:  # it ended meanwhile
+        pass
 
 
 def _ended(returncode: int | None) -> JobStatus:

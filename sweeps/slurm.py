@@ -4,7 +4,9 @@
 as one array that waits for it (``afterok``; ``--kill-on-invalid-dep`` cancels them if it fails). An
 evaluation whose training already failed, was cancelled or was not submitted is left out (``skipped``).
 ``describe`` asks sacct once for all jobs and squeue once for the live ones (why they wait); ``cancel``
-scancels the live ones. Every job is submitted ``--requeue``: one whose node is lost starts again.
+scancels the live ones. Each asks ``scontrol ping`` first: with slurmctld down, accounting still answers
+with states that may no longer hold, and squeue takes 10-20 s to fail, so that is said at once instead.
+Every job is submitted ``--requeue``: one whose node is lost starts again.
 
 Files. Each job's submitit folder (its pickles and logs) is its run's ``runs/<id>/slurm/``. submitit
 names a job's folder by a template holding the job id (``<root>/slurm/<batch>/%j``), and array task ids
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -134,6 +137,7 @@ class SlurmExecutor:
     def submit(self, runs: list[RunSpec]) -> dict[str, dict[str, Any]]:
         """Submit these runs (the caller chose them); returns the handles of those now in SLURM."""
         self.skipped = {}
+        _ping_controller()
         handles = self._already_submitted(runs)
         todo = [run for run in runs if run.run_id not in handles]
         for batch in _grouped([run for run in todo if run.stage == "train"], _key):
@@ -291,6 +295,7 @@ class SlurmExecutor:
         if not job_ids:
             return {}
         bases = sorted({job_id.split("_")[0] for job_id in job_ids.values()})
+        _ping_controller()  # accounting answers without it, with states that may no longer be true
         starts = _sacct_starts(bases)
         live = _squeue_jobs(bases)
         found = {}
@@ -334,8 +339,7 @@ class SlurmExecutor:
         states = self.states(handles)
         live = {run_id: handle for run_id, handle in handles.items() if states[run_id].active}
         if live:
-            job_ids = [str(handle["job_id"]) for handle in live.values()]
-            _retrying("scancel", lambda: _slurm(["scancel", *job_ids]))
+            _ask("scancel", ["scancel", *(str(handle["job_id"]) for handle in live.values())])
             for run_id, handle in live.items():
                 self.store.write_job(run_id, {**handle, "cancelled": True})
         return len(live)
@@ -475,9 +479,35 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     }  # "CANCELLED by 0"
 
 
+def _ping_controller() -> None:
+    """``ExecutorUnavailable`` at once if slurmctld is down: ``scontrol ping`` says so in milliseconds,
+    where squeue and scancel retry for 10 to 20 s and sbatch for minutes before they give up."""
+    if shutil.which("scontrol") is None:  # a client without it: squeue and sacct will tell
+        return
+    try:
+        _slurm(["scontrol", "ping"])
+    except subprocess.CalledProcessError as error:  # "Slurmctld(primary) at HOST is DOWN", on stdout
+        said = next((line.strip() for line in error.stdout.splitlines() if " is " in line), _why(error))
+        raise _controller_down(f"scontrol ping: {said}") from None
+    except subprocess.TimeoutExpired as error:
+        raise _controller_down(_why(error)) from None
+
+
+def _controller_down(why: str) -> ExecutorUnavailable:
+    return ExecutorUnavailable(f"the SLURM controller does not answer ({why})")
+
+
 def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
-    """State and pending reason of the live ones among these jobs (squeue fails when none is live)."""
+    """State and pending reason of the live ones among these jobs (squeue fails when none is live, and
+    when the controller is down: then states from accounting alone could be stale, so nothing is told)."""
     command = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    rows = _rows_by_job(proc.stdout.splitlines())
+    try:
+        out = _slurm(command)
+    except subprocess.CalledProcessError as error:
+        if "Invalid job id" not in (error.stderr or ""):
+            raise _controller_down(f"squeue: {_why(error)}") from None
+        out = error.stdout or ""
+    except subprocess.TimeoutExpired as error:
+        raise _controller_down(_why(error)) from None
+    rows = _rows_by_job(out.splitlines())
     return {job_id: (fields[-1][0], "|".join(fields[-1][1:])) for job_id, fields in rows.items()}

@@ -1,18 +1,19 @@
 """The state of every run of a plan, read from the store and asked of the executors that hold its jobs.
 
 Order of evidence: a readable ``record.json`` decides (completed or failed, as the run wrote it), unless a
-failed run's job is queued or running again (requeued after a preemption or a lost node); else the job
-handle: none means new, a cancelled mark means cancelled, else the executor reports the job — queued
-or running, or ended without a record: *failed* when the run itself gave up (a non-zero exit, out of
-memory), *interrupted* when something outside cut it off (killed by a signal, its node lost, its time
-limit reached for good). A plain ``sweep run`` starts interrupted runs again (a training resumes from its
-last checkpoint); failed ones wait for ``--retry-failed``.
+failed run's job is queued or running again (requeued after a preemption or a lost node) or was cancelled
+(a training fails as a cancel stops it, on its killed DataLoader workers: the cancel is what happened, as
+the scheduler's accounting says); else the job handle: none means new, a cancelled mark means cancelled,
+else the executor reports the job — queued or running, or ended without a record: *failed* when the run
+itself gave up (a non-zero exit, out of memory), *interrupted* when something outside cut it off (killed
+by a signal, its node lost, its time limit reached for good). A plain ``sweep run`` starts interrupted
+runs again (a training resumes from its last checkpoint); failed ones wait for ``--retry-failed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mimdet.record import RunRecord
@@ -45,6 +46,7 @@ class RunStatus:
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
     record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
+    handle: dict[str, Any] | None = field(default=None, compare=False)  # job.json as read: who started it
 
 
 def collect_states(
@@ -55,16 +57,19 @@ def collect_states(
     live: dict[str, dict[str, dict[str, Any]]] = {}
     by_id: dict[str, RunSpec] = {}
     failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
+    handles: dict[str, dict[str, Any] | None] = {}
     for run in runs:
         by_id[run.run_id] = run
         record, unreadable = store.load_record(run.run_id)
-        handle = store.job(run.run_id)
+        handle = handles[run.run_id] = store.job(run.run_id)
         if unreadable:
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
         elif record is not None:
             state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
             statuses[run.run_id] = RunStatus(run, state, record.error or "", record)
-            if state == RunState.FAILED and handle is not None and not handle.get("cancelled"):
+            if state == RunState.FAILED and handle is not None and handle.get("cancelled"):
+                statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled", record)
+            elif state == RunState.FAILED and handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
         elif handle is None:
@@ -73,22 +78,24 @@ def collect_states(
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
         else:
             live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
-    for executor, handles in live.items():
+    for executor, jobs in live.items():
         watcher = watchers.get(executor)
-        found = watcher.describe(handles) if watcher else {}
+        found = watcher.describe(jobs) if watcher else {}
         unknown = JobStatus(RunState.INTERRUPTED, f"its {executor} executor is not available here")
-        for run_id in handles:
+        for run_id in jobs:
             job = found.get(run_id, unknown)
             if run_id in failed:  # a requeued job (preempted, node lost) runs again despite the record
+                earlier = failed[run_id]
                 if job.state.active:
-                    earlier = failed[run_id]
                     detail = f"{job.detail}; earlier: {earlier.detail}"
                     statuses[run_id] = RunStatus(by_id[run_id], job.state, detail, earlier.record)
+                elif job.state == RunState.CANCELLED:
+                    statuses[run_id] = RunStatus(by_id[run_id], job.state, job.detail, earlier.record)
                 continue
             state = RunState.FAILED if job.state == RunState.COMPLETED else job.state  # ended, no record
             detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)
             statuses[run_id] = RunStatus(by_id[run_id], state, detail)
-    return statuses
+    return {run_id: replace(status, handle=handles[run_id]) for run_id, status in statuses.items()}
 
 
 def _ended_detail(store: Store, run_id: str, state: RunState, how: str) -> str:

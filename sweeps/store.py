@@ -2,8 +2,8 @@
 
 A run's folder holds ``run.json`` (its ``RunSpec``, written before it starts), the run's own output
 (``record.json``, ``log.txt``, ``config.yaml``, checkpoints), ``job.json`` (the executor's handle: which
-process or SLURM job runs it) and the job's logs. State is read from these files, so any process — a
-re-run of ``sweep run``, ``sweep status`` on another login node — sees the same thing.
+process or SLURM job runs it), the job's logs and ``run.lock``. State is read from these files, so any
+process — a re-run of ``sweep run``, ``sweep status`` on another login node — sees the same thing.
 
 The root comes from ``--root``, else ``$MIMDET_RESULTS``, else the spec, else ``./results``.
 """
@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from mimdet.atomic import write_json_atomic
 from mimdet.record import RecordError, RunRecord, read_record
@@ -61,6 +63,11 @@ class Store:
             return read_record(path), None
         except RecordError as error:
             return None, str(error)
+
+    def lock(self, run_id: str) -> FileLock:
+        """The run's lock: held while a ``sweep run`` decides to start it and starts it (``claimed``)."""
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return FileLock(self.run_dir(run_id) / "run.lock")
 
     def job(self, run_id: str) -> dict[str, Any] | None:
         """The executor's handle of the run's latest job."""

@@ -177,8 +177,29 @@ def lose_node(cluster: SlurmCluster) -> None:
             pass
 
 
+def stop_controller(cluster: SlurmCluster, timeout_s: float = 30) -> None:
+    """Stop slurmctld alone (SIGTERM, as an admin or a crash would leave it): slurmd, accounting and the
+    jobs go on; ``restore_node`` starts it again, and it takes its jobs back from its saved state."""
+    pid = int((cluster.base / "run" / "slurmctld.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            pytest.fail(f"slurmctld (pid {pid}) still runs {timeout_s:.0f} s after SIGTERM")
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie has exited: PID 1 here reaps lazily)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def restore_node() -> None:
-    """Start slurmd again (start-slurm.sh); with ``ReturnToService=2`` the DOWN node takes jobs again."""
+    """Start what is down again (start-slurm.sh): slurmd, and with ``ReturnToService=2`` the DOWN node
+    takes jobs again; or slurmctld."""
     rc, output = _run_script("start-slurm.sh", START_TIMEOUT_S)
     if rc != 0:
         pytest.fail(f"scripts/slurm/start-slurm.sh could not bring the node back:\n{_tail(output)}")

@@ -35,7 +35,7 @@ from sweeps.spec import load_spec
 from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store, read_json, write_json_atomic
 from tests.micro import micro_dataset, micro_overrides, micro_settings
-from tests.slurm_cluster import SlurmCluster, lose_node, poll_sacct, restore_node
+from tests.slurm_cluster import SlurmCluster, lose_node, poll_sacct, restore_node, stop_controller
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -456,3 +456,106 @@ def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
     assert handles[flaky.run_id]["job_id"] != timed_out
     assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id]["job_id"]]
     assert executor.cancel(handles) == 1
+
+
+@pytest.mark.parametrize("how", ["sweep cancel", "scancel from outside"])
+def test_a_cancelled_training_is_cancelled_not_failed(store: Store, micro_data: Path, how: str) -> None:
+    """scancel SIGTERMs every process of the job: the DataLoader workers die, the training fails on them
+    and writes a failed record before SLURM kills it; the run is what accounting says, cancelled."""
+    run = training(micro_data, "cancelled", "train.max_iter=2000", "dataloader.train.num_workers=1")
+    executor = SlurmExecutor(store, poll_s=0.5)
+    handles = executor.submit([run])
+    log = store.run_dir(run.run_id) / "log.txt"
+    wait_for(lambda: log.exists() and "Starting training" in log.read_text(), "training started", 90)
+    if how == "sweep cancel":
+        assert executor.cancel(handles) == 1
+    else:
+        subprocess.run(["scancel", handles[run.run_id]["job_id"]], check=True, timeout=30)
+    assert executor.wait(handles, timeout_s=60) == {run.run_id: RunState.CANCELLED}
+    wait_for(lambda: store.record(run.run_id) is not None, "the record the stopped training wrote", 30)
+    assert "DataLoader worker" in (store.record(run.run_id).error or "")  # type: ignore[union-attr]
+    status = collect_states(store, [run], {"slurm": executor})[run.run_id]
+    assert status.state == RunState.CANCELLED, status
+    assert "DataLoader" not in status.detail and "CANCELLED" in status.detail.upper(), status.detail
+
+
+def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
+    store: Store, micro_data: Path, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """slurmctld down, accounting up: sacct would still list the job as it last knew it; ``sweep status``
+    and ``sweep cancel`` say in one line that the controller does not answer (exit 3), at once."""
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld again needs root")
+    settings = {**micro_settings(micro_data), "train.max_iter": 2000}
+    spec = tmp_path / "down.yaml"
+    spec.write_text(
+        "name: down\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
+        + yaml.safe_dump({"overrides": settings})
+        + "train:\n  axes:\n    train.seed: [1]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 60}\n"
+    )
+    (run,) = expand(load_spec(spec)).runs
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([run])
+    wait_for(lambda: executor.states(handles)[run.run_id] == RunState.RUNNING, "training running", 60)
+    stop_controller(slurm_cluster)
+    try:
+        for command in ("status", "cancel"):
+            started = time.monotonic()
+            result = subprocess.run(
+                [sys.executable, "-m", "sweeps.cli", command, str(spec), "--root", str(store.root)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=REPO,
+            )
+            assert result.returncode == 3, result.stdout + result.stderr
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith("sweep: error: the SLURM controller does not answer (scontrol ping: ")
+            assert line.endswith(" is DOWN); nothing was changed, try again later"), line
+            assert time.monotonic() - started < 20, command  # python and torch's import take most of it
+        assert store.job(run.run_id) == handles[run.run_id]
+    finally:
+        restore_node()
+    assert executor.states(handles)[run.run_id] == RunState.RUNNING  # the job lived on meanwhile
+
+
+def test_two_sweep_runs_at_once_submit_each_run_once(store: Store, micro_data: Path, tmp_path: Path) -> None:
+    """Two ``sweep run --executor slurm`` of one spec on one store, started together: one sbatch for the
+    training and one for its evaluations in all; each run is one job, trains or evaluates once."""
+    real = shutil.which("sbatch")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/sbatch_calls\nexec {real} "$@"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    settings = {**micro_settings(micro_data), "train.max_iter": 4}
+    spec = tmp_path / "twice.yaml"
+    spec.write_text(
+        "name: twice\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
+        + yaml.safe_dump({"overrides": settings})
+        + "train:\n  axes:\n    train.seed: [1]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
+        + f"eval:\n  axes:\n    {RATIO}: [0.5, 1.0]\n"
+        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(store.root)]
+    both = [
+        subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert len((tmp_path / "sbatch_calls").read_text().splitlines()) == 2, outputs
+
+    runs = expand(load_spec(spec)).runs
+    handles = {run.run_id: store.job(run.run_id) for run in runs}
+    assert all(handle is not None for handle in handles.values())
+    for run in runs:  # one job per run: submitit wrote one submission into its folder
+        assert len(list((store.run_dir(run.run_id) / "slurm").glob("*_submitted.pkl"))) == 1, run.run_id
+    states = SlurmExecutor(store, poll_s=1).wait(handles, timeout_s=SWEEP_TIMEOUT_S)  # type: ignore[arg-type]
+    assert set(states.values()) == {RunState.COMPLETED}, states
+    (trained,) = [run for run in runs if run.stage == "train"]
+    assert starts_of_training(store.run_dir(trained.run_id) / "log.txt") == [0]

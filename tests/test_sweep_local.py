@@ -206,6 +206,65 @@ def test_a_killed_training_is_interrupted_and_a_plain_rerun_resumes_it(data: Pat
     assert not list(root.glob("runs/*/record.json.*.prev"))  # the killed run had written none
 
 
+def test_two_sweep_runs_on_one_store_run_each_training_and_evaluation_once(
+    data: Path, tmp_path: Path
+) -> None:
+    """A team's shared store: two ``sweep run``s of one spec, started together, share the work: each run is
+    started once (under its lock, by whichever checks its state first) and the other waits for it."""
+    spec = tmp_path / "micro.yaml"
+    spec.write_text(spec_text(data))
+    root = tmp_path / "results"
+    both = [start_sweep_run(spec, root), start_sweep_run(spec, root)]
+    outputs = [process.communicate(timeout=600)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    for output in outputs:  # what each waited for (the later one may see a run started already) completed
+        assert re.search(r"^(\d) of \1 runs completed$", output, re.MULTILINE), output
+    assert sum(output.count("\nstart ") for output in outputs) == 5, outputs
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted(r.stage for r in records) == ["eval"] * 3 + ["train"] * 2
+    assert all(r.status == "completed" for r in records)
+    for record in records:
+        log = (Path(record.output_dir) / "log.txt").read_text()
+        started = "Starting training from iteration" if record.stage == "train" else "Start inference on"
+        assert log.count(started) == 1, (record.stage, record.run_id)
+    assert not list(root.glob("runs/*/*.prev"))
+
+
+def test_ctrl_c_interrupts_in_one_line_and_a_plain_rerun_resumes(data: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) of ``sweep run`` is the user's interruption: no traceback, one line naming what was
+    stopped, the training left *interrupted* (not cancelled), and a plain re-run resumes it."""
+    spec = tmp_path / "long.yaml"
+    spec.write_text(spec_text(data, iterations=40, train_ratios="[1.0]"))
+    root = tmp_path / "results"
+    first = start_sweep_run(spec, root)
+    wait_for_file(root, "runs/*/last_checkpoint", first)
+    first.send_signal(signal.SIGINT)
+    output, _ = first.communicate(timeout=120)
+    (handle_path,) = root.glob("runs/*/job.json")
+    training = handle_path.parent.name
+    assert first.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    assert (
+        output.splitlines()[-1]
+        == f"interrupted: stopped train {training}; they resume with: sweep run {spec}"
+    )
+    status = sweep("status", str(spec), "--root", str(root))
+    assert "1 interrupted" in status.stdout and "SIGTERM" in status.stdout, status.stdout
+
+    second = sweep("run", str(spec), "--root", str(root))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.stdout.startswith(f"{spec}: 2 to start on local"), second.stdout[:300]
+    starts = re.findall(
+        r"Starting training from iteration (\d+)", (handle_path.parent / "log.txt").read_text()
+    )
+    assert len(starts) == 2 and starts[0] == "0" and int(starts[1]) > 0, starts
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted(r.stage for r in records) == ["eval", "train"] and all(
+        r.status == "completed" for r in records
+    )
+    assert next(r for r in records if r.stage == "train").iterations == 40
+
+
 def test_bad_spec_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
     spec = tmp_path / "bad.yaml"
     lines = ["name: bad", "base_config: experiments/tiny_mimdet.py", "train:", "  axes:"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import Timeout
 
 from mimdet.record import write_record
 from sweeps.engine import decide
@@ -157,7 +158,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
     ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    for name in ("sacct", "squeue", "sbatch"):
+    for name in ("scontrol", "sacct", "squeue", "sbatch"):
         (fake / name).write_text(
             "#!/bin/sh\necho 'Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
         )
@@ -181,7 +182,34 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
         )
         assert result.returncode == 3, result.stderr
         assert result.stderr.strip() == (
-            "sweep: error: SLURM accounting does not answer (sacct: Unable to contact slurm controller"
-            " (connect failure)); nothing was changed, try again later"
+            "sweep: error: the SLURM controller does not answer (scontrol ping: Unable to contact slurm"
+            " controller (connect failure)); nothing was changed, try again later"
         )
     assert store.job(run.run_id) == {"executor": "slurm", "job_id": "12"}
+
+
+def test_a_run_lock_holds_while_its_holder_lives_and_dies_with_it(store: Store) -> None:
+    """A killed ``sweep run`` leaves no lock behind: a run's lock is a flock, the kernel's, dropped with
+    the process that held it (SIGKILL included); while that process lives, nobody else gets it."""
+    store.run_dir("a").mkdir(parents=True)
+    hold = f"from filelock import FileLock; lock = FileLock({str(store.run_dir('a') / 'run.lock')!r})"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"{hold}; lock.acquire(); import time; print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(Timeout):
+            store.lock("a").acquire(timeout=0.5)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    lock = store.lock("a")
+    lock.acquire(timeout=5)
+    lock.release()
