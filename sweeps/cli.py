@@ -88,12 +88,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     console.print(table)
     todo = [r for r in plan.runs if found[r.run_id].state == RunState.NEW]
+    peak = cost.peak_memory_gb
     console.print(
         f"store {store.root}: {len(plan.runs) - len(todo)} of {len(plan.runs)} runs exist; "
-        f"estimated {cost.total_gpu_hours:.1f} GPU-hours for all, peak memory "
-        f"{cost.peak_memory_gb:.1f} G at batch 1"
-        if cost.peak_memory_gb is not None
-        else "peak memory unknown"
+        f"estimated {cost.total_gpu_hours:.1f} GPU-hours for all, "
+        + (f"peak memory {peak:.1f} G at batch 1" if peak is not None else "peak memory unknown")
     )
     return 0
 
