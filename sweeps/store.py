@@ -20,14 +20,22 @@ from mimdet.atomic import write_json_atomic
 from mimdet.record import RecordError, RunRecord, read_record
 
 from .runs import RunSpec
+from .safe_text import store_root_problem
 
 ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
 
 
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
-    """The store's root by precedence: command line, environment, spec, default."""
-    return Path(cli_root or os.environ.get(ENV_ROOT) or spec_root or DEFAULT_ROOT).expanduser().resolve()
+    """The store's root by precedence: command line, environment, spec, default.
+
+    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``).
+    """
+    given = [("--root", cli_root), (f"${ENV_ROOT}", os.environ.get(ENV_ROOT)), ("the spec's root", spec_root)]
+    source, root = next(((source, root) for source, root in given if root), ("default", DEFAULT_ROOT))
+    if problem := store_root_problem(root):
+        raise ValueError(f"store root from {source}: {problem}")
+    return Path(root).expanduser().resolve()
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
