@@ -266,9 +266,33 @@ def cmd_plot(args: argparse.Namespace) -> int:
     spec, plan, store = _load(args)
     if not spec.table:
         raise SpecError(f"{args.spec}: the spec names no table to plot (table: table2|table3|...)")
+    if spec.table == "fig2":
+        paths = _plot_feature_maps(args, plan, store)
+        console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
+        return 0
     paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
     console.print(f"{len(paths)} files -> {args.output}" if paths else f"{spec.table} has no plots")
     return 0
+
+
+def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) -> list[Path]:
+    """Fig. 2 from the final checkpoints of the spec's trainings; one line naming the missing ones."""
+    from analysis.plots import write_feature_maps
+
+    from .spec import SpecError
+
+    runs = [(str(run.cell.get("row", run.run_id)), run) for run in plan.trainings]
+    checkpoints = {run.run_id: store.run_dir(run.run_id) / "model_final.pth" for _, run in runs}
+    missing = [f"{name} ({run.run_id})" for name, run in runs if not checkpoints[run.run_id].is_file()]
+    if missing:
+        raise SpecError(
+            f"{args.spec}: Fig. 2 shows trained models, and {', '.join(missing)} has no final checkpoint "
+            f"in {store.root}: run `sweep run {args.spec}` first"
+        )
+    return write_feature_maps(
+        [(name, run.config_file, checkpoints[run.run_id], run.overrides) for name, run in runs],
+        Path(args.output),
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -315,7 +339,9 @@ def parser() -> argparse.ArgumentParser:
     table.add_argument("--with-paper", action="store_true", help="the paper's figure and the difference")
     table.add_argument("-o", "--output", help="write to a file instead of stdout")
     plot = command(
-        "plot", cmd_plot, "the table's figures (PNG and PDF): heatmaps, accuracy vs cost, decoders"
+        "plot",
+        cmd_plot,
+        "the table's figures (PNG and PDF): heatmaps, accuracy vs cost, decoders; Fig. 2's feature maps",
     )
     plot.add_argument("-o", "--output", required=True, help="folder for the figures")
     return main_parser

@@ -46,3 +46,40 @@ def test_a_store_root_that_would_break_the_job_script_is_one_line(
     code = main(["plan", str(REPO / "sweeps" / "tiny" / "table2.yaml"), *argv])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"sweep: error: {problem}"), err
+
+
+@pytest.mark.parametrize("spec", ["fig2.yaml", "tiny/fig2.yaml"])
+def test_plot_of_fig2_without_trained_runs_says_what_to_run(
+    spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = REPO / "sweeps" / spec
+    code = main(["plot", str(path), "--root", str(tmp_path / "store"), "-o", str(tmp_path / "plots")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "mimdet (" in err and "benchmarking (" in err and f"run `sweep run {path}` first" in err
+    assert not (tmp_path / "plots").exists()
+
+
+def test_plot_of_fig2_draws_the_feature_maps_of_its_trainings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tiny Fig. 2 spec's two trainings, given final checkpoints (their initial weights)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from mimdet.features import load_run_model
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    path = REPO / "sweeps" / "tiny" / "fig2.yaml"
+    store = tmp_path / "store"
+    for run in expand(load_spec(path)).trainings:
+        model, _ = load_run_model(run.config_file, None, run.overrides)
+        (store / "runs" / run.run_id).mkdir(parents=True)
+        DetectionCheckpointer(model, str(store / "runs" / run.run_id)).save("model_final")
+    code = main(["plot", str(path), "--root", str(store), "-o", str(tmp_path / "plots")])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "fig2_feature_maps.pdf",
+        "fig2_feature_maps.png",
+    ]
+    assert "Fig. 2 of 2 trainings: 2 files" in capsys.readouterr().out
