@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-
-import torch
-from detectron2.config import LazyConfig, instantiate
-from omegaconf import DictConfig
-from torch import nn
+from typing import TYPE_CHECKING
 
 import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver)
+
+if TYPE_CHECKING:  # torch and detectron2 (~3 s) are imported by the functions that need them, so that
+    # what reads only EXPERIMENTS or config paths (the sweep engine's cached commands) does without
+    from omegaconf import DictConfig
+    from torch import nn
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -31,11 +32,16 @@ def resolve_config_path(config_file: str | Path) -> Path:
 
 def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
+    from detectron2.config import LazyConfig
+
     cfg = LazyConfig.load(str(resolve_config_path(config_file)))
     return LazyConfig.apply_overrides(cfg, list(overrides))
 
 
 def build_model(cfg: DictConfig, device: str | None = None) -> nn.Module:
     """Instantiate ``cfg.model``; ``device="meta"`` builds it without memory (for counting)."""
+    import torch
+    from detectron2.config import instantiate
+
     with torch.device(device) if device else nullcontext():
         return instantiate(cfg.model)

@@ -9,17 +9,17 @@ with close matches.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from detectron2.config import LazyConfig
-from detectron2.utils.registry import locate
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
 _ABSENT = object()
-_PARSER = OverridesParser.create()
 
 
 class OverrideError(ValueError):
@@ -28,6 +28,8 @@ class OverrideError(ValueError):
 
 def apply_checked_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
     """Check every override, then apply them all (detectron2's syntax and semantics)."""
+    from detectron2.config import LazyConfig  # here: parse_override alone needs no detectron2 (~3 s)
+
     overrides = list(overrides)
     for override in overrides:
         check_override(cfg, override)
@@ -70,6 +72,8 @@ def _current_value(cfg: DictConfig, key: str, override: str) -> object:
 
 
 def _constructor_arguments(section: DictConfig) -> set[str]:
+    from detectron2.utils.registry import locate
+
     target = section.get("_target_") if "_target_" in section else None
     if target is None:
         return set()
@@ -83,14 +87,24 @@ def _constructor_arguments(section: DictConfig) -> set[str]:
 
 def parse_override(override: str) -> tuple[str, object]:
     """(key, value) with Hydra's grammar, which ``LazyConfig.apply_overrides`` applies too."""
+    from hydra.errors import HydraException
+
     try:
-        parsed = _PARSER.parse_override(override)
+        parsed = _parser().parse_override(override)
     except HydraException as error:
         reason = (str(error).splitlines() or ["not key=value"])[0]
         raise OverrideError(f"bad override {override!r}: {reason}") from None
     if parsed.is_delete() or parsed.is_add() or parsed.is_force_add():
         raise OverrideError(f"bad override {override!r}: only key=value is supported")
     return parsed.key_or_group, parsed.value()
+
+
+@functools.cache
+def _parser() -> OverridesParser:
+    """Hydra's parser, built on first use: importing hydra costs ~0.2 s that a cached caller never pays."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
 
 
 def _kind(value: object) -> str:

@@ -27,7 +27,8 @@ key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by n
 Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
 or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
 directory. Every ``key=value`` the spec can produce is checked against the base config it applies to
-(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair.
+(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair and,
+through ``sweeps.config_cache``, once per machine while the code and configs are unchanged.
 
 Bounds. A spec file is at most 4 MiB and nests at most 64 levels; YAML aliases may repeat at most
 100,000 values in all (an alias of an alias of ... — a "billion laughs" — is refused before it is
@@ -56,7 +57,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -64,10 +64,11 @@ from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEv
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.config import EXPERIMENTS, load_config
-from mimdet.overrides import check_override, parse_override
+from mimdet.overrides import check_override
 from mimdet.record import describe_value
 
 from . import safe_text
+from .config_cache import cached, parsed_override
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
@@ -218,6 +219,7 @@ def parse_spec(text: str, *, source: str = "<string>", spec_dir: Path | None = N
 
 
 def _parse_yaml(text: str, source: str) -> Any:
+    _check_brackets(text, source)
     yaml = YAML(typ="rt")
     try:
         _check_shape(yaml.parse(text), source)
@@ -230,6 +232,19 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise SpecError.at(
             source, line, "(YAML syntax)", f"{problem}{f' ({context})' if context else ''}"
         ) from None
+
+
+def _check_brackets(text: str, source: str) -> None:
+    """Refuse flow brackets (``[[[[...``) nested deeper than ``MAX_DEPTH`` from the text alone: ruamel's
+    scanner looks ahead over all of them (seconds for a few thousand) before its first event. Brackets
+    inside strings count too; a spec needs nowhere near that many."""
+    depth = 0
+    for bracket in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            line = text.count("\n", 0, bracket.start()) + 1
+            problem = f"brackets nested deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})"
+            raise SpecError.at(source, line, "(YAML)", problem)
 
 
 def _check_shape(events: Iterator[Any], source: str) -> None:
@@ -415,8 +430,8 @@ def _check(spec: SweepSpec, spec_dir: Path) -> None:
     _check_size(spec)
     _check_scheduler_text(spec)
     _check_axis_names(spec)
-    configs = _check_base_configs(spec, spec_dir)
-    _check_values(spec, configs)
+    _check_base_configs(spec, spec_dir)
+    _check_values(spec)
     if spec.eval is not None and spec.eval.filter is not None:
         try:
             compile_filter(spec.eval.filter, spec.axis_names())
@@ -522,9 +537,8 @@ def _check_axis_names(spec: SweepSpec) -> None:
             seen[name] = path
 
 
-def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig]:
+def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
     """Resolve and load every base config once; ``base_config`` fields become runnable paths."""
-    configs: dict[str, DictConfig] = {}
     entries: list[tuple[KeyPath, Any]] = [(("base_config",), spec)]
     entries += [
         (("train", "rows", i, "base_config"), r) for i, r in enumerate(spec.train.rows) if r.base_config
@@ -538,11 +552,10 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig
             raise spec.error(path, f"config file not found: {name} (looked in {where})")
         holder.base_config = found
         try:
-            configs[found] = _config(found)
+            cached("loads", found, None, functools.partial(_loads, found))
         except Exception as error:  # noqa: BLE001 — a broken config file is a spec problem to report
             reason = (str(error).splitlines() or [""])[0]
             raise spec.error(path, f"cannot load config {name}: {type(error).__name__}: {reason}") from None
-    return configs
 
 
 def _find_config(name: str, spec_dir: Path) -> str | None:
@@ -556,11 +569,26 @@ def _find_config(name: str, spec_dir: Path) -> str | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _config(config_file: str) -> DictConfig:
+def _config(config_file: str) -> Any:
     return load_config(config_file)
 
 
-def _check_values(spec: SweepSpec, configs: dict[str, DictConfig]) -> None:
+def _loads(config_file: str) -> bool:
+    """True, or the config's own error (which ``_check_base_configs`` reports)."""
+    _config(config_file)
+    return True
+
+
+def _override_problem(config_file: str, override: str) -> str | None:
+    """Why ``override`` does not fit the config (``check_override``'s line), or None."""
+    try:
+        check_override(_config(config_file), override)
+    except ValueError as error:  # OverrideError included
+        return str(error)
+    return None
+
+
+def _check_values(spec: SweepSpec) -> None:
     """Each ``key: value`` the spec can produce: its range, then the base config of every run it reaches."""
     rows = spec.train.rows if spec.train.grid == "rows" else []
     trained = list(dict.fromkeys([r.base_config or spec.base_config for r in rows] or [spec.base_config]))
@@ -570,12 +598,15 @@ def _check_values(spec: SweepSpec, configs: dict[str, DictConfig]) -> None:
         _check_range(spec, path, key, value)
         try:
             override = override_string(key, value)
-            for target in targets:
-                if (target, override) not in checked:
-                    check_override(configs[target], override)
-                    checked.add((target, override))
-        except ValueError as error:  # OverrideError included
-            raise spec.error(path, _without_prefix(str(error))) from None
+        except ValueError as error:
+            raise spec.error(path, str(error)) from None
+        for target in targets:
+            if (target, override) not in checked:
+                check = functools.partial(_override_problem, target, override)
+                problem = cached("override", target, override, check)
+                if problem is not None:
+                    raise spec.error(path, _without_prefix(problem))
+                checked.add((target, override))
 
     for key, value in spec.overrides.items():
         check(("overrides", key), key, value, trained)
@@ -623,7 +654,7 @@ def override_string(key: str, value: Any) -> str:
     text = _WRITTEN.get((key, fingerprint))
     if text is None:
         text = f"{key}={_value_text(value)}"
-        parsed_key, parsed = parse_override(text)
+        parsed_key, parsed = parsed_override(text)
         if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
             raise ValueError(f"{_describe_yaml(value)} cannot be written as a key=value override")
         _WRITTEN[(key, fingerprint)] = text

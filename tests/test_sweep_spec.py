@@ -484,14 +484,14 @@ def test_a_few_aliases_are_fine() -> None:
     ("deep", "line"),
     [
         ("train.seed: " + "[" * 5000 + "]" * 5000, 8),  # flow style
-        ("x:\n" + "".join("  " * (4 + i) + f"k{i}:\n" for i in range(200)) + "  " * 204 + "v: 1", 8),
+        ("x:\n" + "".join("  " * (4 + i) + f"k{i}:\n" for i in range(200)) + "  " * 204 + "v: 1", 70),
     ],
 )
 def test_deep_nesting_is_one_line_not_a_recursion_error(deep: str, line: int) -> None:
     text = VALID.replace(f"    {RATIO}: [0.25, 0.5]", f"    {deep}")
     error = one_line_error(text)
     assert error.path == "(YAML)" and "nested deeper than 64 levels" in error.problem
-    assert error.line >= line
+    assert error.line == line
 
 
 def test_a_number_python_cannot_read_is_one_line() -> None:
