@@ -19,11 +19,11 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -47,6 +47,7 @@ STATE_STYLE = {
     "interrupted": "bright_red",
     "cancelled": "magenta",
 }
+RICH_ROWS = 200  # a longer table is printed as plain aligned columns: rich spends ~1 ms on a row
 
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, SweepPlan, Store]:
@@ -62,6 +63,27 @@ def _cell(cell: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in cell.items())
 
 
+def _runs_table(title: str, columns: Sequence[str], rows: list[list[str]], state: int) -> RenderableType:
+    """A rich table with each run's state (column ``state``) in its colour, or, for more than
+    ``RICH_ROWS`` runs, the same columns as plain aligned text (10,000 runs in a fraction of a second)."""
+    if len(rows) <= RICH_ROWS:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row[:state], f"[{STATE_STYLE[row[state]]}]{row[state]}[/]", *row[state + 1 :])
+        return table
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    lines = [
+        title,
+        *(
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            for row in [list(columns), ["-" * w for w in widths], *rows]
+        ),
+    ]
+    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .engine import statuses
     from .estimate import estimate
@@ -70,23 +92,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _spec, plan, store = _load(args)
     found = statuses(store, plan.runs)
     cost = estimate(plan, store)
-    table = Table(title=f"{args.spec}: {len(plan.trainings)} trainings, {len(plan.evaluations)} evaluations")
-    for column in ("run", "stage", "cell", "after", "state", "GPU-h", "mem (bs 1)", "source"):
-        table.add_column(column)
+    rows = []
     for run in plan.runs:
         item = cost.runs.get(run.run_id)
-        state = found[run.run_id].state.value
-        table.add_row(
-            run.run_id,
-            run.stage,
-            _cell(run.cell),
-            run.parent or "",
-            f"[{STATE_STYLE[state]}]{state}[/]",
-            f"{item.gpu_hours:.1f}" if item and item.gpu_hours is not None else "?",
-            f"{item.memory_gb:.1f} G" if item and item.memory_gb is not None else "?",
-            item.source if item else "",
+        rows.append(
+            [
+                run.run_id,
+                run.stage,
+                _cell(run.cell),
+                run.parent or "",
+                found[run.run_id].state.value,
+                f"{item.gpu_hours:.1f}" if item and item.gpu_hours is not None else "?",
+                f"{item.memory_gb:.1f} G" if item and item.memory_gb is not None else "?",
+                item.source if item else "",
+            ]
         )
-    console.print(table)
+    title = f"{args.spec}: {len(plan.trainings)} trainings, {len(plan.evaluations)} evaluations"
+    columns = ("run", "stage", "cell", "after", "state", "GPU-h", "mem (bs 1)", "source")
+    console.print(_runs_table(title, columns, rows, state=4))
     todo = [r for r in plan.runs if found[r.run_id].state == RunState.NEW]
     peak = cost.peak_memory_gb
     console.print(
@@ -150,26 +173,26 @@ def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Gro
         "interrupted": f"sweep run {args.spec} resumes interrupted runs",
         "failed": f"sweep run {args.spec} --retry-failed starts failed ones again",
     }
-    table = Table(title=title)
-    for column in ("run", "stage", "cell", "state", "box AP", "mask AP", "detail"):
-        table.add_column(column)
+    rows = []
     for run in plan.runs:
         status = found[run.run_id]
         record = status.record
         box = record.metrics.bbox.AP if record else None
         mask = record.metrics.segm.AP if record else None
-        state = status.state.value
-        table.add_row(
-            run.run_id,
-            run.stage,
-            _cell(run.cell),
-            f"[{STATE_STYLE[state]}]{state}[/]",
-            "" if box is None else f"{box:.1f}",
-            "" if mask is None else f"{mask:.1f}",
-            status.detail[:80],
+        rows.append(
+            [
+                run.run_id,
+                run.stage,
+                _cell(run.cell),
+                status.state.value,
+                "" if box is None else f"{box:.1f}",
+                "" if mask is None else f"{mask:.1f}",
+                status.detail[:80],
+            ]
         )
+    columns = ("run", "stage", "cell", "state", "box AP", "mask AP", "detail")
     next_steps = [Text(hint, style="bold") for state, hint in hints.items() if counts[state]]
-    return Group(table, *next_steps)
+    return Group(_runs_table(title, columns, rows, state=3), *next_steps)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

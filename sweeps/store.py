@@ -62,17 +62,15 @@ class Store:
 
     def load_record(self, run_id: str) -> tuple[RunRecord | None, str | None]:
         """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
-        path = self.run_dir(run_id) / "record.json"
-        if not path.exists():
-            return None, None
+        path = os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
         try:
             return read_record(path), None
         except RecordError as error:
-            return None, str(error)
+            return (None, None) if not os.path.exists(path) else (None, str(error))
 
     def job(self, run_id: str) -> dict[str, Any] | None:
         """The executor's handle of the run's latest job."""
-        return read_json(self.run_dir(run_id) / "job.json")
+        return read_json(Path(self.root, "runs", run_id, "job.json"))
 
     def write_job(self, run_id: str, handle: dict[str, Any]) -> None:
         write_json_atomic(self.run_dir(run_id) / "job.json", handle, sort_keys=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import main
+from sweeps.cli import RICH_ROWS, main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,3 +83,24 @@ def test_plot_of_fig2_draws_the_feature_maps_of_its_trainings(
         "fig2_feature_maps.png",
     ]
     assert "Fig. 2 of 2 trainings: 2 files" in capsys.readouterr().out
+
+
+def test_plan_and_status_of_a_large_sweep_print_plain_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Above ``RICH_ROWS`` runs the table is aligned text (rich would take ~1 ms a row): a title, the
+    header, a rule and one line per run with its state."""
+    spec = tmp_path / "large.yaml"
+    seeds = list(range(RICH_ROWS + 10))
+    spec.write_text(
+        f"name: large\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  axes:\n    train.seed: {seeds}\n"
+    )
+    for command in ("plan", "status"):
+        assert main([command, str(spec), "--root", str(tmp_path / "store")]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        header = ["run", "stage", "cell", "after" if command == "plan" else "state"]
+        assert lines[0].startswith(f"{spec}: ") and lines[1].split()[:4] == header
+        assert set(lines[2]) == {"-", " "}
+        rows = [line.split() for line in lines[3 : 3 + len(seeds)]]
+        assert [row[1:3] for row in rows] == [["train", f"seed={seed}"] for seed in seeds]
+        assert all("new" in row for row in rows)
