@@ -78,6 +78,8 @@ MAX_DEPTH = 64
 MAX_ALIAS_VALUES = 100_000
 MAX_DIGITS = 4_000  # Python refuses to read integers of more than 4,300 digits
 DEFAULT_MAX_RUNS = 5_000
+SLURM_MAX_16 = 2**16 - 2  # SLURM keeps NO_VAL (all bits set) apart in each field
+SLURM_MAX_32 = 2**32 - 2
 _DEFAULT = Resources()
 
 
@@ -110,19 +112,21 @@ class _Section(BaseModel):
 
 
 class ResourcesSpec(_Section):
-    """A stage's job request; defaults and meaning are ``sweeps.runs.Resources``'s."""
+    """A stage's job request; defaults and meaning are ``sweeps.runs.Resources``'s. Upper bounds are what
+    SLURM's fields hold (16-bit CPU and GPU counts, 32-bit nodes and minutes, memory in MB below 2**63):
+    a larger number would be refused by every ``sbatch`` try, or overflow before it (``mem_gb: .inf``)."""
 
-    nodes: int = Field(_DEFAULT.nodes, ge=1)
-    gpus_per_node: int = Field(_DEFAULT.gpus_per_node, ge=0)
-    cpus_per_task: int = Field(_DEFAULT.cpus_per_task, ge=1)
-    mem_gb: float | None = Field(_DEFAULT.mem_gb, gt=0)
-    time_min: int = Field(_DEFAULT.time_min, ge=1)
+    nodes: int = Field(_DEFAULT.nodes, ge=1, le=SLURM_MAX_32)
+    gpus_per_node: int = Field(_DEFAULT.gpus_per_node, ge=0, le=SLURM_MAX_16)
+    cpus_per_task: int = Field(_DEFAULT.cpus_per_task, ge=1, le=SLURM_MAX_16)
+    mem_gb: float | None = Field(_DEFAULT.mem_gb, gt=0, le=2**53, allow_inf_nan=False)
+    time_min: int = Field(_DEFAULT.time_min, ge=1, le=SLURM_MAX_32)
     partition: str | None = _DEFAULT.partition
     account: str | None = _DEFAULT.account
     qos: str | None = _DEFAULT.qos
     constraint: str | None = _DEFAULT.constraint
     sbatch_extra: dict[str, str] = Field(default_factory=dict)
-    max_in_flight: int = Field(_DEFAULT.max_in_flight, ge=1)
+    max_in_flight: int = Field(_DEFAULT.max_in_flight, ge=1, le=SLURM_MAX_32)
 
     def to_resources(self) -> Resources:
         return Resources(**{f.name: getattr(self, f.name) for f in fields(Resources)})

@@ -548,9 +548,12 @@ def test_a_grid_over_max_runs_is_refused_and_max_runs_allows_it() -> None:
         ('sbatch_extra: {comment: "a\\rb"}', "train.resources.sbatch_extra.comment", "carriage return"),
         ('sbatch_extra: {comment: "a\\u202eb"}', "train.resources.sbatch_extra.comment", "right-to-left"),
         ('sbatch_extra: {comment: ""}', "train.resources.sbatch_extra.comment", "is empty"),
+        ("time_min: 99999999999", "train.resources.time_min", "less than or equal to 4294967294"),
+        ("cpus_per_task: 70000", "train.resources.cpus_per_task", "less than or equal to 65534"),
+        ("mem_gb: .inf", "train.resources.mem_gb", "finite number"),
     ],
 )
-def test_text_that_reaches_sbatch_is_checked_at_load(resources: str, path: str, problem: str) -> None:
+def test_what_reaches_sbatch_is_checked_at_load(resources: str, path: str, problem: str) -> None:
     error = one_line_error(VALID.replace("max_in_flight: 2}", f"max_in_flight: 2, {resources}}}"))
     assert (error.line, error.path) == (9, path) and problem in error.problem, str(error)
 
