@@ -10,10 +10,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver)
-
-if TYPE_CHECKING:  # torch and detectron2 (~3 s) are imported by the functions that need them, so that
-    # what reads only EXPERIMENTS or config paths (the sweep engine's cached commands) does without
+if TYPE_CHECKING:  # torch, detectron2 (~3 s) and omegaconf are imported by the functions that need them,
+    # so that what reads only EXPERIMENTS or config paths (the sweep engine's cached commands) does without
     from omegaconf import DictConfig
     from torch import nn
 
@@ -33,6 +31,8 @@ def resolve_config_path(config_file: str | Path) -> Path:
 def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
     from detectron2.config import LazyConfig
+
+    import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
 
     cfg = LazyConfig.load(str(resolve_config_path(config_file)))
     return LazyConfig.apply_overrides(cfg, list(overrides))
