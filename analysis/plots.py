@@ -596,13 +596,32 @@ def write_plots(frame: pd.DataFrame, table: str, outdir: str | Path) -> list[Pat
     """
     if table not in PLOTS:
         raise PlotError(f"unknown table {table!r}: expected one of {', '.join(PLOTS)}")
-    figures = [(name, plot(frame)) for name, plot in PLOTS[table]]
-    outdir = Path(outdir)
+    return _save([(f"{table}_{name}", plot(frame)) for name, plot in PLOTS[table]], Path(outdir))
+
+
+def write_feature_maps(
+    runs: Sequence[tuple[str, str, Path, Sequence[str]]], outdir: str | Path, image: np.ndarray | None = None
+) -> list[Path]:
+    """Fig. 2 of trained runs, ``(name, config file, checkpoint, overrides)`` each, as
+    ``<outdir>/fig2_feature_maps.png`` and ``.pdf``; the image is the synthetic dataset's first
+    validation image unless given (what ``notebooks/fig2_feature_maps.ipynb`` shows by default)."""
+    from mimdet.features import example_image, feature_maps, load_run_model  # torch: only for Fig. 2
+
+    image = example_image() if image is None else image
+    items = []
+    for name, config_file, checkpoint, overrides in runs:
+        model, resize = load_run_model(config_file, checkpoint, tuple(overrides))
+        items.append((name, feature_maps(model, image, resize)))
+    return _save([("fig2_feature_maps", plot_feature_maps(items))], Path(outdir))
+
+
+def _save(figures: list[tuple[str, Figure]], outdir: Path) -> list[Path]:
+    """Each figure as ``<outdir>/<name>.png`` and ``.pdf``, once all are drawn (no partial set)."""
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures:
         for suffix in ("png", "pdf"):
-            path = outdir / f"{table}_{name}.{suffix}"
+            path = outdir / f"{name}.{suffix}"
             fig.savefig(path, dpi=DPI)
             paths.append(path)
     return paths

@@ -4,6 +4,9 @@ Configs live in the repository's ``experiments/`` folder; a path may be given re
 working directory. A config file that does not load (a syntax error, a name error while it runs) is one
 ``ConfigFileError`` line naming the file and the line, not detectron2's double traceback; so is a
 misspelt choice it sets (``sampling = "randm"``), before any model is built.
+
+torch, detectron2 (~3 s) and omegaconf are imported by the functions that need them, so that what reads
+only ``EXPERIMENTS`` or config paths (the sweep engine's cached commands) does without them.
 """
 
 from __future__ import annotations
@@ -11,14 +14,11 @@ from __future__ import annotations
 import traceback
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from detectron2.config import LazyConfig, instantiate
-from omegaconf import DictConfig
-from torch import nn
-
-import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver)
-from mimdet.overrides import OverrideError, check_choices
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from torch import nn
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -43,6 +43,11 @@ def resolve_config_path(config_file: str | Path) -> Path:
 
 def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
+    from detectron2.config import LazyConfig
+
+    import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
+    from mimdet.overrides import OverrideError, check_choices
+
     path = resolve_config_path(config_file)
     try:
         cfg = LazyConfig.load(str(path))
@@ -79,6 +84,9 @@ def build_model(cfg: DictConfig, device: str | None = None) -> nn.Module:
     The model's modules check their arguments with ``ValueError`` (window attention with sampling, a
     width the ConvStem cannot split, ...): that is the config's problem, a ``ModelConfigError``.
     """
+    import torch
+    from detectron2.config import instantiate
+
     with torch.device(device) if device else nullcontext():
         try:
             return instantiate(cfg.model)

@@ -7,6 +7,7 @@ computed on the image exactly as the detector sees it at test time.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def load_run_model(
         DetectionCheckpointer(model).load(str(checkpoint))
     augmentations = instantiate(cfg.dataloader.test.mapper.augmentations)
     return model, T.AugmentationList(augmentations) if augmentations else None
+
+
+def example_image() -> np.ndarray:
+    """The synthetic dataset's first validation image, (H, W, 3) uint8 RGB: Fig. 2's default input."""
+    from PIL import Image
+
+    from mimdet.data.synthetic import make_synthetic_coco
+
+    dataset = make_synthetic_coco(
+        Path(tempfile.gettempdir()) / "mimdet-fig2-synthetic", num_train=1, num_val=4
+    )
+    path = sorted(dataset.image_root("val").glob("*.jpg"))[0]
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
 @torch.no_grad()

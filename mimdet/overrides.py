@@ -15,16 +15,14 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from detectron2.config import LazyConfig
-from detectron2.utils.registry import locate
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
 _ABSENT = object()
-_PARSER = OverridesParser.create()
 
 
 class OverrideError(ValueError):
@@ -34,6 +32,8 @@ class OverrideError(ValueError):
 
 def apply_checked_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
     """Check every override, then apply them all (detectron2's syntax and semantics)."""
+    from detectron2.config import LazyConfig  # here: parse_override alone needs no detectron2 (~3 s)
+
     overrides = list(overrides)
     for override in overrides:
         check_override(cfg, override)
@@ -100,6 +100,8 @@ def check_choices(cfg: DictConfig, where: str = "") -> None:
 
 def _target(section: DictConfig) -> Callable[..., Any] | None:
     """The callable a ``LazyCall`` section instantiates, or None."""
+    from detectron2.utils.registry import locate
+
     target = section.get("_target_") if "_target_" in section else None
     try:
         return locate(target) if isinstance(target, str) else target
@@ -143,8 +145,10 @@ def _listed(values: tuple[object, ...]) -> str:
 
 def parse_override(override: str) -> tuple[str, object]:
     """(key, value) with Hydra's grammar, which ``LazyConfig.apply_overrides`` applies too."""
+    from hydra.errors import HydraException
+
     try:
-        parsed = _PARSER.parse_override(override)
+        parsed = _parser().parse_override(override)
     except HydraException as error:
         reason = (str(error).splitlines() or ["not key=value"])[0]
         raise OverrideError(f"bad override {override!r}: {reason}") from None
@@ -177,3 +181,11 @@ def _same_kind(current: object, value: object) -> bool:
     if isinstance(current, dict | DictConfig):
         return isinstance(value, dict)
     return isinstance(value, type(current))
+
+
+@functools.cache
+def _parser() -> OverridesParser:
+    """Hydra's parser, built on first use: importing hydra costs ~0.2 s that a cached caller never pays."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()

@@ -26,7 +26,6 @@ import types
 import typing
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 from mimdet.atomic import write_json_atomic
@@ -210,7 +209,8 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise RecordError(source, None, "no such file") from None
     except UnicodeDecodeError:
@@ -285,18 +285,25 @@ def record_to_row(record: RunRecord) -> dict[str, Any]:
         "overrides": " ".join(record.overrides),
         "code_version": record.code_version,
         "schema_version": record.schema_version,
-        **dataclasses.asdict(record.variant),
+        **_flat(record.variant),
         "dataset_train": record.dataset.train,
         "dataset_test": record.dataset.test,
         "iterations": record.iterations,
-        **{f"bbox_{key}": value for key, value in dataclasses.asdict(record.metrics.bbox).items()},
-        **{f"segm_{key}": value for key, value in dataclasses.asdict(record.metrics.segm).items()},
+        **{f"bbox_{key}": value for key, value in _flat(record.metrics.bbox).items()},
+        **{f"segm_{key}": value for key, value in _flat(record.metrics.segm).items()},
         "params_total": record.params.total,
         **{f"params_{name}": n for name, n in record.params.per_component.items() if name != "total"},
-        **dataclasses.asdict(record.cost),
-        **dataclasses.asdict(record.hardware),
+        **_flat(record.cost),
+        **_flat(record.hardware),
         **{f"version_{name}": version for name, version in record.versions.items()},
     }
+
+
+def _flat(section: object) -> dict[str, Any]:
+    """A record section of plain values as a dict: ``dataclasses.asdict`` without its deep copy, which
+    was most of the time of a 10,000-record table."""
+    cls: type = type(section)
+    return {name: getattr(section, name) for name, _, _ in _fields(cls)}
 
 
 # --- validation: one generic walk over the dataclasses' type hints ---------------------------------------
@@ -326,58 +333,66 @@ def _fail(field: str, expected: str, nullable: bool, value: object) -> typing.No
     )
 
 
+Shape = tuple[str, Any]  # a type hint as a check: ("optional", Shape), ("list", Shape), ("float", None), ...
+
+
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> tuple[tuple[str, Shape, bool], ...]:
+    """(name, shape, required) of each field of dataclass ``cls``, worked out once per class: reading
+    10,000 records in a ``sweep status`` checks ~700,000 values, and hashing type hints was half of it."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            field.name,
+            _shape(hints[field.name]),
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
+        )
+        for field in dataclasses.fields(cls)
+    )
+
+
+def _shape(tp: Any) -> Shape:
+    """The check type hint ``tp`` asks for, with its inner types' shapes."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]  # only `X | None` unions
+        return "optional", _shape(inner)
+    if dataclasses.is_dataclass(tp):
+        return "dataclass", tp
+    if origin is Literal:
+        return "literal", typing.get_args(tp)
+    if origin is list:
+        return "list", _shape(typing.get_args(tp)[0])
+    if origin is dict:
+        return "dict", _shape(typing.get_args(tp)[1])
+    if tp in (float, int, str):
+        return tp.__name__, None
+    raise TypeError(f"record schema uses an unsupported type: {tp!r}")
 
 
 def _build(cls: type, data: object, where: str) -> Any:
     """Instantiate dataclass ``cls`` from JSON ``data``, checking each field against its type hint."""
     if not isinstance(data, dict):
         _fail(where, "an object", False, data)
-    hints = _hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):
-        path = f"{where}.{field.name}" if where else field.name
-        if field.name in data:
-            values[field.name] = _convert(hints[field.name], data[field.name], path, nullable=False)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise _FieldError(path, "missing")
+    for name, shape, required in _fields(cls):
+        if name in data:
+            values[name] = _convert(shape, data[name], f"{where}.{name}" if where else name, nullable=False)
+        elif required:
+            raise _FieldError(f"{where}.{name}" if where else name, "missing")
     return cls(**values)
 
 
-def _convert(tp: Any, value: object, where: str, *, nullable: bool) -> Any:
-    """``value`` checked against (and converted to) type ``tp``; bool never passes for a number."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        (inner,) = args  # only `X | None` unions in the schema
-        return _convert(inner, value, where, nullable=True)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            _fail(where, "an object", nullable, value)
-        return _build(typing.cast(type, tp), value, where)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if isinstance(value, str) and value in choices:
+def _convert(shape: Shape, value: object, where: str, *, nullable: bool) -> Any:
+    """``value`` checked against (and converted to) a field's ``shape``; bool never passes for a number."""
+    kind, arg = shape
+    if kind == "optional":
+        return None if value is None else _convert(arg, value, where, nullable=True)
+    if kind == "str":
+        if isinstance(value, str):
             return value
-        _fail(where, "one of " + ", ".join(repr(c) for c in choices), nullable, value)
-    if origin is list:
-        if not isinstance(value, list):
-            _fail(where, "a list", nullable, value)
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, f"{where}[{i}]", nullable=False) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            _fail(where, "an object", nullable, value)
-        _, item = typing.get_args(tp)
-        for key in value:
-            if not isinstance(key, str):
-                raise _FieldError(where, f"expected string keys, got {describe_value(key)}")
-        return {k: _convert(item, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
-    if tp is float:
+        _fail(where, "a string", nullable, value)
+    if kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 number = float(value)
@@ -389,15 +404,28 @@ def _convert(tp: Any, value: object, where: str, *, nullable: bool) -> Any:
                 return None
             _fail(where, "a finite number", nullable, value)
         _fail(where, "a number", nullable, value)
-    if tp is int:
+    if kind == "int":
         if type(value) is int:
             return value
         _fail(where, "an integer", nullable, value)
-    if tp is str:
-        if isinstance(value, str):
+    if kind == "dataclass":
+        if not isinstance(value, dict):
+            _fail(where, "an object", nullable, value)
+        return _build(arg, value, where)
+    if kind == "literal":
+        if isinstance(value, str) and value in arg:
             return value
-        _fail(where, "a string", nullable, value)
-    raise TypeError(f"record schema uses an unsupported type at {where}: {tp!r}")
+        _fail(where, "one of " + ", ".join(repr(c) for c in arg), nullable, value)
+    if kind == "list":
+        if not isinstance(value, list):
+            _fail(where, "a list", nullable, value)
+        return [_convert(arg, v, f"{where}[{i}]", nullable=False) for i, v in enumerate(value)]
+    if not isinstance(value, dict):  # kind == "dict"
+        _fail(where, "an object", nullable, value)
+    for key in value:
+        if not isinstance(key, str):
+            raise _FieldError(where, f"expected string keys, got {describe_value(key)}")
+    return {k: _convert(arg, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -15,8 +15,8 @@ import pandas as pd
 
 from mimdet.config import load_config
 from mimdet.record import record_to_row
-from mimdet.run_record import variant_of
 
+from .config_cache import cached
 from .expand import SweepPlan
 from .runs import RunState
 from .state import RunStatus
@@ -25,6 +25,13 @@ from .store import Store
 
 @lru_cache(maxsize=256)
 def _variant_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+    """The run's variant and data as record columns, read once per machine (``sweeps.config_cache``)."""
+    return cached("columns", config_file, overrides, lambda: _read_columns(config_file, overrides))
+
+
+def _read_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+    from mimdet.run_record import variant_of
+
     cfg = load_config(config_file, overrides)
     columns = dataclasses.asdict(variant_of(cfg))
     columns["dataset_train"] = str(cfg.dataloader.train.dataset.names)

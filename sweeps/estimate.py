@@ -23,15 +23,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from mimdet.overrides import parse_override
-from mimdet.paper_numbers import load_paper_table
 from mimdet.record import RunRecord, Variant
-from mimdet.run_record import variant_of
 from mimdet.schedule import iterations
 
+from .config_cache import cached
 from .expand import SweepPlan
 from .identity import base_config
 from .runs import RunSpec, Stage
@@ -166,7 +161,21 @@ class _Profile:
 
 @functools.lru_cache(maxsize=1024)
 def _profile(config_file: str, overrides: tuple[str, ...]) -> _Profile | None:
-    """The variant, training data and iterations a run will have (its config after its overrides)."""
+    """The variant, training data and iterations a run will have (its config after its overrides), read
+    once per machine (``sweeps.config_cache``)."""
+    found = cached("profile", config_file, overrides, lambda: _read_profile(config_file, overrides))
+    if found is None:
+        return None
+    return _Profile(Variant(**found["variant"]), found["dataset"], found["iterations"])
+
+
+def _read_profile(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any] | None:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mimdet.overrides import parse_override
+    from mimdet.run_record import variant_of
+
     base = base_config(config_file)
     try:
         cfg = OmegaConf.create(
@@ -180,7 +189,12 @@ def _profile(config_file: str, overrides: tuple[str, ...]) -> _Profile | None:
             key, value = parse_override(override)
             if key.startswith(_PROFILE_PREFIXES):
                 OmegaConf.update(cfg, key, value, force_add=True)
-        return _Profile(variant_of(cfg), str(cfg.dataloader.train.dataset.names), int(cfg.train.max_iter))
+        variant = dataclasses.asdict(variant_of(cfg))
+        return {
+            "variant": variant,
+            "dataset": str(cfg.dataloader.train.dataset.names),
+            "iterations": int(cfg.train.max_iter),
+        }
     except (KeyError, TypeError, ValueError, AttributeError, OmegaConfBaseException):
         return None  # not a detectron2 training config this project knows: no estimate, not a failure
 
@@ -291,4 +305,6 @@ def _lookup(table: str, column: str, value: float) -> dict[str, Any] | None:
 
 @functools.cache
 def _paper_rows(table: str) -> list[dict[str, Any]]:
+    from mimdet.paper_numbers import load_paper_table  # pandas: only when a run needs the paper's figures
+
     return [{str(k): v for k, v in row.items()} for row in load_paper_table(table).to_dict("records")]

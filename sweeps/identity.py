@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from mimdet.config import load_config, resolve_config_path
-from mimdet.overrides import parse_override
+
+from .config_cache import cached, parsed_override
 
 ID_LENGTH = 16
 OPERATIONAL_KEYS = (
@@ -63,9 +62,15 @@ def ignored_keys(stage: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=64)
 def base_config(config_file: str) -> dict[str, Any]:
-    """The config file's content in canonical form (loaded once per process)."""
+    """The config file's content in canonical form (loaded once per machine: ``sweeps.config_cache``)."""
+    return cached("content", config_file, None, lambda: _content(config_file))
+
+
+def _content(config_file: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
     cfg = load_config(resolve_config_path(config_file))
-    return canonical(OmegaConf.to_container(cfg, resolve=False))
+    return canonical(OmegaConf.to_container(cfg, resolve=False))  # type: ignore[no-any-return]
 
 
 def _lookup(tree: dict[str, Any], key: str) -> Any:
@@ -86,27 +91,36 @@ def _is_ignored(key: str, ignored: tuple[str, ...]) -> bool:
 
 @lru_cache(maxsize=4096)
 def _parsed(override: str) -> tuple[str, Any]:
-    return parse_override(override)
+    return parsed_override(override)
 
 
 def effective_overrides(config_file: str, overrides: Iterable[str], stage: str) -> list[tuple[str, Any]]:
     """The overrides that change this stage's result, as sorted (key, canonical value) pairs."""
-    base = base_config(config_file)
-    ignored = ignored_keys(stage)
     pairs: dict[str, Any] = {}
     for override in overrides:
-        key, value = _parsed(override)
-        if _is_ignored(key, ignored):
+        effect = _effect(config_file, override, stage)
+        if effect is None:
             continue
-        current = _lookup(base, key)
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        value = canonical(value)
-        if value == current:
-            pairs.pop(key, None)
-        else:
+        key, value, changes = effect
+        if changes:
             pairs[key] = value
+        else:
+            pairs.pop(key, None)
     return sorted(pairs.items())
+
+
+@lru_cache(maxsize=65536)
+def _effect(config_file: str, override: str, stage: str) -> tuple[str, Any, bool] | None:
+    """(key, canonical value, whether it differs from the base config) of one override, None if this
+    stage ignores its key; once per distinct override (a 10,000-run sweep repeats a few dozen)."""
+    key, value = _parsed(override)
+    if _is_ignored(key, ignored_keys(stage)):
+        return None
+    current = _lookup(base_config(config_file), key)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    value = canonical(value)
+    return key, value, value != current
 
 
 def _base_without(config_file: str, ignored: tuple[str, ...]) -> Any:

@@ -29,7 +29,14 @@ key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by n
 Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
 or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
 directory. Every ``key=value`` the spec can produce is checked against the base config it applies to
-(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair.
+(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair and,
+through ``sweeps.config_cache``, once per machine while the code and configs are unchanged.
+
+Bounds. A spec file is at most 4 MiB and nests at most 64 levels; YAML aliases may repeat at most
+100,000 values in all (an alias of an alias of ... — a "billion laughs" — is refused before it is
+expanded); a spec makes at most ``max_runs`` runs (5,000 unless the spec sets it: counted before the
+filter, as trainings x evaluations per training). Text that reaches ``sbatch`` or its job script is
+checked by ``sweeps.safe_text``.
 
 Every problem is one ``SpecError`` line, ``FILE:LINE: key.path: problem (allowed: ...)``. Loading checks
 everything the spec shows on its own; the two problems that need the expanded runs — two cells that are
@@ -43,6 +50,7 @@ import ast
 import difflib
 import functools
 import json
+import math
 import operator
 import re
 import typing
@@ -51,20 +59,29 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent, ScalarEvent
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.config import EXPERIMENTS, ConfigFileError, load_config
-from mimdet.overrides import check_override, parse_override
+from mimdet.overrides import check_override
 from mimdet.record import describe_value
 
+from . import safe_text
+from .config_cache import cached, parsed_override
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
 MAX_DECODERS = 8
+MAX_SPEC_BYTES = 4 * 2**20
+MAX_DEPTH = 64
+MAX_ALIAS_VALUES = 100_000
+MAX_DIGITS = 4_000  # Python refuses to read integers of more than 4,300 digits
+DEFAULT_MAX_RUNS = 5_000
+SLURM_MAX_16 = 2**16 - 2  # SLURM keeps NO_VAL (all bits set) apart in each field
+SLURM_MAX_32 = 2**32 - 2
 _DEFAULT = Resources()
 
 
@@ -97,19 +114,21 @@ class _Section(BaseModel):
 
 
 class ResourcesSpec(_Section):
-    """A stage's job request; defaults and meaning are ``sweeps.runs.Resources``'s."""
+    """A stage's job request; defaults and meaning are ``sweeps.runs.Resources``'s. Upper bounds are what
+    SLURM's fields hold (16-bit CPU and GPU counts, 32-bit nodes and minutes, memory in MB below 2**63):
+    a larger number would be refused by every ``sbatch`` try, or overflow before it (``mem_gb: .inf``)."""
 
-    nodes: int = Field(_DEFAULT.nodes, ge=1)
-    gpus_per_node: int = Field(_DEFAULT.gpus_per_node, ge=0)
-    cpus_per_task: int = Field(_DEFAULT.cpus_per_task, ge=1)
-    mem_gb: float | None = Field(_DEFAULT.mem_gb, gt=0)
-    time_min: int = Field(_DEFAULT.time_min, ge=1)
+    nodes: int = Field(_DEFAULT.nodes, ge=1, le=SLURM_MAX_32)
+    gpus_per_node: int = Field(_DEFAULT.gpus_per_node, ge=0, le=SLURM_MAX_16)
+    cpus_per_task: int = Field(_DEFAULT.cpus_per_task, ge=1, le=SLURM_MAX_16)
+    mem_gb: float | None = Field(_DEFAULT.mem_gb, gt=0, le=2**53, allow_inf_nan=False)
+    time_min: int = Field(_DEFAULT.time_min, ge=1, le=SLURM_MAX_32)
     partition: str | None = _DEFAULT.partition
     account: str | None = _DEFAULT.account
     qos: str | None = _DEFAULT.qos
     constraint: str | None = _DEFAULT.constraint
     sbatch_extra: dict[str, str] = Field(default_factory=dict)
-    max_in_flight: int = Field(_DEFAULT.max_in_flight, ge=1)
+    max_in_flight: int = Field(_DEFAULT.max_in_flight, ge=1, le=SLURM_MAX_32)
 
     def to_resources(self) -> Resources:
         return Resources(**{f.name: getattr(self, f.name) for f in fields(Resources)})
@@ -148,6 +167,7 @@ class SweepSpec(_Section):
     train: TrainStage
     eval: EvalStage | None = None
     executor: Literal["local", "slurm"] = "local"
+    max_runs: int = Field(DEFAULT_MAX_RUNS, ge=1)
 
     _source: str = PrivateAttr("<spec>")
     _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
@@ -173,7 +193,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read, parse and check a spec file; any problem is a one-line ``SpecError``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:  # no more than the bound: the path may be a pipe or a huge file
+            text = handle.read(MAX_SPEC_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError.at(source, 1, "(file)", f"cannot read: {error}") from None
     return parse_spec(text, source=source, spec_dir=Path(path).parent)
@@ -181,6 +202,9 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 def parse_spec(text: str, *, source: str = "<string>", spec_dir: Path | None = None) -> SweepSpec:
     """``load_spec`` for text in hand; relative base configs may also be found in ``spec_dir``."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SPEC_BYTES:
+        problem = f"larger than {MAX_SPEC_BYTES // 2**20} MiB (allowed: a spec of at most that size)"
+        raise SpecError.at(source, 1, "(file)", problem)
     lines: dict[KeyPath, int] = {}
     data = _plain(_parse_yaml(text, source), (), lines)
     if data is None:
@@ -202,8 +226,11 @@ def parse_spec(text: str, *, source: str = "<string>", spec_dir: Path | None = N
 
 
 def _parse_yaml(text: str, source: str) -> Any:
+    _check_brackets(text, source)
+    yaml = YAML(typ="rt")
     try:
-        return YAML(typ="rt").load(text)
+        _check_shape(yaml.parse(text), source)
+        return yaml.load(text)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -212,6 +239,67 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise SpecError.at(
             source, line, "(YAML syntax)", f"{problem}{f' ({context})' if context else ''}"
         ) from None
+
+
+def _check_brackets(text: str, source: str) -> None:
+    """Refuse flow brackets (``[[[[...``) nested deeper than ``MAX_DEPTH`` from the text alone: ruamel's
+    scanner looks ahead over all of them (seconds for a few thousand) before its first event. Brackets
+    inside strings count too; a spec needs nowhere near that many."""
+    depth = 0
+    for bracket in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            line = text.count("\n", 0, bracket.start()) + 1
+            problem = f"brackets nested deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})"
+            raise SpecError.at(source, line, "(YAML)", problem)
+
+
+def _check_shape(events: Iterator[Any], source: str) -> None:
+    """Refuse, from the parser's events and before anything is built, a document that nests too deep or
+    whose aliases repeat too many values; ``_plain`` would expand every alias (9 aliases of 9 aliases,
+    9 levels down, are 387 million values), and ruamel builds nested nodes by recursion.
+
+    Each open collection counts its values, aliases counted at the size of what they name.
+    """
+    open_nodes: list[list[Any]] = []  # [anchor, values, levels below] of each open collection
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels)
+    repeated = 0
+
+    def refuse(event: Any, problem: str) -> NoReturn:
+        raise SpecError.at(source, event.start_mark.line + 1, "(YAML)", problem)
+
+    def add(values: int, levels: int) -> None:
+        if open_nodes:
+            open_nodes[-1][1] += values
+            open_nodes[-1][2] = max(open_nodes[-1][2], levels)
+
+    for event in events:
+        if isinstance(event, CollectionStartEvent):
+            if len(open_nodes) >= MAX_DEPTH:
+                refuse(event, f"nested deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})")
+            open_nodes.append([event.anchor, 1, 1])
+        elif isinstance(event, CollectionEndEvent):
+            anchor, values, levels = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = (values, levels)
+            add(values, levels + 1)
+        elif isinstance(event, AliasEvent):
+            values, levels = sizes.get(event.anchor, (1, 0))  # an unknown one: ruamel says so next
+            repeated += values
+            if repeated > MAX_ALIAS_VALUES:
+                problem = f"aliases repeat more than {MAX_ALIAS_VALUES:,} values (allowed: at most that many)"
+                refuse(event, problem)
+            if len(open_nodes) + levels > MAX_DEPTH:
+                refuse(event, f"an alias nests deeper than {MAX_DEPTH} levels (allowed: at most {MAX_DEPTH})")
+            add(values, levels)
+        elif isinstance(event, ScalarEvent):
+            if event.style is None and len(event.value) > MAX_DIGITS and event.value.lstrip("+-").isdigit():
+                refuse(event, f"a number of {len(event.value):,} digits (allowed: at most {MAX_DIGITS:,})")
+            if event.anchor is not None:
+                sizes[event.anchor] = (1, 0)
+            add(1, 0)
+        elif isinstance(event, NodeEvent):
+            add(1, 0)
 
 
 def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
@@ -346,9 +434,11 @@ def _walk_types(annotation: Any) -> Iterator[Any]:
 
 def _check(spec: SweepSpec, spec_dir: Path) -> None:
     _check_grid(spec)
+    _check_size(spec)
+    _check_scheduler_text(spec)
     _check_axis_names(spec)
-    configs = _check_base_configs(spec, spec_dir)
-    _check_values(spec, configs)
+    _check_base_configs(spec, spec_dir)
+    _check_values(spec)
     if spec.eval is not None and spec.eval.filter is not None:
         try:
             compile_filter(spec.eval.filter, spec.axis_names())
@@ -396,6 +486,57 @@ def _check_grid(spec: SweepSpec) -> None:
                 raise spec.error(("train", "axes", key), problem)
 
 
+def _check_size(spec: SweepSpec) -> None:
+    """At most ``max_runs`` runs, counted from the axes' lengths before anything is expanded."""
+    train = spec.train
+    if train.grid == "rows":
+        trainings = len(train.rows)
+    elif train.grid == "zip":
+        trainings = len(next(iter(train.axes.values()), [None]))
+    else:
+        trainings = math.prod(len(values) for values in train.axes.values())
+    per_training = math.prod(len(values) for values in spec.eval.axes.values()) if spec.eval else 0
+    runs = trainings * (1 + per_training)
+    if runs > spec.max_runs:
+        where = ("train", "rows") if train.grid == "rows" else ("train", "axes")
+        filtered = " before the filter" if spec.eval is not None and spec.eval.filter else ""
+        problem = (
+            f"the grid makes {runs:,} runs ({trainings:,} trainings, {per_training:,} evaluations each"
+            f"{filtered}), more than max_runs {spec.max_runs:,} (allowed: at most max_runs runs; "
+            f"for a sweep this large set max_runs: {runs} at the top of the spec)"
+        )
+        raise spec.error(where, problem)
+
+
+def _check_scheduler_text(spec: SweepSpec) -> None:
+    """Every field that reaches ``sbatch`` or the job script, by ``sweeps.safe_text``'s rules."""
+    checks: list[tuple[KeyPath, str | None]] = []
+    stages = [("train", spec.train.resources)] + ([("eval", spec.eval.resources)] if spec.eval else [])
+    for stage, resources in stages:
+        for field, check in (
+            ("partition", safe_text.slurm_name_problem),
+            ("account", safe_text.slurm_name_problem),
+            ("qos", safe_text.slurm_name_problem),
+            ("constraint", safe_text.constraint_problem),
+        ):
+            value = getattr(resources, field)
+            if value is not None:
+                checks.append(((stage, "resources", field), check(value)))
+        for key, value in resources.sbatch_extra.items():
+            checks.append(
+                ((stage, "resources", "sbatch_extra", key), safe_text.sbatch_option_problem(key, value))
+            )
+    if spec.root is not None:
+        checks.append((("root",), safe_text.store_root_problem(spec.root)))
+    checks.append((("base_config",), safe_text.path_problem(spec.base_config)))
+    for index, row in enumerate(spec.train.rows):
+        if row.base_config is not None:
+            checks.append((("train", "rows", index, "base_config"), safe_text.path_problem(row.base_config)))
+    for path, problem in checks:
+        if problem is not None:
+            raise spec.error(path, problem)
+
+
 def _check_axis_names(spec: SweepSpec) -> None:
     """Names must be unique (cells and filters use them), and a key varies in one place only."""
     seen: dict[str, KeyPath] = {}
@@ -413,9 +554,8 @@ def _check_axis_names(spec: SweepSpec) -> None:
             seen[name] = path
 
 
-def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig]:
+def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
     """Resolve and load every base config once; ``base_config`` fields become runnable paths."""
-    configs: dict[str, DictConfig] = {}
     entries: list[tuple[KeyPath, Any]] = [(("base_config",), spec)]
     entries += [
         (("train", "rows", i, "base_config"), r) for i, r in enumerate(spec.train.rows) if r.base_config
@@ -429,13 +569,12 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> dict[str, DictConfig
             raise spec.error(path, f"config file not found: {name} (looked in {where})")
         holder.base_config = found
         try:
-            configs[found] = _config(found)
+            cached("loads", found, None, functools.partial(_loads, found))
         except ConfigFileError as error:  # already one line naming the file and where
             raise spec.error(path, str(error)) from None
         except Exception as error:  # noqa: BLE001 — a broken config file is a spec problem to report
             reason = (str(error).splitlines() or [""])[0]
             raise spec.error(path, f"cannot load config {name}: {type(error).__name__}: {reason}") from None
-    return configs
 
 
 def _find_config(name: str, spec_dir: Path) -> str | None:
@@ -449,11 +588,26 @@ def _find_config(name: str, spec_dir: Path) -> str | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _config(config_file: str) -> DictConfig:
+def _config(config_file: str) -> Any:
     return load_config(config_file)
 
 
-def _check_values(spec: SweepSpec, configs: dict[str, DictConfig]) -> None:
+def _loads(config_file: str) -> bool:
+    """True, or the config's own error (which ``_check_base_configs`` reports)."""
+    _config(config_file)
+    return True
+
+
+def _override_problem(config_file: str, override: str) -> str | None:
+    """Why ``override`` does not fit the config (``check_override``'s line), or None."""
+    try:
+        check_override(_config(config_file), override)
+    except ValueError as error:  # OverrideError included
+        return str(error)
+    return None
+
+
+def _check_values(spec: SweepSpec) -> None:
     """Each ``key: value`` the spec can produce: its range, then the base config of every run it reaches."""
     rows = spec.train.rows if spec.train.grid == "rows" else []
     trained = list(dict.fromkeys([r.base_config or spec.base_config for r in rows] or [spec.base_config]))
@@ -463,12 +617,15 @@ def _check_values(spec: SweepSpec, configs: dict[str, DictConfig]) -> None:
         _check_range(spec, path, key, value)
         try:
             override = override_string(key, value)
-            for target in targets:
-                if (target, override) not in checked:
-                    check_override(configs[target], override)
-                    checked.add((target, override))
-        except ValueError as error:  # OverrideError included
-            raise spec.error(path, _without_prefix(str(error))) from None
+        except ValueError as error:
+            raise spec.error(path, str(error)) from None
+        for target in targets:
+            if (target, override) not in checked:
+                check = functools.partial(_override_problem, target, override)
+                problem = cached("override", target, override, check)
+                if problem is not None:
+                    raise spec.error(path, _without_prefix(problem))
+                checked.add((target, override))
 
     for key, value in spec.overrides.items():
         check(("overrides", key), key, value, trained)
@@ -516,7 +673,7 @@ def override_string(key: str, value: Any) -> str:
     text = _WRITTEN.get((key, fingerprint))
     if text is None:
         text = f"{key}={_value_text(value)}"
-        parsed_key, parsed = parse_override(text)
+        parsed_key, parsed = parsed_override(text)
         if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
             raise ValueError(f"{_describe_yaml(value)} cannot be written as a key=value override")
         _WRITTEN[(key, fingerprint)] = text

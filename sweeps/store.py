@@ -22,14 +22,22 @@ from mimdet.atomic import write_json_atomic
 from mimdet.record import RecordError, RunRecord, read_record
 
 from .runs import RunSpec
+from .safe_text import store_root_problem
 
 ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
 
 
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
-    """The store's root by precedence: command line, environment, spec, default."""
-    return Path(cli_root or os.environ.get(ENV_ROOT) or spec_root or DEFAULT_ROOT).expanduser().resolve()
+    """The store's root by precedence: command line, environment, spec, default.
+
+    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``).
+    """
+    given = [("--root", cli_root), (f"${ENV_ROOT}", os.environ.get(ENV_ROOT)), ("the spec's root", spec_root)]
+    source, root = next(((source, root) for source, root in given if root), ("default", DEFAULT_ROOT))
+    if problem := store_root_problem(root):
+        raise ValueError(f"store root from {source}: {problem}")
+    return Path(root).expanduser().resolve()
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -56,13 +64,11 @@ class Store:
 
     def load_record(self, run_id: str) -> tuple[RunRecord | None, str | None]:
         """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
-        path = self.run_dir(run_id) / "record.json"
-        if not path.exists():
-            return None, None
+        path = os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
         try:
             return read_record(path), None
         except RecordError as error:
-            return None, str(error)
+            return (None, None) if not os.path.exists(path) else (None, str(error))
 
     def lock(self, run_id: str) -> FileLock:
         """The run's lock: held while a ``sweep run`` decides to start it and starts it (``claimed``)."""
@@ -71,7 +77,7 @@ class Store:
 
     def job(self, run_id: str) -> dict[str, Any] | None:
         """The executor's handle of the run's latest job."""
-        return read_json(self.run_dir(run_id) / "job.json")
+        return read_json(Path(self.root, "runs", run_id, "job.json"))
 
     def write_job(self, run_id: str, handle: dict[str, Any]) -> None:
         write_json_atomic(self.run_dir(run_id) / "job.json", handle, sort_keys=True)

@@ -129,3 +129,21 @@ def test_paper_cost_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
     assert paper.paper_time_ratio("decoders", 4) == pytest.approx(20.3 / 15.5)
     assert paper.paper_memory_label("decoders", 8) == "2.39"
     assert paper.paper_time_ratio("ratio", 0.3) is None and paper.paper_memory_label("decoders", 3) == "—"
+
+
+def test_cli_benchmark_store_holds_a_completed_record_of_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``bench_cli.py`` times ``sweep status`` and ``sweep table`` on: every run of its spec with a
+    record the engine reads as completed (a store it misread would time the wrong work)."""
+    bench = _load("bench_cli", monkeypatch)
+    from sweeps.engine import statuses
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec, root = bench.write_store(tmp_path, 2)
+    plan = expand(load_spec(spec))
+    found = statuses(Store(root), plan.runs)
+    assert len(plan.runs) == 80 and {status.state.value for status in found.values()} == {"completed"}
+    assert load_spec(tmp_path / "table2-unbounded.yaml").max_runs == 5_000  # what older code reads

@@ -8,6 +8,7 @@ import copy
 import io
 import json
 import re
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ PAPER = REPO / "mimdet" / "paper"
 RATIO = "model.backbone.bottom_up.train_sample_ratio"
 TEST_RATIO = "model.backbone.bottom_up.test_sample_ratio"
 DECODERS = "model.backbone.bottom_up.num_decoders"
+EVAL_SEED = "model.backbone.bottom_up.eval_seed"
 LINE = re.compile(r"^(?P<source>[^\n]+?):(?P<line>\d+): (?P<path>[^\n]+?): (?P<problem>[^\n]+)$")
 
 SHIPPED = {  # spec -> (trainings, evaluations)
@@ -490,6 +492,131 @@ def test_a_base_config_with_a_bad_choice_fails_plan_in_one_line(tmp_path: Path) 
 def test_missing_spec_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"^.*nothing\.yaml:1: \(file\): cannot read"):
         load_spec(tmp_path / "nothing.yaml")
+
+
+# --- hostile and oversized specs: refused before they cost anything ---------------------------------------
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs": each alias list names the one before it 9 times (9**levels values)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join([*lines, VALID.replace("  grid: product", f"  grid: product\n  laughs: *a{levels - 1}")])
+
+
+def test_exponential_aliases_are_refused_before_they_are_expanded() -> None:
+    """9 levels are 387 million values: refused from the parser's events, in a few MB."""
+    tracemalloc.start()
+    try:
+        error = one_line_error(_laughs(9))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.path == "(YAML)" and "aliases repeat more than 100,000 values" in error.problem
+    assert error.line == 6 and peak < 50 * 2**20, (error.line, peak)  # a5: 9**6 values
+
+
+def test_a_few_aliases_are_fine() -> None:
+    text = VALID.replace("[0.25, 0.5]", "&ratios [0.25, 0.5]").replace("[0.5, 1.0]", "*ratios")
+    assert len(expand(parse_spec(text, spec_dir=REPO)).runs) == 2 + 3
+
+
+@pytest.mark.parametrize(
+    ("deep", "line"),
+    [
+        ("train.seed: " + "[" * 5000 + "]" * 5000, 8),  # flow style
+        ("x:\n" + "".join("  " * (4 + i) + f"k{i}:\n" for i in range(200)) + "  " * 204 + "v: 1", 70),
+    ],
+)
+def test_deep_nesting_is_one_line_not_a_recursion_error(deep: str, line: int) -> None:
+    text = VALID.replace(f"    {RATIO}: [0.25, 0.5]", f"    {deep}")
+    error = one_line_error(text)
+    assert error.path == "(YAML)" and "nested deeper than 64 levels" in error.problem
+    assert error.line == line
+
+
+def test_a_number_python_cannot_read_is_one_line() -> None:
+    error = one_line_error(VALID.replace("300", "9" * 5000))
+    assert (error.line, error.path) == (4, "(YAML)") and "5,000 digits" in error.problem
+
+
+def test_an_oversized_spec_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(VALID + ("# " + "x" * 1000 + "\n") * 5000)
+    with pytest.raises(SpecError, match=r"big\.yaml:1: \(file\): larger than 4 MiB"):
+        load_spec(path)
+
+
+def _seeds_grid(trainings: int, evaluations: int, extra: str = "") -> str:
+    return (
+        VALID.replace(f"{RATIO}: [0.25, 0.5]", f"train.seed: {list(range(trainings))}")
+        .replace(
+            f"{TEST_RATIO}: [0.5, 1.0]", f"{TEST_RATIO}: [1.0]\n    {EVAL_SEED}: {list(range(evaluations))}"
+        )
+        .replace("  filter: test_sample_ratio >= train_sample_ratio\n", "")
+        + extra
+    )
+
+
+def test_a_grid_over_max_runs_is_refused_and_max_runs_allows_it() -> None:
+    error = one_line_error(_seeds_grid(200, 199))
+    assert (error.line, error.path) == (7, "train.axes")
+    assert error.problem.startswith("the grid makes 40,000 runs (200 trainings, 199 evaluations each)")
+    assert "more than max_runs 5,000" in error.problem and "set max_runs: 40000" in error.problem
+    spec = parse_spec(_seeds_grid(200, 199, "max_runs: 40000\n"), spec_dir=REPO)
+    assert spec.max_runs == 40_000
+    assert len(expand(parse_spec(_seeds_grid(70, 70), spec_dir=REPO)).runs) == 70 * 71  # 4,970
+
+
+@pytest.mark.parametrize(
+    ("resources", "path", "problem"),
+    [
+        (
+            'partition: "gpu\\ntouch /tmp/owned #"',
+            "train.resources.partition",
+            "control character, line feed",
+        ),
+        ("account: a b", "train.resources.account", "'a b' is not a SLURM name"),
+        ("qos: q;rm", "train.resources.qos", "'q;rm' is not a SLURM name"),
+        ('constraint: "a100\\tib"', "train.resources.constraint", "control character, tab"),
+        (
+            'sbatch_extra: {"mail-type\\nx": END}',
+            "train.resources.sbatch_extra.mail-type\nx",
+            "not an sbatch option",
+        ),
+        ("sbatch_extra: {output: /tmp/x}", "train.resources.sbatch_extra.output", "set by the sweep engine"),
+        ("sbatch_extra: {partition: gpu}", "train.resources.sbatch_extra.partition", "resources.partition"),
+        ('sbatch_extra: {comment: "a\\rb"}', "train.resources.sbatch_extra.comment", "carriage return"),
+        ('sbatch_extra: {comment: "a\\u202eb"}', "train.resources.sbatch_extra.comment", "right-to-left"),
+        ('sbatch_extra: {comment: ""}', "train.resources.sbatch_extra.comment", "is empty"),
+        ("time_min: 99999999999", "train.resources.time_min", "less than or equal to 4294967294"),
+        ("cpus_per_task: 70000", "train.resources.cpus_per_task", "less than or equal to 65534"),
+        ("mem_gb: .inf", "train.resources.mem_gb", "finite number"),
+    ],
+)
+def test_what_reaches_sbatch_is_checked_at_load(resources: str, path: str, problem: str) -> None:
+    error = one_line_error(VALID.replace("max_in_flight: 2}", f"max_in_flight: 2, {resources}}}"))
+    assert (error.line, error.path) == (9, path) and problem in error.problem, str(error)
+
+
+def test_paths_that_reach_the_job_script_are_checked_at_load() -> None:
+    error = one_line_error(VALID + 'root: "/tmp/results\\n#SBATCH --wrap=x"\n')
+    assert (error.line, error.path) == (15, "root") and "control character, line feed" in error.problem
+    error = one_line_error(VALID + "root: /tmp/100%results\n")
+    assert error.path == "root" and "'%'" in error.problem
+    error = one_line_error(VALID.replace("experiments/tiny_mimdet.py", '"experiments/tiny\\x1bmimdet.py"'))
+    assert error.path == "base_config" and "escape" in error.problem
+
+
+def test_ordinary_scheduler_settings_pass() -> None:
+    extra = '"mail-type": END, comment: "it\'s Table 2; $HOME", gres: "gpu:a100:2"'
+    settings = 'partition: "gpu,gpu-long", account: proj_1, qos: high, constraint: a100&ib|h100, '
+    spec = parse_spec(
+        VALID.replace("max_in_flight: 2}", f"max_in_flight: 2, {settings}sbatch_extra: {{{extra}}}}}"),
+        spec_dir=REPO,
+    )
+    assert spec.train.resources.sbatch_extra["comment"] == "it's Table 2; $HOME"
 
 
 # --- 100 generated malformed specs ---------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""What the sweep engine reads from config files, computed once per machine while nothing it depends on
+changes, so that ``sweep plan``/``status``/``table`` need not import torch and detectron2 (~3 s).
+
+A config file is Python: loading it imports the model code, and every fact the engine takes from it (its
+canonical content for run identity, whether an override fits it, the variant, data and length of a run)
+costs that import. ``cached(kind, config_file, key, compute)`` returns ``compute()``'s JSON value and keeps
+it in ``$MIMDET_CACHE/sweeps/`` (default ``~/.cache/mimdet``), in a file named by a digest of what the
+answers depend on: every ``.py`` file of ``experiments/``, ``mimdet/`` and ``sweeps/`` (size and
+modification time) and the installed torch, detectron2, timm, omegaconf and hydra. Editing any of them
+starts a new file (the old ones of this checkout are removed). A config file outside ``experiments/``
+imports what the digest does not cover: its facts are kept for the process only. Values are
+JSON-round-tripped on the first call too, so a cached answer is the same as a computed one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mimdet.atomic import write_json_atomic
+from mimdet.config import EXPERIMENTS, resolve_config_path
+from mimdet.overrides import parse_override
+
+T = TypeVar("T")
+REPO = EXPERIMENTS.parent
+LIBRARIES = ("torch", "detectron2", "timm", "omegaconf", "hydra")
+
+
+def cache_folder() -> Path:
+    """``$MIMDET_CACHE/sweeps``, else ``~/.cache/mimdet/sweeps`` (shared with the MAE checkpoint cache)."""
+    return Path(os.environ.get("MIMDET_CACHE") or Path.home() / ".cache" / "mimdet") / "sweeps"
+
+
+class _Cache:
+    """The answers of this process, loaded from and saved to this code's file on first and last use."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.entries: dict[str, Any] = {}
+        self.local: dict[str, Any] = {}  # configs outside experiments/: this process only
+        self.dirty = False
+
+    def file(self) -> Path:
+        if self.path is None:
+            checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+            self.path = cache_folder() / f"{checkout}-{_code_digest()}.json"
+            try:
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                loaded = {}
+            self.entries = loaded if isinstance(loaded, dict) else {}
+        return self.path
+
+    def save(self) -> None:
+        """Write the answers if there are new ones (atomically: a concurrent reader sees one file or the
+        other), and remove this checkout's files of older code."""
+        if not self.dirty:
+            return
+        path = self.file()
+        try:
+            write_json_atomic(path, self.entries, indent=None)
+            for old in path.parent.glob(f"{path.name.split('-')[0]}-*.json"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        self.dirty = False
+
+
+_CACHE = _Cache()
+atexit.register(_CACHE.save)
+
+
+def cached(kind: str, config_file: str | Path | None, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` for ``(kind, config_file, key)``, from the cache where it has it; ``key`` is JSON.
+    Without a config file, ``compute`` depends on ``key`` and this code only."""
+    path = resolve_config_path(config_file).resolve() if config_file is not None else None
+    name = f"{kind}|{path or ''}|{json.dumps(key, sort_keys=True)}"
+    on_disk = path is None or path.is_relative_to(EXPERIMENTS)
+    if on_disk:
+        _CACHE.file()  # read on first use
+    entries = _CACHE.entries if on_disk else _CACHE.local
+    if name not in entries:
+        entries[name] = json.loads(json.dumps(compute()))
+        _CACHE.dirty |= on_disk
+    return entries[name]  # type: ignore[no-any-return]
+
+
+def parsed_override(override: str) -> tuple[str, Any]:
+    """``mimdet.overrides.parse_override``, cached: hydra's parser takes ~5 ms a call and ~0.2 s to import.
+    A bad override raises every time (errors are not kept)."""
+    pair: list[Any] = cached("parse", None, override, lambda: list(parse_override(override)))
+    return str(pair[0]), pair[1]
+
+
+def _code_digest() -> str:
+    """Size and modification time of every file an answer can depend on (module docstring)."""
+    digest = hashlib.sha256()
+    for folder in ("experiments", "mimdet", "sweeps"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    for library in LIBRARIES:
+        found = importlib.util.find_spec(library)  # where it is installed, without importing it
+        if found is not None and found.origin:
+            stat = os.stat(found.origin)
+            digest.update(f"{found.origin}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

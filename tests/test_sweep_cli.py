@@ -1,0 +1,106 @@
+"""The ``sweep`` commands that read a spec and a store without running anything: what they print and when
+they refuse, called in-process as ``sweeps.cli.main`` (the engine's own tests run real sweeps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweeps.cli import RICH_ROWS, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No record and no paper cost for the tiny model: the summary still says what exists and the
+    estimate, and that the peak memory is unknown (it once printed only the last clause)."""
+    code = main(["plan", str(REPO / "sweeps" / "tiny" / "table2.yaml"), "--root", str(tmp_path / "store")])
+    out = capsys.readouterr().out
+    summary = out.strip().splitlines()[-1]
+    assert code == 0
+    assert summary.startswith(f"store {tmp_path / 'store'}: 0 of 9 runs exist; estimated "), summary
+    assert summary.endswith("peak memory unknown"), summary
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "problem"),
+    [
+        (["--root", "/tmp/store\n#SBATCH --wrap=x"], {}, "store root from --root: '/tmp/store\\n#SBATCH"),
+        (
+            [],
+            {"MIMDET_RESULTS": "/tmp/100%store"},
+            "store root from $MIMDET_RESULTS: '/tmp/100%store' holds '%'",
+        ),
+    ],
+)
+def test_a_store_root_that_would_break_the_job_script_is_one_line(
+    argv: list[str],
+    env: dict[str, str],
+    problem: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["plan", str(REPO / "sweeps" / "tiny" / "table2.yaml"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"sweep: error: {problem}"), err
+
+
+@pytest.mark.parametrize("spec", ["fig2.yaml", "tiny/fig2.yaml"])
+def test_plot_of_fig2_without_trained_runs_says_what_to_run(
+    spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = REPO / "sweeps" / spec
+    code = main(["plot", str(path), "--root", str(tmp_path / "store"), "-o", str(tmp_path / "plots")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "mimdet (" in err and "benchmarking (" in err and f"run `sweep run {path}` first" in err
+    assert not (tmp_path / "plots").exists()
+
+
+def test_plot_of_fig2_draws_the_feature_maps_of_its_trainings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tiny Fig. 2 spec's two trainings, given final checkpoints (their initial weights)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from mimdet.features import load_run_model
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    path = REPO / "sweeps" / "tiny" / "fig2.yaml"
+    store = tmp_path / "store"
+    for run in expand(load_spec(path)).trainings:
+        model, _ = load_run_model(run.config_file, None, run.overrides)
+        (store / "runs" / run.run_id).mkdir(parents=True)
+        DetectionCheckpointer(model, str(store / "runs" / run.run_id)).save("model_final")
+    code = main(["plot", str(path), "--root", str(store), "-o", str(tmp_path / "plots")])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "fig2_feature_maps.pdf",
+        "fig2_feature_maps.png",
+    ]
+    assert "Fig. 2 of 2 trainings: 2 files" in capsys.readouterr().out
+
+
+def test_plan_and_status_of_a_large_sweep_print_plain_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Above ``RICH_ROWS`` runs the table is aligned text (rich would take ~1 ms a row): a title, the
+    header, a rule and one line per run with its state."""
+    spec = tmp_path / "large.yaml"
+    seeds = list(range(RICH_ROWS + 10))
+    spec.write_text(
+        f"name: large\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  axes:\n    train.seed: {seeds}\n"
+    )
+    for command in ("plan", "status"):
+        assert main([command, str(spec), "--root", str(tmp_path / "store")]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        header = ["run", "stage", "cell", "after" if command == "plan" else "state"]
+        assert lines[0].startswith(f"{spec}: ") and lines[1].split()[:4] == header
+        assert set(lines[2]) == {"-", " "}
+        rows = [line.split() for line in lines[3 : 3 + len(seeds)]]
+        assert [row[1:3] for row in rows] == [["train", f"seed={seed}"] for seed in seeds]
+        assert all("new" in row for row in rows)
