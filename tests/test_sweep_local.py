@@ -75,6 +75,20 @@ def wait_for_file(root: Path, pattern: str, process: subprocess.Popen[str], time
         time.sleep(0.1)
 
 
+def assert_a_plain_rerun_resumes(spec: Path, root: Path, training: Path, iterations: int) -> None:
+    """A plain ``sweep run`` starts the cut-off training and its evaluation; the training resumes from
+    its checkpoint (a second start past iteration 0) and nothing is lost or done twice."""
+    second = sweep("run", str(spec), "--root", str(root))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.stdout.startswith(f"{spec}: 2 to start on local"), second.stdout[:300]
+    starts = re.findall(r"Starting training from iteration (\d+)", (training / "log.txt").read_text())
+    assert len(starts) == 2 and starts[0] == "0" and int(starts[1]) > 0, starts
+    records = [read_record(path) for path in root.glob("runs/*/record.json")]
+    assert sorted(r.stage for r in records) == ["eval", "train"]  # none lost, none twice
+    assert all(r.status == "completed" for r in records)
+    assert next(r for r in records if r.stage == "train").iterations == iterations
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return micro_dataset(tmp_path_factory.mktemp("data"))
@@ -192,17 +206,7 @@ def test_a_killed_training_is_interrupted_and_a_plain_rerun_resumes_it(data: Pat
     assert "1 interrupted" in status.stdout and "SIGKILL" in status.stdout, status.stdout
     assert f"sweep run {spec} resumes interrupted runs" in status.stdout
 
-    second = sweep("run", str(spec), "--root", str(root))
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert second.stdout.startswith(f"{spec}: 2 to start on local"), second.stdout[:300]
-    starts = re.findall(
-        r"Starting training from iteration (\d+)", (handle_path.parent / "log.txt").read_text()
-    )
-    assert len(starts) == 2 and starts[0] == "0" and int(starts[1]) > 0, starts
-    records = [read_record(path) for path in root.glob("runs/*/record.json")]
-    assert sorted(r.stage for r in records) == ["eval", "train"]  # none lost, none twice
-    assert all(r.status == "completed" for r in records)
-    assert next(r for r in records if r.stage == "train").iterations == 40
+    assert_a_plain_rerun_resumes(spec, root, handle_path.parent, iterations=40)
     assert not list(root.glob("runs/*/record.json.*.prev"))  # the killed run had written none
 
 
@@ -251,18 +255,7 @@ def test_ctrl_c_interrupts_in_one_line_and_a_plain_rerun_resumes(data: Path, tmp
     status = sweep("status", str(spec), "--root", str(root))
     assert "1 interrupted" in status.stdout and "SIGTERM" in status.stdout, status.stdout
 
-    second = sweep("run", str(spec), "--root", str(root))
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert second.stdout.startswith(f"{spec}: 2 to start on local"), second.stdout[:300]
-    starts = re.findall(
-        r"Starting training from iteration (\d+)", (handle_path.parent / "log.txt").read_text()
-    )
-    assert len(starts) == 2 and starts[0] == "0" and int(starts[1]) > 0, starts
-    records = [read_record(path) for path in root.glob("runs/*/record.json")]
-    assert sorted(r.stage for r in records) == ["eval", "train"] and all(
-        r.status == "completed" for r in records
-    )
-    assert next(r for r in records if r.stage == "train").iterations == 40
+    assert_a_plain_rerun_resumes(spec, root, handle_path.parent, iterations=40)
 
 
 def test_bad_spec_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
