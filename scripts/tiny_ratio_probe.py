@@ -16,6 +16,7 @@ For a trained checkpoint and each inference ratio r it reports, on the validatio
 
     PYTHONPATH=. python scripts/tiny_ratio_probe.py --checkpoint RUN/model_final.pth \\
         --ratios 0.25 1.0 --ap --recalibrate-bn 40 [key=value ...]
+    PYTHONPATH=. python scripts/tiny_ratio_probe.py --mae tiny-mae   # straight after MAE initialisation
 
 Overrides (``key=value``) go to ``experiments/tiny_mimdet.py`` as they would to ``mimdet.train``.
 Shapes: B batch, N tokens on the grid, K kept tokens, D encoder width, E decoder width, H heads.
@@ -40,15 +41,20 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mimdet.config import build_model, load_config
+from mimdet.modeling.checkpoint import load_mae_checkpoint
 from mimdet.overrides import apply_checked_overrides
-from mimdet.train import register_datasets
+from mimdet.train import register_datasets, resolve_mae_checkpoint
 
 CONFIG = "experiments/tiny_mimdet.py"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True)
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument("--checkpoint", help="a trained detector (model_final.pth)")
+    start.add_argument(
+        "--mae", help="an MAE checkpoint ('tiny-mae' = the cached one): the detector before fine-tuning"
+    )
     parser.add_argument("--config-file", default=CONFIG)
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.25, 1.0])
     parser.add_argument("--images", type=int, default=16, help="validation images for the statistics")
@@ -61,10 +67,13 @@ def main() -> None:
     cfg = apply_checked_overrides(load_config(args.config_file), args.opts)
     register_datasets(cfg)
     model = build_model(cfg, "cpu")
-    DetectionCheckpointer(model).load(args.checkpoint)
+    if args.checkpoint:
+        DetectionCheckpointer(model).load(args.checkpoint)
+    else:
+        load_mae_checkpoint(backbone_of(model), resolve_mae_checkpoint(args.mae))
     model.eval()
     batches = list(_val_batches(cfg, args.images))
-    results: dict[str, object] = {"checkpoint": args.checkpoint, "overrides": args.opts}
+    results: dict[str, object] = {"checkpoint": args.checkpoint or args.mae, "overrides": args.opts}
     results["same_tokens"] = same_token_drift(model, batches)
     for ratio in args.ratios:
         row: dict[str, object] = {}
