@@ -73,9 +73,9 @@ def flavor_of(backbone: Mapping[str, Any], model: str) -> FlavorName:
     """The flavor whose every switch a backbone config (``model``: ``mimdet`` | ``benchmarking``) holds, or
     ``custom``; a switch the config leaves out counts as its constructor default, the paper's value.
     Pass the config unresolved: interpolations (``${..norm}``) are compared as written."""
+    defaults = FLAVORS["paper"].mimdet if model == "mimdet" else FLAVORS["paper"].benchmarking
     for name, flavor in FLAVORS.items():
         switches = flavor.mimdet if model == "mimdet" else flavor.benchmarking
-        defaults = FLAVORS["paper"].mimdet if model == "mimdet" else FLAVORS["paper"].benchmarking
         if all(backbone.get(key, defaults[key]) == value for key, value in switches.items()):
             return cast(FlavorName, name)
     return "custom"

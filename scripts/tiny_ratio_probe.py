@@ -138,13 +138,18 @@ def attention_entropy(model: nn.Module, batches: list[list[dict]]) -> dict[str, 
         for part in ("encoder", "decoder")
         for i, block in enumerate(getattr(backbone, part).blocks)
     ]
+    _forward_with_hooks(model, batches, handles)
+    return {name: round(sum(v) / len(v), 4) for name, v in sums.items()}
+
+
+def _forward_with_hooks(model: nn.Module, batches: list[list[dict]], handles: list) -> None:
+    """Run ``model`` over ``batches`` for its hooks' sake, then remove the hooks whatever happens."""
     try:
         for batch in batches:
             model(batch)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: round(sum(v) / len(v), 4) for name, v in sums.items()}
 
 
 @torch.no_grad()
@@ -161,12 +166,7 @@ def bn_shift(model: nn.Module, batches: list[list[dict]]) -> dict[str, list[floa
 
     bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     handles = [m.register_forward_hook(hook(n)) for n, m in bns.items()]
-    try:
-        for batch in batches:
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _forward_with_hooks(model, batches, handles)
     out = {}
     for name, bn in bns.items():
         if not stats[name]:

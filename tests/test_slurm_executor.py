@@ -173,6 +173,20 @@ def jobs_named(name: str) -> list[str]:
     return sorted({job_id.split("_")[0] for job_id in live + ended}, key=int)
 
 
+def one_training_spec(
+    folder: Path, name: str, settings: dict, time_min: int, eval_ratios: list[float] | None = None
+) -> Path:
+    """A SLURM spec of one tiny training (seed 1), evaluated at ``eval_ratios`` if given, in ``folder``."""
+    resources = f"  resources: {{cpus_per_task: 1, mem_gb: 3, time_min: {time_min}}}\n"
+    text = f"name: {name}\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
+    text += yaml.safe_dump({"overrides": settings}) + "train:\n  axes:\n    train.seed: [1]\n" + resources
+    if eval_ratios is not None:
+        text += f"eval:\n  axes:\n    {RATIO}: {eval_ratios}\n" + resources
+    spec = folder / f"{name}.yaml"
+    spec.write_text(text)
+    return spec
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -306,13 +320,7 @@ def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
     if os.geteuid() != 0:
         pytest.skip("restarting slurmd after the node is lost needs root")
     settings = {**micro_settings(micro_data), "train.max_iter": 60, "train.checkpointer.period": 4}
-    spec = tmp_path / "lost.yaml"
-    spec.write_text(
-        "name: lost\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
-        + yaml.safe_dump({"overrides": settings})
-        + "train:\n  axes:\n    train.seed: [1]\n"
-        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 60}\n"
-    )
+    spec = one_training_spec(tmp_path, "lost", settings, time_min=60)
     (run,) = expand(load_spec(spec)).runs
     executor = SlurmExecutor(store, poll_s=1)
     handles = executor.submit([run])
@@ -487,13 +495,7 @@ def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
     if os.geteuid() != 0:
         pytest.skip("starting slurmctld again needs root")
     settings = {**micro_settings(micro_data), "train.max_iter": 2000}
-    spec = tmp_path / "down.yaml"
-    spec.write_text(
-        "name: down\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
-        + yaml.safe_dump({"overrides": settings})
-        + "train:\n  axes:\n    train.seed: [1]\n"
-        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 60}\n"
-    )
+    spec = one_training_spec(tmp_path, "down", settings, time_min=60)
     (run,) = expand(load_spec(spec)).runs
     executor = SlurmExecutor(store, poll_s=1)
     handles = executor.submit([run])
@@ -529,15 +531,7 @@ def test_two_sweep_runs_at_once_submit_each_run_once(store: Store, micro_data: P
     (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$@" >> {tmp_path}/sbatch_calls\nexec {real} "$@"\n')
     (bin_dir / "sbatch").chmod(0o755)
     settings = {**micro_settings(micro_data), "train.max_iter": 4}
-    spec = tmp_path / "twice.yaml"
-    spec.write_text(
-        "name: twice\nbase_config: experiments/tiny_mimdet.py\nexecutor: slurm\n"
-        + yaml.safe_dump({"overrides": settings})
-        + "train:\n  axes:\n    train.seed: [1]\n"
-        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
-        + f"eval:\n  axes:\n    {RATIO}: [0.5, 1.0]\n"
-        + "  resources: {cpus_per_task: 1, mem_gb: 3, time_min: 10}\n"
-    )
+    spec = one_training_spec(tmp_path, "twice", settings, time_min=10, eval_ratios=[0.5, 1.0])
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(store.root)]
     both = [
