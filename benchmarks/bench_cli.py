@@ -28,17 +28,8 @@ from pathlib import Path
 
 from bench_plan import write_spec
 
-from mimdet.record import (
-    SCHEMA_VERSION,
-    APMetrics,
-    Cost,
-    DatasetInfo,
-    Hardware,
-    Metrics,
-    ParamCounts,
-    RunRecord,
-    Variant,
-)
+from mimdet.record import DatasetInfo
+from mimdet.record_examples import example_record, example_variant
 from sweeps.expand import expand
 from sweeps.spec import load_spec
 
@@ -68,28 +59,19 @@ def write_store(folder: Path, seeds: int) -> tuple[Path, Path]:
     root = folder / "store"
     for run in expand(load_spec(spec)).runs:
         ratio, test = run.cell["train_sample_ratio"], run.cell.get("test_sample_ratio", 1.0)
-        record = RunRecord(
-            schema_version=SCHEMA_VERSION,
-            run_id=run.run_id,
+        record = example_record(
+            run.run_id,
             stage=run.stage,
             parent_run_id=run.parent,
-            status="completed",
-            error=None,
+            variant=example_variant(embed_dim=64, depth=4, train_sample_ratio=ratio, test_sample_ratio=test),
+            box=20.0 + 10 * test,
+            mask=22.0,
             created_at="2026-11-27T10:00:00+00:00",
             output_dir=str(root / "runs" / run.run_id),
             config_file=run.config_file,
             overrides=list(run.overrides),
-            code_version="bench",
-            variant=Variant("mimdet", 64, 4, "random", ratio, test, 4, "hybrid", "mask_token"),
             dataset=DatasetInfo("shapes_train", "shapes_val"),
             iterations=300,
-            metrics=Metrics(APMetrics(20.0 + 10 * test, *[None] * 5), APMetrics(22.0, *[None] * 5)),
-            params=ParamCounts(1_000_000, {"encoder": 200_000}),
-            cost=Cost(60.0, 0.2, 2**27, "cpu_peak_rss_delta", None)
-            if run.stage == "train"
-            else Cost(None, None, None, None, None),
-            hardware=Hardware("cpu", None, 0, "Intel Xeon"),
-            versions={"python": "3.11", "torch": "2.14"},
         )
         path = root / "runs" / run.run_id / "record.json"
         path.parent.mkdir(parents=True, exist_ok=True)

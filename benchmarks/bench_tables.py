@@ -16,18 +16,8 @@ import time
 import pandas as pd
 
 from analysis.tables import PAPER_DECODERS, PAPER_RATIOS, TABLES
-from mimdet.record import (
-    SCHEMA_VERSION,
-    APMetrics,
-    Cost,
-    DatasetInfo,
-    Hardware,
-    Metrics,
-    ParamCounts,
-    RunRecord,
-    Variant,
-    record_to_row,
-)
+from mimdet.record import Cost, Hardware, ParamCounts, record_to_row
+from mimdet.record_examples import example_record, example_variant
 
 # (model, sampling, fpn_inputs, num_decoders, train ratio, test ratio) of every cell in Tables 1-4
 CELLS = sorted(
@@ -47,22 +37,23 @@ def make_rows(count: int, seed: int = 0) -> pd.DataFrame:
         failed = rng.random() < 0.1
         training = test == 1.0
         ap = None if failed else round(rng.uniform(20, 55), 2)
-        record = RunRecord(
-            schema_version=SCHEMA_VERSION,
-            run_id=f"run{i:06d}",
+        record = example_record(
+            f"run{i:06d}",
             stage="train" if training else "eval",
             parent_run_id=None if training else f"parent{i:06d}",
             status="failed" if failed else "completed",
-            error="RuntimeError: simulated" if failed else None,
+            variant=example_variant(
+                model=model,
+                sampling=sampling,
+                train_sample_ratio=train,
+                test_sample_ratio=test,
+                num_decoders=decoders,
+                fpn_inputs=fpn_inputs,
+            ),
+            box=ap,
+            mask=ap,
             created_at=f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00",
-            output_dir=f"runs/run{i:06d}",
-            config_file="experiments/mimdet_vit_base.py",
             overrides=[f"model.backbone.bottom_up.num_decoders={decoders}"],
-            code_version="bench",
-            variant=Variant(model, 768, 12, sampling, train, test, decoders, fpn_inputs, "mask_token"),
-            dataset=DatasetInfo("coco_2017_train", "coco_2017_val"),
-            iterations=67_500,
-            metrics=Metrics(APMetrics(ap, *[None] * 5), APMetrics(ap, *[None] * 5)),
             params=ParamCounts(118_000_000 + 3_000_000 * decoders, {"encoder": 85_000_000}),
             cost=Cost(
                 rng.uniform(5e4, 1e5) if training else None,
@@ -72,7 +63,6 @@ def make_rows(count: int, seed: int = 0) -> pd.DataFrame:
                 None,
             ),
             hardware=Hardware("cuda", "NVIDIA H100", 8, None),
-            versions={"python": "3.11", "torch": "2.4"},
         )
         rows.append(record_to_row(record))
     return pd.DataFrame(rows)

@@ -16,18 +16,16 @@ from analysis.tables import TableError, render_table, render_table2, render_tabl
 from mimdet.paper_numbers import PAPER_TABLES, load_paper_table
 from mimdet.record import (
     ROW_COLUMNS,
-    SCHEMA_VERSION,
-    APMetrics,
     Cost,
-    DatasetInfo,
-    Hardware,
-    Metrics,
     ParamCounts,
+    PeakMemKind,
     RunRecord,
-    Variant,
+    Stage,
+    Status,
     record_to_row,
     write_record,
 )
+from mimdet.record_examples import example_record, example_variant
 
 GIB = 2**30
 _serial = iter(range(10**6))
@@ -39,48 +37,34 @@ def make_record(
     box: float | None = 40.0,
     mask: float | None = 35.0,
     *,
-    stage: str = "train",
-    status: str = "completed",
-    model: str = "mimdet",
-    sampling: str = "random",
-    fpn_inputs: str = "hybrid",
-    num_decoders: int = 4,
-    embed_dim: int = 768,
+    stage: Stage = "train",
+    status: Status = "completed",
     params: int = 127_560_000,
     hours: float | None = 2.0,
     mem_gib: float | None = 4.0,
-    mem_kind: str = "cuda_max_allocated",
+    mem_kind: PeakMemKind = "cuda_max_allocated",
     created_at: str = "2025-01-01T00:00:00+00:00",
+    **variant: Any,
 ) -> RunRecord:
     """A record with the fields the tables read; cost only on training records, as the run writes them."""
-    run_id = f"r{next(_serial):05d}"
     training = stage == "train"
-    return RunRecord(
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id,
+    memory = int(mem_gib * GIB) if training and mem_gib is not None else None
+    return example_record(
+        f"r{next(_serial):05d}",
         stage=stage,
-        parent_run_id=None if training else "parent",
         status=status,
-        error=None if status == "completed" else "RuntimeError: boom",
+        variant=example_variant(train_sample_ratio=train, test_sample_ratio=infer, **variant),
+        box=box,
+        mask=mask,
         created_at=created_at,
-        output_dir=f"runs/{run_id}",
-        config_file="experiments/mimdet_vit_base.py",
-        overrides=[],
-        code_version="test",
-        variant=Variant(model, embed_dim, 12, sampling, train, infer, num_decoders, fpn_inputs, "mask_token"),
-        dataset=DatasetInfo("coco_2017_train", "coco_2017_val"),
-        iterations=1000,
-        metrics=Metrics(APMetrics(box, *[None] * 5), APMetrics(mask, *[None] * 5)),
         params=ParamCounts(params, {"encoder": params // 2}),
         cost=Cost(
             hours * 3600 if training and hours is not None else None,
             None,
-            int(mem_gib * GIB) if training and mem_gib is not None else None,
+            memory,
             mem_kind if training else None,
             None,
         ),
-        hardware=Hardware("cuda", "NVIDIA H100", 1, None),
-        versions={"python": "3.11"},
     )
 
 

@@ -33,23 +33,17 @@ from mimdet.record import (
     utc_timestamp,
     write_record,
 )
+from mimdet.record_examples import example_record, example_variant
 
 
 def make_record(run_id: str = "ab12", **changes: Any) -> RunRecord:
-    """A complete, valid training record; ``changes`` replace top-level fields."""
+    """A complete, valid tiny training record with every kind of value (a NaN AP, a null AP, a dict of
+    counts); ``changes`` replace top-level fields."""
     fields: dict[str, Any] = dict(
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id,
-        stage="train",
-        parent_run_id=None,
-        status="completed",
-        error=None,
         created_at=utc_timestamp(),
-        output_dir=f"runs/{run_id}",
         config_file="experiments/tiny_mimdet.py",
         overrides=["train.max_iter=10", "model.backbone.bottom_up.num_decoders=2"],
-        code_version="50f1567",
-        variant=Variant("mimdet", 64, 4, "random", 0.5, 1.0, 2, "hybrid", "mask_token"),
+        variant=example_variant(embed_dim=64, depth=4, num_decoders=2),
         dataset=DatasetInfo(train="synthetic_train", test="synthetic_val"),
         iterations=10,
         metrics=Metrics(
@@ -61,8 +55,7 @@ def make_record(run_id: str = "ab12", **changes: Any) -> RunRecord:
         hardware=Hardware("cuda", "NVIDIA H100", 1, "AMD EPYC"),
         versions={"python": "3.11.7", "torch": "2.4.0"},
     )
-    fields.update(changes)
-    return RunRecord(**fields)
+    return example_record(run_id, **{**fields, **changes})
 
 
 def test_round_trip_through_file(tmp_path: Path) -> None:

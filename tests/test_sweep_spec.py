@@ -22,17 +22,14 @@ from ruamel.yaml import YAML
 from mimdet.config import build_model, load_config
 from mimdet.overrides import parse_override
 from mimdet.record import (
-    SCHEMA_VERSION,
-    APMetrics,
     Cost,
     DatasetInfo,
     Hardware,
-    Metrics,
-    ParamCounts,
     RunRecord,
     Variant,
     write_record,
 )
+from mimdet.record_examples import example_record, example_variant
 from sweeps.estimate import PAPER_GPUS, estimate
 from sweeps.expand import SweepPlan, expand
 from sweeps.runs import Resources
@@ -806,33 +803,21 @@ def test_override_text_is_hydra_syntax(value: Any, text: str) -> None:
 def _record(
     run_id: str, variant: Variant, *, dataset: str = "coco_2017_train", gpus: int = 8, **cost: Any
 ) -> RunRecord:
-    return RunRecord(
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id,
-        stage="train",
-        parent_run_id=None,
-        status="completed",
-        error=None,
-        created_at="2025-01-01T00:00:00+00:00",
-        output_dir=f"runs/{run_id}",
-        config_file="experiments/mimdet_vit_base.py",
-        overrides=[],
-        code_version="test",
+    return example_record(
+        run_id,
         variant=variant,
+        box=50.0,
+        mask=45.0,
         dataset=DatasetInfo(dataset, "coco_2017_val"),
-        iterations=67_500,
-        metrics=Metrics(APMetrics(50.0, *[None] * 5), APMetrics(45.0, *[None] * 5)),
-        params=ParamCounts(127_000_000, {}),
         cost=Cost(
             cost.get("wall_s"), cost.get("sec_per_iter"), cost.get("mem_bytes"), "cuda_max_allocated", None
         ),
         hardware=Hardware("cuda" if gpus else "cpu", "NVIDIA H100" if gpus else None, gpus, None),
-        versions={},
     )
 
 
 def _vit_b(ratio: float) -> Variant:
-    return Variant("mimdet", 768, 12, "random", ratio, 1.0, 4, "hybrid", "mask_token")
+    return example_variant(train_sample_ratio=ratio)
 
 
 def test_estimate_from_the_paper(tmp_path: Path) -> None:
