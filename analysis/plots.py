@@ -48,7 +48,7 @@ from analysis.selection import (
     training_rows,
 )
 from analysis.tables import AP_PAIR, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
-from mimdet.paper.numbers import load_paper_csv
+from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES, PaperTable
 
 if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2

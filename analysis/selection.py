@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from mimdet.paper.numbers import load_paper_csv
+from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import Variant
 

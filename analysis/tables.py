@@ -8,7 +8,8 @@ carries its run's variant columns and a ``status`` of ``queued``, ``running``, `
 How cells are filled (the rules live in ``analysis.selection``, shared with ``analysis.plots``):
 
 - Each table first selects the MIMDet runs of the paper's fixed setting (e.g. Table 2: 4 decoders,
-  random sampling, hybrid FPN); ``where={...}`` overrides keys of that selection, ``None`` drops one.
+  random sampling, hybrid FPN: its ``selection`` in ``mimdet.paper.tables.PAPER_TABLES``, which also
+  gives its axes and paper rows); ``where={...}`` overrides keys of that selection, ``None`` drops one.
 - In a cell, a completed row wins (the latest by ``created_at``, then ``run_id``). Completed rows of one
   cell must agree on every variant column, and those of one table on model size and datasets; otherwise
   the table would silently mix different runs, so a ``TableError`` says which columns differ.
@@ -53,7 +54,7 @@ from analysis.selection import (
     select_rows,
     training_rows,
 )
-from mimdet.paper.numbers import load_paper_csv
+from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES
 
 Format = Literal["md", "latex"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mimdet.paper.numbers import load_paper_csv
+from mimdet.paper.published import load_paper_csv
 
 Group = Literal["ratio", "decoders"]
 

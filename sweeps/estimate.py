@@ -7,9 +7,9 @@ Each figure says where it comes from:
   decoders, FPN inputs, training data) on the same kind of device give the median of their seconds per
   iteration times the planned iterations, and the median of their peak memory.
 - ``paper``: the paper's training times on 32 V100 (Table 2 per training ratio, Table 3 per decoder
-  count, Table 4 for the window rows) and memory at batch 1, for the ViT-B variants it trained, scaled
-  from its 36-epoch schedule to the planned iterations. The paper prints ``oom`` for ratio 1.0: that
-  memory is None with a note.
+  count, Table 4 for the window rows: the ``cost`` of each ``mimdet.paper.tables.PAPER_TABLES`` entry)
+  and memory at batch 1, for the ViT-B variants it trained, scaled from its 36-epoch schedule to the
+  planned iterations. The paper prints ``oom`` for ratio 1.0: that memory is None with a note.
 
 A figure neither source has is None with a note saying why. Evaluations are not costed: records keep no
 evaluation time and the paper gives none, so the totals are the trainings'.
@@ -252,7 +252,7 @@ def _seconds_per_iter(record: RunRecord) -> float | None:
     return None
 
 
-# --- paper: Tables 2, 3 and 4 --------------------------------------------------------------------------
+# --- paper: the cost each table of PAPER_TABLES gives --------------------------------------------------
 
 
 def _paper_figures(profile: _Profile) -> tuple[Figure, Figure]:
@@ -293,6 +293,6 @@ def _paper_row(variant: Variant) -> tuple[str, float, Any] | None:
 
 @functools.cache
 def _paper_rows(csv: str) -> list[dict[str, Any]]:
-    from mimdet.paper.numbers import load_paper_csv  # pandas: only when a run needs the paper's figures
+    from mimdet.paper.published import load_paper_csv  # pandas: only when a run needs the paper's figures
 
     return [{str(k): v for k, v in row.items()} for row in load_paper_csv(csv).to_dict("records")]

@@ -13,7 +13,7 @@ import pytest
 from analysis import tables
 from analysis.records import load_records
 from analysis.tables import TableError, render_table, render_table2, render_table3
-from mimdet.paper.numbers import PAPER_CSVS, load_paper_csv
+from mimdet.paper.published import PAPER_CSVS, load_paper_csv
 from mimdet.record import (
     ROW_COLUMNS,
     SCHEMA_VERSION,

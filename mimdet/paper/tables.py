@@ -2,7 +2,7 @@
 
 A ``PaperTable`` says what the rest of the project needs to know about a table: the runs it selects (the
 paper's default MIMDet with its axes left free), the variant fields its cells run over, how the rows of
-its CSVs (``numbers``) name those cells, where the paper gives its training cost, which figures it has
+its CSVs (``published``) name those cells, where the paper gives its training cost, which figures it has
 and the sweep's values its renderer is limited to. Spec validation accepts exactly these names; the
 tables, the figures, collection, the cost estimate and the CLI read the rest from here. Adding a table is
 one entry here and its renderer in ``analysis.tables`` (plus its figures in ``analysis.plots``).
@@ -12,7 +12,6 @@ Importing this module reads no CSV and needs no pandas: ``sweep plan`` validates
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,16 +44,17 @@ LABEL_COLUMN = "row"
 """The CSV column naming a row of a table whose rows are labelled (Table 4's ``row1`` ...)."""
 
 
-def same_value(a: object, b: object) -> bool:
-    """Variant values compared as the CSVs and records hold them: 4 == 4.0, "hybrid" == "hybrid"."""
-    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
+def matches(values: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
+    """Whether ``values`` has every field of ``wanted`` (a missing field does not match), compared as the
+    CSVs and records hold them: 4 == 4.0, "hybrid" == "hybrid"."""
+    return all(key in values and _same(values[key], value) for key, value in wanted.items())
+
+
+def _same(a: object, b: object) -> bool:
+    numeric = (int, float)
+    if isinstance(a, numeric) and isinstance(b, numeric):
         return not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b)
     return a == b
-
-
-def matches(values: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
-    """Whether ``values`` has every field of ``wanted`` (a missing field does not match)."""
-    return all(key in values and same_value(values[key], value) for key, value in wanted.items())
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,6 @@ class PaperTable:
         return matches(training, {**fixed, **self.cost.requires})
 
 
-_RATIO_COLUMNS = {"train_sample_ratio": "train_ratio", "test_sample_ratio": "infer_ratio"}
 _DECODERS_WITH_MASK_TOKENS = _frozen({"decoder_fill": "mask_token"})  # the paper's decoders, as it timed
 
 
@@ -124,7 +123,7 @@ PAPER_TABLES: Mapping[str, PaperTable] = _registry(
         "Table 2",
         csvs=("table2", "table2_cost"),
         axes=("train_sample_ratio", "test_sample_ratio"),
-        columns=_frozen(_RATIO_COLUMNS),
+        columns=_frozen({"train_sample_ratio": "train_ratio", "test_sample_ratio": "infer_ratio"}),
         layout=_frozen({"train_ratios": "train_sample_ratio", "infer_ratios": "test_sample_ratio"}),
         cost=PaperCost("table2_cost", _DECODERS_WITH_MASK_TOKENS),
         figures=("heatmaps", "accuracy_vs_cost"),
@@ -144,7 +143,7 @@ PAPER_TABLES: Mapping[str, PaperTable] = _registry(
         "Table 4",
         csvs=("table4",),
         axes=("fpn_inputs", "sampling", "num_decoders", "train_sample_ratio"),
-        labelled_rows=MappingProxyType(
+        labelled_rows=_frozen(
             {
                 "row1": ("hybrid", "random", 4, 0.5),
                 "row2": ("hybrid", "random", 1, 0.5),
