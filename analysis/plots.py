@@ -40,15 +40,16 @@ from analysis.selection import (
     evaluation_rows,
     group_cells,
     merge_criteria,
-    paper_rows,
+    paper_cells,
     pick_run,
     pick_training,
     require_columns,
     select_rows,
     training_rows,
 )
-from analysis.tables import AP_PAIR, MIMDET_DEFAULT, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
-from mimdet.paper_numbers import load_paper_table
+from analysis.tables import AP_PAIR, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
+from mimdet.paper.published import load_paper_csv
+from mimdet.paper.tables import PAPER_TABLES, PaperTable
 
 if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2
     import torch
@@ -87,19 +88,14 @@ def _plot_errors(plot: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def _rows(
-    frame: object,
-    what: str,
-    base: Mapping[str, object],
-    where: Mapping[str, object] | None,
-    values: Sequence[str],
-    axes: Sequence[str],
+    frame: object, table: PaperTable, where: Mapping[str, object] | None, values: Sequence[str]
 ) -> pd.DataFrame:
     """The runs a figure draws: the table's selection, not empty, with the columns the figure reads."""
-    criteria = merge_criteria(base, where)
-    rows = select_rows(frame, criteria, what, values)
-    require_columns(rows, axes, what)
+    criteria = merge_criteria(table.selection, where)
+    rows = select_rows(frame, criteria, table.title, values)
+    require_columns(rows, table.axes, table.title)
     if rows.empty:
-        raise PlotError(f"{what}: no runs match the selection ({describe_criteria(criteria)})")
+        raise PlotError(f"{table.title}: no runs match the selection ({describe_criteria(criteria)})")
     return rows
 
 
@@ -147,10 +143,7 @@ def _memory_unit(trainings: Sequence[Pick]) -> str:
 
 # --- Table 2 as heatmaps -------------------------------------------------------------------------------
 
-_TABLE2_BASE = {
-    k: v for k, v in MIMDET_DEFAULT.items() if k not in ("train_sample_ratio", "test_sample_ratio")
-}
-_RATIO_AXES = ("train_sample_ratio", "test_sample_ratio")
+_TABLE2 = PAPER_TABLES["table2"]
 _Cell = tuple[tuple[float | None, float | None], tuple[str, str]]  # (box, mask) values and texts
 
 
@@ -163,9 +156,9 @@ def plot_table2_heatmaps(
     Each heatmap has its own colour scale: measured and published AP are rarely on one scale. ``where``
     changes the selection as in ``analysis.tables``.
     """
-    rows = _rows(frame, "Table 2", _TABLE2_BASE, where, AP_PAIR.columns, _RATIO_AXES)
+    rows = _rows(frame, _TABLE2, where, AP_PAIR.columns)
     trains, infers = _axis(rows, "train_sample_ratio"), _axis(rows, "test_sample_ratio")
-    runs = group_cells(evaluation_rows(rows), _RATIO_AXES)
+    runs = group_cells(evaluation_rows(rows), _TABLE2.axes)
     measured: dict[tuple[float, float], _Cell] = {}
     for train in trains:
         for infer in (i for i in infers if i >= train):
@@ -175,7 +168,7 @@ def plot_table2_heatmaps(
             )
     grids = [(_measured_on(rows), measured)]
     if with_paper:
-        paper = paper_rows("table2", ("train_ratio", "infer_ratio"))
+        paper = paper_cells(_TABLE2.name, "table2")
         grids.append(
             ("paper (ViT-B, COCO val2017)", {cell: _paper_cell(paper.get(cell)) for cell in measured})
         )
@@ -284,7 +277,7 @@ def plot_accuracy_vs_cost(frame: pd.DataFrame, *, where: Mapping[str, object] | 
     The paper's points (Table 2 at 100 % and its cost columns) are on grey top/right axes of their own.
     """
     values = [*AP_PAIR.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
-    rows = _rows(frame, "Table 2", _TABLE2_BASE, where, values, _RATIO_AXES)
+    rows = _rows(frame, _TABLE2, where, values)
     points, skipped = _cost_points(rows)
     if not points:
         raise PlotError(
@@ -332,7 +325,7 @@ def plot_accuracy_vs_cost(frame: pd.DataFrame, *, where: Mapping[str, object] | 
 
 def _cost_points(rows: pd.DataFrame) -> tuple[list[_CostPoint], list[str]]:
     """The training ratios that can be drawn, and "ratio (why not)" for those that cannot."""
-    runs = group_cells(evaluation_rows(rows), _RATIO_AXES)
+    runs = group_cells(evaluation_rows(rows), _TABLE2.axes)
     trainings = group_cells(training_rows(rows), ("train_sample_ratio",))
     infers = _axis(rows, "test_sample_ratio")
     points, skipped = [], []
@@ -360,8 +353,8 @@ def _paper_cost_series(ax: Axes, column: str) -> None:
     """The paper's points at inference 100 %; a cost it gives as a word ("oom") is said in a note."""
     what, unit = ("time", "32×V100 wall-clock h") if column == "train_time_h" else ("memory", "GB on V100")
     twin = _paper_twin(ax, "AP (%), paper (dashed)", f"paper: training {what} ({unit})")
-    ap = load_paper_table("table2")
-    paper = load_paper_table("table2_cost").merge(ap[ap["infer_ratio"] == 1.0], on="train_ratio")
+    ap = load_paper_csv("table2")
+    paper = load_paper_csv("table2_cost").merge(ap[ap["infer_ratio"] == 1.0], on="train_ratio")
     shown, words = [], []
     for row in paper.sort_values("train_ratio").to_dict("records"):
         ratio, x = float(row["train_ratio"]), as_float(row[column])
@@ -424,7 +417,7 @@ def _series(
 
 # --- Table 3: number of decoders -----------------------------------------------------------------------
 
-_TABLE3_BASE = {k: v for k, v in MIMDET_DEFAULT.items() if k != "num_decoders"}
+_TABLE3 = PAPER_TABLES["table3"]
 
 
 @_plot_errors
@@ -435,13 +428,13 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
     axis of each. A decoder count without a completed run shows its state at the foot of each panel.
     """
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_MEM.columns]
-    rows = _rows(frame, "Table 3", _TABLE3_BASE, where, values, ("num_decoders",))
+    rows = _rows(frame, _TABLE3, where, values)
     decoders = [int(n) for n in _axis(rows, "num_decoders")]
     runs = group_cells(evaluation_rows(rows), ("num_decoders",))
     trainings = group_cells(training_rows(rows), ("num_decoders",))
     picks = {n: pick_run(runs.get((axis_key(n),)), f"Table 3 row {n}") for n in decoders}
     trained = {n: pick_training(trainings.get((axis_key(n),)), f"Table 3 training run {n}") for n in decoders}
-    paper = load_paper_table("table3")
+    paper = load_paper_csv("table3")
     params = [
         (n, picks[n].value("params_total", 1e-6) or trained[n].value("params_total", 1e-6)) for n in decoders
     ]
@@ -580,13 +573,13 @@ def _pca_rgb(fmap: torch.Tensor) -> np.ndarray:
 
 # --- saving a table's figures --------------------------------------------------------------------------
 
-PLOTS: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], Figure]], ...]] = {
-    "table1": (),
-    "table2": (("heatmaps", plot_table2_heatmaps), ("accuracy_vs_cost", plot_accuracy_vs_cost)),
-    "table3": (("decoders", plot_decoders),),
-    "table4": (),
+FIGURES: dict[str, Callable[[pd.DataFrame], Figure]] = {
+    "table2_heatmaps": plot_table2_heatmaps,
+    "table2_accuracy_vs_cost": plot_accuracy_vs_cost,
+    "table3_decoders": plot_decoders,
 }
-"""The figures of each table; Tables 1 and 4 compare a few single rows, which their tables show best."""
+"""The figures drawn from records, by file name (``<table>_<figure>`` of ``PAPER_TABLES``' figures);
+Tables 1 and 4 compare a few single rows, which their tables show best."""
 
 
 def write_plots(frame: pd.DataFrame, table: str, outdir: str | Path) -> list[Path]:
@@ -594,9 +587,11 @@ def write_plots(frame: pd.DataFrame, table: str, outdir: str | Path) -> list[Pat
 
     Every figure is drawn before a file is written, so input a figure cannot use leaves no partial set.
     """
-    if table not in PLOTS:
-        raise PlotError(f"unknown table {table!r}: expected one of {', '.join(PLOTS)}")
-    return _save([(f"{table}_{name}", plot(frame)) for name, plot in PLOTS[table]], Path(outdir))
+    known = [name for name, t in PAPER_TABLES.items() if t.drawn_from == "records"]
+    if table not in known:
+        raise PlotError(f"unknown table {table!r}: expected one of {', '.join(known)}")
+    names = [f"{table}_{figure}" for figure in PAPER_TABLES[table].figures]
+    return _save([(name, FIGURES[name](frame)) for name in names], Path(outdir))
 
 
 def write_feature_maps(

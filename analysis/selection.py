@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from mimdet.paper_numbers import load_paper_table
+from mimdet.paper.published import load_paper_csv
+from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import Variant
 
 _N = TypeVar("_N", int, float)
@@ -191,10 +192,13 @@ def pick_training(rows: pd.DataFrame | None, what: str) -> Pick:
 
 
 @functools.cache
-def paper_rows(name: str, keys: tuple[str, ...]) -> dict[tuple[object, ...], dict[str, object]]:
-    """The paper's figures for the cells: table ``name`` indexed by its ``keys`` columns as ``axis_key``s.
-
-    Cached: the CSVs do not change while running.
+def paper_cells(table: str, csv: str) -> dict[tuple[object, ...], dict[str, object]]:
+    """The rows of the paper's ``csv`` by the cell of ``table`` they name: their axis values as
+    ``axis_key``s, in the order of the table's axes (those the CSV has). Cached: the CSVs do not change.
     """
-    table = load_paper_table(name)
-    return {tuple(axis_key(row[k]) for k in keys): row for row in table.to_dict("records")}
+    definition = PAPER_TABLES[table]
+    cells = {}
+    for row in load_paper_csv(csv).to_dict("records"):
+        cell = definition.cell(row)
+        cells[tuple(axis_key(cell[axis]) for axis in definition.axes if axis in cell)] = row
+    return cells

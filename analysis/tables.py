@@ -8,7 +8,8 @@ carries its run's variant columns and a ``status`` of ``queued``, ``running``, `
 How cells are filled (the rules live in ``analysis.selection``, shared with ``analysis.plots``):
 
 - Each table first selects the MIMDet runs of the paper's fixed setting (e.g. Table 2: 4 decoders,
-  random sampling, hybrid FPN); ``where={...}`` overrides keys of that selection, ``None`` drops one.
+  random sampling, hybrid FPN: its ``selection`` in ``mimdet.paper.tables.PAPER_TABLES``, which also
+  gives its axes and paper rows); ``where={...}`` overrides keys of that selection, ``None`` drops one.
 - In a cell, a completed row wins (the latest by ``created_at``, then ``run_id``). Completed rows of one
   cell must agree on every variant column, and those of one table on model size and datasets; otherwise
   the table would silently mix different runs, so a ``TableError`` says which columns differ.
@@ -45,7 +46,7 @@ from analysis.selection import (
     evaluation_rows,
     group_cells,
     merge_criteria,
-    paper_rows,
+    paper_cells,
     pick_run,
     pick_training,
     present_values,
@@ -53,28 +54,13 @@ from analysis.selection import (
     select_rows,
     training_rows,
 )
+from mimdet.paper.published import load_paper_csv
+from mimdet.paper.tables import PAPER_TABLES
 
 Format = Literal["md", "latex"]
 
 PAPER_RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
 PAPER_DECODERS = (1, 2, 4, 8)
-MIMDET_DEFAULT: Mapping[str, object] = {
-    "model": "mimdet",
-    "sampling": "random",
-    "fpn_inputs": "hybrid",
-    "num_decoders": 4,
-    "train_sample_ratio": 0.5,
-    "test_sample_ratio": 1.0,
-}
-"""The paper's default MIMDet (ViT-B, 51.5 / 46.0); the tables vary one or two of these."""
-
-# Table 4's rows: (label, fpn_inputs, sampling, num_decoders, train_sample_ratio)
-TABLE4_ROWS = (
-    ("row1", "hybrid", "random", 4, 0.5),
-    ("row2", "hybrid", "random", 1, 0.5),
-    ("row3", "hybrid", "window", 0, 1.0),
-    ("row4", "vit", "window", 0, 1.0),
-)
 
 
 # --- cell text ----------------------------------------------------------------------------------------
@@ -286,21 +272,21 @@ def render_table2(
     Only the requested ratios that some row has are shown, so a small sweep gives a small triangle.
     """
     _check_format(fmt)
-    base = {k: v for k, v in MIMDET_DEFAULT.items() if k not in ("train_sample_ratio", "test_sample_ratio")}
+    table = PAPER_TABLES["table2"]
     values = [*AP_PAIR.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
-    criteria = merge_criteria(base, where)
-    rows = select_rows(frame, criteria, "Table 2", values)
-    require_columns(rows, ["train_sample_ratio", "test_sample_ratio"], "Table 2")
+    criteria = merge_criteria(table.selection, where)
+    rows = select_rows(frame, criteria, table.title, values)
+    require_columns(rows, table.axes, table.title)
     trains = present_values(rows, "train_sample_ratio", train_ratios)
     infers = present_values(rows, "test_sample_ratio", infer_ratios)
     if not trains or not infers:
         raise TableError(
             f"Table 2: no runs at the requested ratios among those selected ({describe_criteria(criteria)})"
         )
-    runs = group_cells(evaluation_rows(rows), ("train_sample_ratio", "test_sample_ratio"))
+    runs = group_cells(evaluation_rows(rows), table.axes)
     trainings = group_cells(training_rows(rows), ("train_sample_ratio",))
-    paper_ap = paper_rows("table2", ("train_ratio", "infer_ratio"))
-    paper_cost = paper_rows("table2_cost", ("train_ratio",))
+    paper_ap = paper_cells(table.name, "table2")
+    paper_cost = paper_cells(table.name, "table2_cost")
     body = []
     for train in trains:
         cells = [percent(train)]
@@ -333,11 +319,11 @@ def render_table3(
 ) -> str:
     """Table 3: number of MAE decoders; parameters, memory and time also relative to the first row."""
     _check_format(fmt)
-    base = {k: v for k, v in MIMDET_DEFAULT.items() if k != "num_decoders"}
+    table = PAPER_TABLES["table3"]
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns, *TRAIN_MEM.columns]
-    criteria = merge_criteria(base, where)
-    rows = select_rows(frame, criteria, "Table 3", values)
-    require_columns(rows, ["num_decoders"], "Table 3")
+    criteria = merge_criteria(table.selection, where)
+    rows = select_rows(frame, criteria, table.title, values)
+    require_columns(rows, table.axes, table.title)
     shown = present_values(rows, "num_decoders", decoders)
     if len(shown) < 2:
         have = ", ".join(sorted({str(axis_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
@@ -345,9 +331,9 @@ def render_table3(
             f"Table 3 compares numbers of decoders, but the selected runs ({describe_criteria(criteria)}) "
             f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
         )
-    runs = group_cells(evaluation_rows(rows), ("num_decoders",))
-    trainings = group_cells(training_rows(rows), ("num_decoders",))
-    paper = paper_rows("table3", ("num_decoders",))
+    runs = group_cells(evaluation_rows(rows), table.axes)
+    trainings = group_cells(training_rows(rows), table.axes)
+    paper = paper_cells(table.name, "table3")
     first = (axis_key(shown[0]),)
     base_run = pick_run(runs.get(first), f"Table 3 row {shown[0]}")
     base_training = pick_training(trainings.get(first), f"Table 3 training run {shown[0]}")
@@ -388,23 +374,22 @@ def render_table4(
     A row is shown when some selected run has its (fpn_inputs, sampling, num_decoders, training ratio).
     """
     _check_format(fmt)
-    base = {"model": "mimdet", "test_sample_ratio": 1.0}
-    keys = ("fpn_inputs", "sampling", "num_decoders", "train_sample_ratio")
+    table = PAPER_TABLES["table4"]
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_TIME.columns]
-    criteria = merge_criteria(base, where)
-    rows = select_rows(frame, criteria, "Table 4", values)
-    require_columns(rows, keys, "Table 4")
-    runs = group_cells(evaluation_rows(rows), keys)
-    trainings = group_cells(training_rows(rows), keys)
-    paper = paper_rows("table4", ("row",))
+    criteria = merge_criteria(table.selection, where)
+    rows = select_rows(frame, criteria, table.title, values)
+    require_columns(rows, table.axes, table.title)
+    runs = group_cells(evaluation_rows(rows), table.axes)
+    trainings = group_cells(training_rows(rows), table.axes)
+    paper = paper_cells(table.name, "table4")
     body = []
-    for label, fpn_inputs, sampling, num_decoders, train_ratio in TABLE4_ROWS:
+    for label, (fpn_inputs, sampling, num_decoders, train_ratio) in table.labelled_rows.items():
         key = (fpn_inputs, sampling, axis_key(num_decoders), axis_key(train_ratio))
         if key not in runs:
             continue
         run = pick_run(runs[key], f"Table 4 {label}")
         training = pick_training(trainings.get(key), f"Table 4 {label} training run")
-        p = paper.get((label,))
+        p = paper.get(key)
         body.append(
             (
                 label,
@@ -425,15 +410,16 @@ def render_table4(
     return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
 
 
-# Table 1's paper rows by role (the ``backbone`` column of table1.csv)
+# Table 1's paper rows by role (the ``backbone`` column of table1.csv); a measured row's selection is
+# None for the table's own (the paper's default MIMDet), which ``where`` overrides
 TABLE1_REFERENCES = ("Swin+", "MViTv2")
-TABLE1_MEASURED = (
+TABLE1_MEASURED: tuple[tuple[str, str, Mapping[str, object] | None], ...] = (
     (
         "Benchmarking ViT (Li et al.), ours",
         "Li et al. (ViTDet-style benchmarking)",
         {"model": "benchmarking"},
     ),
-    ("MIMDet, ours", "MIMDet", MIMDET_DEFAULT),
+    ("MIMDet, ours", "MIMDet", None),
 )
 
 
@@ -450,22 +436,26 @@ def render_table1(
     ``where`` overrides the MIMDet row's selection only.
     """
     _check_format(fmt)
-    paper = paper_rows("table1", ("backbone",))
+    table = PAPER_TABLES["table1"]
+    paper = {row["backbone"]: row for row in load_paper_csv("table1").to_dict("records")}
     body: list[tuple[str, ...] | str] = ["representative hierarchical architecture (paper)"]
     for name in TABLE1_REFERENCES:
-        p = paper[(name,)]
+        p = paper[name]
         body.append(
             (name, *_recipe(p), format_number(p["ap_box"], 1, ""), format_number(p["ap_mask"], 1, ""))
         )
     body.append("adapted vanilla Vision Transformer")
     completed, found = [], False
     for label, paper_name, selection in TABLE1_MEASURED:
-        criteria = merge_criteria(selection, where if selection is MIMDET_DEFAULT else None)
+        if selection is None:
+            criteria = merge_criteria(table.selection, where)
+        else:
+            criteria = merge_criteria(selection, None)
         rows = select_rows(frame, criteria, "Table 1", AP_PAIR.columns)
         found |= not rows.empty
         completed.append(rows[rows["status"] == COMPLETED])
         pick = pick_run(rows, f"Table 1 row {label!r}")
-        p = paper[(paper_name,)]
+        p = paper[paper_name]
         ap_box = _cell(pick, AP_BOX, _paper(p, "ap_box"), with_paper)
         body.append((label, *_recipe(p), ap_box, _cell(pick, AP_MASK, _paper(p, "ap_mask"), with_paper)))
     if not found:

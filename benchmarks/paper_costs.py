@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mimdet.paper_numbers import load_paper_table
+from mimdet.paper.published import load_paper_csv
 
 Group = Literal["ratio", "decoders"]
 
@@ -25,8 +25,8 @@ RATIO_TIME_REFERENCE = 1.0
 RATIO_MEMORY_REFERENCE = 0.75  # the paper's r = 1.0 ran out of memory
 DECODER_REFERENCE = 1
 
-_TABLE2_COST = load_paper_table("table2_cost").set_index("train_ratio")
-_TABLE3 = load_paper_table("table3").set_index("num_decoders")
+_TABLE2_COST = load_paper_csv("table2_cost").set_index("train_ratio")
+_TABLE3 = load_paper_csv("table3").set_index("num_decoders")
 _TIME_H: dict[Group, dict[float, float]] = {
     "ratio": {float(k): float(v) for k, v in _TABLE2_COST["train_time_h"].items()},
     "decoders": {float(k): float(v) for k, v in _TABLE3["train_time_h"].items()},

@@ -282,15 +282,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from analysis.tables import render_table
+    from analysis.tables import TABLES, render_table
 
     from .collect import results_frame, table_layout
     from .engine import statuses
     from .spec import SpecError
 
     spec, plan, store = _load(args)
-    if not spec.table or spec.table == "fig2":
-        raise SpecError(f"{args.spec}: the spec names no table (table: table1|table2|table3|table4)")
+    if spec.table not in TABLES:
+        raise SpecError(f"{args.spec}: the spec names no table (table: {'|'.join(TABLES)})")
     frame = results_frame(plan, store, statuses(store, plan.runs))
     text = render_table(
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
@@ -305,6 +305,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from analysis.plots import write_plots
+    from mimdet.paper.tables import PAPER_TABLES
 
     from .collect import results_frame
     from .engine import statuses
@@ -313,7 +314,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     spec, plan, store = _load(args)
     if not spec.table:
         raise SpecError(f"{args.spec}: the spec names no table to plot (table: table2|table3|...)")
-    if spec.table == "fig2":
+    if PAPER_TABLES[spec.table].drawn_from == "checkpoints":
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
         return 0

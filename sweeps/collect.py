@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mimdet.config import load_config
+from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import record_to_row
 
 from .config_cache import cached
@@ -83,10 +84,6 @@ def table_layout(table: str | None, plan: SweepPlan) -> dict[str, Any]:
     def values(key: str) -> tuple[Any, ...]:
         return tuple(sorted({run.cell[key] for run in plan.runs if key in run.cell}))
 
-    if table == "table2":
-        layout = {"train_ratios": values("train_sample_ratio"), "infer_ratios": values("test_sample_ratio")}
-    elif table == "table3":
-        layout = {"decoders": values("num_decoders")}
-    else:
-        layout = {}
+    options = PAPER_TABLES[table].layout if table else {}
+    layout = {option: values(axis) for option, axis in options.items()}
     return {key: value for key, value in layout.items() if value}

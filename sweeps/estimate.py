@@ -7,9 +7,9 @@ Each figure says where it comes from:
   decoders, FPN inputs, training data) on the same kind of device give the median of their seconds per
   iteration times the planned iterations, and the median of their peak memory.
 - ``paper``: the paper's training times on 32 V100 (Table 2 per training ratio, Table 3 per decoder
-  count, Table 4 for the window rows) and memory at batch 1, for the ViT-B variants it trained, scaled
-  from its 36-epoch schedule to the planned iterations. The paper prints ``oom`` for ratio 1.0: that
-  memory is None with a note.
+  count, Table 4 for the window rows: the ``cost`` of each ``mimdet.paper.tables.PAPER_TABLES`` entry)
+  and memory at batch 1, for the ViT-B variants it trained, scaled from its 36-epoch schedule to the
+  planned iterations. The paper prints ``oom`` for ratio 1.0: that memory is None with a note.
 
 A figure neither source has is None with a note saying why. Evaluations are not costed: records keep no
 evaluation time and the paper gives none, so the totals are the trainings'.
@@ -23,6 +23,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mimdet.paper.tables import LABEL_COLUMN, PAPER_TABLES, matches
 from mimdet.record import RunRecord, Variant
 from mimdet.schedule import iterations
 
@@ -251,7 +252,7 @@ def _seconds_per_iter(record: RunRecord) -> float | None:
     return None
 
 
-# --- paper: Tables 2, 3 and 4 --------------------------------------------------------------------------
+# --- paper: the cost each table of PAPER_TABLES gives --------------------------------------------------
 
 
 def _paper_figures(profile: _Profile) -> tuple[Figure, Figure]:
@@ -277,34 +278,21 @@ def _paper_figures(profile: _Profile) -> tuple[Figure, Figure]:
 
 
 def _paper_row(variant: Variant) -> tuple[str, float, Any] | None:
-    """(table, training hours on 32 V100, memory GB at batch 1 or 'oom' or None) for a paper variant."""
-    if (
-        variant.sampling == "random"
-        and variant.fpn_inputs == "hybrid"
-        and variant.decoder_fill == "mask_token"
-    ):
-        if variant.num_decoders == 4:
-            found = _lookup("table2_cost", "train_ratio", variant.train_sample_ratio)
-            if found is not None:
-                return "Table 2", float(found["train_time_h"]), found["train_mem_gb_bs1"]
-        if variant.train_sample_ratio == 0.5:
-            found = _lookup("table3", "num_decoders", variant.num_decoders)
-            if found is not None:
-                return "Table 3", float(found["train_time_h"]), found["train_mem_gb_bs1"]
-    if variant.sampling == "window" and variant.num_decoders == 0:
-        for row in _paper_rows("table4"):
-            windowed = str(row["random_sample"]).lower() == "false"
-            if windowed and (str(row["hybrid_fpn"]).lower() == "true") == (variant.fpn_inputs == "hybrid"):
-                return f"Table 4 {row['row']}", float(row["train_time_h"]), None
+    """(source, training hours on 32 V100, memory GB at batch 1 or 'oom' or None) for a paper variant:
+    the first table in ``PAPER_TABLES`` whose cost covers it and has a row for its cell."""
+    training = dataclasses.asdict(variant)
+    for table in PAPER_TABLES.values():
+        if table.cost is None or not table.costs(training):
+            continue
+        for row in _paper_rows(table.cost.csv):
+            if matches(training, table.cell(row)):
+                source = f"{table.title} {row[LABEL_COLUMN]}" if table.labelled_rows else table.title
+                return source, float(row["train_time_h"]), row.get("train_mem_gb_bs1")
     return None
 
 
-def _lookup(table: str, column: str, value: float) -> dict[str, Any] | None:
-    return next((row for row in _paper_rows(table) if float(row[column]) == value), None)
-
-
 @functools.cache
-def _paper_rows(table: str) -> list[dict[str, Any]]:
-    from mimdet.paper_numbers import load_paper_table  # pandas: only when a run needs the paper's figures
+def _paper_rows(csv: str) -> list[dict[str, Any]]:
+    from mimdet.paper.published import load_paper_csv  # pandas: only when a run needs the paper's figures
 
-    return [{str(k): v for k, v in row.items()} for row in load_paper_table(table).to_dict("records")]
+    return [{str(k): v for k, v in row.items()} for row in load_paper_csv(csv).to_dict("records")]

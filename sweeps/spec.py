@@ -67,6 +67,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.config import EXPERIMENTS, ConfigFileError, load_config
 from mimdet.overrides import check_override
+from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import describe_value
 
 from . import safe_text
@@ -156,11 +157,17 @@ class EvalStage(_Section):
     resources: ResourcesSpec = Field(default_factory=lambda: ResourcesSpec.model_validate({}))
 
 
+if typing.TYPE_CHECKING:
+    TableName = str
+else:  # the registry's names, checked and listed in errors as any Literal
+    TableName = Literal[tuple(PAPER_TABLES)]
+
+
 class SweepSpec(_Section):
     """A validated spec; ``error(path, problem)`` turns a later problem into a ``SpecError`` line."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    table: Literal["table1", "table2", "table3", "table4", "fig2"] | None = None
+    table: TableName | None = None
     base_config: str
     root: str | None = None
     overrides: dict[str, JsonValue] = Field(default_factory=dict)

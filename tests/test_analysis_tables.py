@@ -13,7 +13,7 @@ import pytest
 from analysis import tables
 from analysis.records import load_records
 from analysis.tables import TableError, render_table, render_table2, render_table3
-from mimdet.paper_numbers import PAPER_TABLES, load_paper_table
+from mimdet.paper.published import PAPER_CSVS, load_paper_csv
 from mimdet.record import (
     ROW_COLUMNS,
     Cost,
@@ -133,8 +133,8 @@ def test_table2_missing_cells_and_ratio_arguments() -> None:
 
 
 def test_table2_with_paper_matches_the_csv_cell_by_cell() -> None:
-    paper = load_paper_table("table2")
-    cost = load_paper_table("table2_cost").set_index("train_ratio")
+    paper = load_paper_csv("table2")
+    cost = load_paper_csv("table2_cost").set_index("train_ratio")
     # every cell a training record: cost cells take any of them, whatever ratio it was evaluated at
     rows = [row(r.train_ratio, r.infer_ratio, r.ap_box - 1.0, r.ap_mask + 0.5) for r in paper.itertuples()]
     cells = md_cells(render_table2(frame(*rows), with_paper=True))
@@ -198,7 +198,7 @@ def test_table3_relative_to_the_one_decoder_row() -> None:
 
 
 def test_table3_with_paper_matches_the_csv() -> None:
-    paper = load_paper_table("table3").set_index("num_decoders")
+    paper = load_paper_csv("table3").set_index("num_decoders")
     cells = md_cells(render_table(name="table3", frame=decoder_frame(), with_paper=True))
     one = paper.loc[1]
     for line in cells[1:]:
@@ -233,7 +233,7 @@ def test_table4_rows_ticks_and_paper() -> None:
         ["row3", "✓", "✗", "0", "43.0", "38.0", "113.4 M", "2.5 h"],
         ["row4", "✗", "✗", "0", "failed", "failed", "failed", "failed"],
     ]
-    paper = load_paper_table("table4").set_index("row")
+    paper = load_paper_csv("table4").set_index("row")
     for line in md_cells(render_table("table4", rows, with_paper=True))[1:]:
         p = paper.loc[line[0]]
         assert [line[1] == "✓", line[2] == "✓", int(line[3])] == [
@@ -255,7 +255,7 @@ def test_table1_measured_rows_beside_the_reference_rows() -> None:
         status_row("running", 1.0, 1.0, **BENCHMARKING),
     )
     cells = md_cells(render_table("table1", rows))
-    paper = load_paper_table("table1").set_index("backbone")
+    paper = load_paper_csv("table1").set_index("backbone")
     assert cells[0] == [
         "backbone",
         "pre-train",
@@ -465,11 +465,11 @@ def test_load_records_bad_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_paper_numbers_load() -> None:
-    shapes = {name: load_paper_table(name).shape for name in PAPER_TABLES}
+    shapes = {name: load_paper_csv(name).shape for name in PAPER_CSVS}
     assert shapes["table2"] == (15, 4) and shapes["table3"] == (4, 6) and shapes["table4"] == (4, 8)
-    copy = load_paper_table("table1")
+    copy = load_paper_csv("table1")
     copy.loc[0, "ap_box"] = 0.0
-    assert load_paper_table("table1").loc[0, "ap_box"] == 49.2
+    assert load_paper_csv("table1").loc[0, "ap_box"] == 49.2
 
 
 def test_a_sweeps_silent_training_does_not_shadow_its_evaluation() -> None:
