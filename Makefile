@@ -36,7 +36,7 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy sweeps analysis mimdet
+	$(PY) -m mypy sweeps analysis mimdet cli
 
 test: lint
 	$(PY) -m pytest

@@ -6,9 +6,9 @@
 The 1,000-run spec is ``bench_plan.py``'s (100 trainings x 9 evaluations). The 10,000-run spec is a
 Table 2 grid (4 training ratios x 250 seeds, each evaluated at 3 inference ratios x 3 seeds) and the store
 holds a completed record for every run, written once per benchmark. Each ``--code`` folder is a checkout
-whose ``sweeps`` and ``mimdet`` the commands import (``PYTHONPATH``): give an older one beside this one to
-time before and after in one run; repeats alternate between them. Each checkout gets an empty config cache
-(``$MIMDET_CACHE``, see ``sweeps.config_cache``); a command's first call fills it and is printed apart,
+whose ``cli``, ``sweeps`` and ``mimdet`` the commands import (``PYTHONPATH``): give an older one beside this
+one to time before and after in one run; repeats alternate between them. Each checkout gets an empty config
+cache (``$MIMDET_CACHE``, see ``sweeps.config_cache``); a command's first call fills it and is printed apart,
 the figures are the medians of the others: wall time, and the CPU time of the process (user + system),
 which a machine busy with other work changes less. Not a test: it prints the figures.
 """
@@ -83,11 +83,12 @@ def timed(code: Path, argv: list[str], cache: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of ``sweep ARGV`` in a new process running ``code``, with its own cache."""
     if "max_runs" not in (code / "sweeps" / "spec.py").read_text():  # older code: no bound, no key
         argv = [arg.replace("table2.yaml", "table2-unbounded.yaml") for arg in argv]
+    command = "cli.main" if (code / "cli").is_dir() else "sweeps.cli"  # older code: the CLI in sweeps/
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONWARNINGS": "ignore", "MIMDET_CACHE": str(cache)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", *argv], cwd=code, env=env, capture_output=True, text=True
+        [sys.executable, "-m", command, *argv], cwd=code, env=env, capture_output=True, text=True
     )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -29,13 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from mimdet.environment import quiet_third_party_warnings
-
-from .state import ExecutorUnavailable
+from sweeps.state import ExecutorUnavailable
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
-    from .expand import SweepPlan
-    from .spec import SpecError, SweepSpec
-    from .store import Store
+    from sweeps.expand import SweepPlan
+    from sweeps.spec import SpecError, SweepSpec
+    from sweeps.store import Store
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 STATE_STYLE = {
@@ -51,9 +50,9 @@ RICH_ROWS = 200  # a longer table is printed as plain aligned columns: rich spen
 
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, SweepPlan, Store]:
-    from .expand import expand
-    from .spec import load_spec
-    from .store import Store, resolve_root
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store, resolve_root
 
     spec = load_spec(args.spec)
     return spec, expand(spec), Store(resolve_root(args.root, spec.root))
@@ -85,9 +84,9 @@ def _runs_table(title: str, columns: Sequence[str], rows: list[list[str]], state
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .engine import statuses
-    from .estimate import estimate
-    from .runs import RunState
+    from sweeps.engine import statuses
+    from sweeps.estimate import estimate
+    from sweeps.runs import RunState
 
     spec, plan, store = _load(args)
     found = statuses(store, plan.runs)
@@ -133,9 +132,9 @@ def _missing_checkpoint(spec: SweepSpec) -> SpecError | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .engine import claimed, decide, run_locally, statuses
-    from .local import Interrupted
-    from .runs import RunState
+    from sweeps.engine import claimed, decide, run_locally, statuses
+    from sweeps.local import Interrupted
+    from sweeps.runs import RunState
 
     spec, plan, store = _load(args)
     executor = args.executor or spec.executor
@@ -158,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if missing:
         raise missing
     if executor == "slurm":
-        from .slurm import SlurmExecutor
+        from sweeps.slurm import SlurmExecutor
 
         slurm = SlurmExecutor(store)
         with claimed(store, decision, decision.start, console.print) as mine:
@@ -187,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Group:
     """The table of every run's state, and below it what ``sweep run`` would do about them."""
-    from .engine import statuses
+    from sweeps.engine import statuses
 
     found = statuses(store, plan.runs)
     counts = Counter(status.state.value for status in found.values())
@@ -235,7 +234,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from .spec import SpecError
+    from sweeps.spec import SpecError
 
     _spec, plan, store = _load(args)
     matches = [run for run in plan.runs if run.run_id.startswith(args.run)]
@@ -254,7 +253,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .engine import statuses, watchers
+    from sweeps.engine import statuses, watchers
 
     _spec, plan, store = _load(args)
     found = statuses(store, plan.runs)
@@ -271,8 +270,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from .collect import results_frame, write_results
-    from .engine import statuses
+    from sweeps.collect import results_frame, write_results
+    from sweeps.engine import statuses
 
     _spec, plan, store = _load(args)
     frame = results_frame(plan, store, statuses(store, plan.runs))
@@ -283,10 +282,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from analysis.tables import TABLES, render_table
-
-    from .collect import results_frame, table_layout
-    from .engine import statuses
-    from .spec import SpecError
+    from sweeps.collect import results_frame, table_layout
+    from sweeps.engine import statuses
+    from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
     if spec.table not in TABLES:
@@ -306,10 +304,9 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from analysis.plots import write_plots
     from mimdet.paper.tables import PAPER_TABLES
-
-    from .collect import results_frame
-    from .engine import statuses
-    from .spec import SpecError
+    from sweeps.collect import results_frame
+    from sweeps.engine import statuses
+    from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
     if not spec.table:
@@ -326,8 +323,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) -> list[Path]:
     """Fig. 2 from the final checkpoints of the spec's trainings; one line naming the missing ones."""
     from analysis.plots import write_feature_maps
-
-    from .spec import SpecError
+    from sweeps.spec import SpecError
 
     runs = [(str(run.cell.get("row", run.run_id)), run) for run in plan.trainings]
     checkpoints = {run.run_id: store.run_dir(run.run_id) / "model_final.pth" for _, run in runs}

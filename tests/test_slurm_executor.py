@@ -338,7 +338,7 @@ def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
         assert status().state == RunState.QUEUED and "restart 1 after NODE_FAIL" in status().detail
         started = time.monotonic()
         shown = subprocess.run(
-            [sys.executable, "-m", "sweeps.cli", "status", str(spec), "--root", str(store.root)],
+            [sys.executable, "-m", "cli.main", "status", str(spec), "--root", str(store.root)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -505,7 +505,7 @@ def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
         for command in ("status", "cancel"):
             started = time.monotonic()
             result = subprocess.run(
-                [sys.executable, "-m", "sweeps.cli", command, str(spec), "--root", str(store.root)],
+                [sys.executable, "-m", "cli.main", command, str(spec), "--root", str(store.root)],
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -533,7 +533,7 @@ def test_two_sweep_runs_at_once_submit_each_run_once(store: Store, micro_data: P
     settings = {**micro_settings(micro_data), "train.max_iter": 4}
     spec = one_training_spec(tmp_path, "twice", settings, time_min=10, eval_ratios=[0.5, 1.0])
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(store.root)]
+    command = [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(store.root)]
     both = [
         subprocess.Popen(
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -1,5 +1,5 @@
 """The ``sweep`` commands that read a spec and a store without running anything: what they print and when
-they refuse, called in-process as ``sweeps.cli.main`` (the engine's own tests run real sweeps)."""
+they refuse, called in-process as ``cli.main.main`` (the engine's own tests run real sweeps)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import RICH_ROWS, main
+from cli.main import RICH_ROWS, main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -46,7 +46,7 @@ eval:
 
 def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ def sweep(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 def start_sweep_run(spec: Path, root: Path) -> subprocess.Popen[str]:
     """``sweep run`` in the background (its few lines of output kept for ``communicate``)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--root", str(root)],
+        [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(root)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -173,7 +173,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
     for command in ("status", "run"):
         result = subprocess.run(
-            [sys.executable, "-m", "sweeps.cli", command, str(spec), "--root", str(store.root)],
+            [sys.executable, "-m", "cli.main", command, str(spec), "--root", str(store.root)],
             capture_output=True,
             text=True,
             timeout=120,
