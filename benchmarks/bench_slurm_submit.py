@@ -50,7 +50,7 @@ def main() -> int:
             started = time.perf_counter()
             handles = executor.submit(runs)
             seconds = time.perf_counter() - started
-            arrays = {handle["job_id"].split("_")[0] for handle in handles.values()}
+            arrays = {handle.job_id.split("_")[0] for handle in handles.values()}
             executor.cancel(handles)
             assert len(handles) == args.runs and len(arrays) == 1, (len(handles), arrays)
             per_job.append(seconds / args.runs)

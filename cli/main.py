@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mimdet.environment import quiet_third_party_warnings
-from sweeps.state import ExecutorUnavailable
+from sweeps.executor import ExecutorUnavailable
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
     from sweeps.expand import SweepPlan
@@ -132,8 +132,8 @@ def _missing_checkpoint(spec: SweepSpec) -> SpecError | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.engine import claimed, decide, run_locally, statuses
-    from sweeps.local import Interrupted
+    from sweeps.drive import Interrupted
+    from sweeps.engine import decide, run_sweep, statuses
     from sweeps.runs import RunState
 
     spec, plan, store = _load(args)
@@ -156,25 +156,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     missing = _missing_checkpoint(spec)
     if missing:
         raise missing
-    if executor == "slurm":
-        from sweeps.slurm import SlurmExecutor
-
-        slurm = SlurmExecutor(store)
-        with claimed(store, decision, decision.start, console.print) as mine:
-            handles = slurm.submit(mine)
-        if others := len(decision.start) - len(mine):
-            console.print(f"left alone: {others} runs another sweep run submitted meanwhile")
-        for run_id, reason in slurm.skipped.items():
-            console.print(f"not submitted: {run_id}: {reason}")
-        console.print(f"submitted {len(handles)} runs; follow them with: sweep status {args.spec} --watch")
-        return 0
     try:
-        final = run_locally(store, plan.runs, decision, args.max_parallel, console.print)
+        outcome = run_sweep(
+            store, plan.runs, decision, executor, max_parallel=args.max_parallel, report=console.print
+        )
     except Interrupted as stop:
         what = ", ".join(f"{run.stage} {run.run_id}" for run in stop.stopped)
         stopped = f"stopped {what}; they resume" if what else "none of its runs was running; the rest start"
         console.print(f"interrupted: {stopped} with: sweep run {args.spec}")
         return 130
+    if outcome.left_alone:
+        console.print(f"left alone: {outcome.left_alone} runs another sweep run submitted meanwhile")
+    for run_id, reason in outcome.not_submitted.items():
+        console.print(f"not submitted: {run_id}: {reason}")
+    if not outcome.ended:  # all left to the scheduler
+        count = len(outcome.submitted)
+        console.print(f"submitted {count} runs; follow them with: sweep status {args.spec} --watch")
+        return 0
+    final = outcome.ended
     failed = [run_id for run_id, state in final.items() if state != RunState.COMPLETED]
     console.print(
         f"{len(final) - len(failed)} of {len(final)} runs completed" + (f"; not: {failed}" if failed else "")
@@ -253,19 +252,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from sweeps.engine import statuses, watchers
+    from sweeps.engine import cancel
 
     _spec, plan, store = _load(args)
-    found = statuses(store, plan.runs)
-    by_executor: dict[str, dict[str, dict]] = {}
-    for run_id, status in found.items():
-        handle = store.job(run_id)
-        if status.state.active and handle:
-            by_executor.setdefault(str(handle["executor"]), {})[run_id] = handle
-    cancelled = 0
-    for name, handles in by_executor.items():
-        cancelled += watchers(store)[name].cancel(handles)  # type: ignore[attr-defined]
-    console.print(f"cancelled {cancelled} runs")
+    console.print(f"cancelled {cancel(store, plan.runs)} runs")
     return 0
 
 

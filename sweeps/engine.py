@@ -1,4 +1,5 @@
-"""What ``sweep run`` decides: which runs of a plan to start, on which executor, and what is left alone.
+"""What ``sweep run`` decides: which runs of a plan to start, on which executor, and what is left alone;
+then it starts them (``run_sweep``), and ``sweep cancel`` stops them (``cancel``).
 
 A run is started when it is new or was interrupted (killed, its node lost: see ``state``), or failed or
 cancelled and ``--retry-failed`` is given (its old record and handle are kept beside as ``*.prev``); a
@@ -8,6 +9,10 @@ are never submitted twice, whichever process submitted them.
 Two ``sweep run``s of one store (a team's, on a shared file system) decide from the same files at the same
 time, so deciding is not enough: each run is started under its lock (``claimed``), by whoever checks its
 state again first; the other finds it started and waits for it (locally) or leaves it (SLURM).
+
+The engine picks the executor by name. A scheduler's (SLURM) takes all the runs at once, holds each
+evaluation until its training is done and keeps them going after ``sweep run`` returns; local processes
+have none, so the engine starts each when its training has completed and waits for all (``drive``).
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import resource
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from filelock import Timeout
 
+from .drive import drive
+from .executor import Executor
+from .handle import JobHandle
 from .local import LocalExecutor
 from .runs import RunSpec, RunState
-from .state import JobWatcher, RunStatus, collect_states
+from .state import RunStatus, collect_states
 from .store import Store
 
 EXECUTORS = ("local", "slurm")
@@ -39,14 +47,30 @@ class Decision:
     retry_failed: bool
 
 
-def watchers(store: Store) -> dict[str, JobWatcher]:
-    """Every executor's view of its jobs (SLURM only where its commands exist)."""
-    found: dict[str, JobWatcher] = {"local": LocalExecutor(store)}
-    if _has_slurm():
-        from .slurm import SlurmExecutor
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What ``sweep run`` did with the runs it decided to start."""
 
-        found["slurm"] = SlurmExecutor(store)
-    return found
+    ended: dict[str, RunState] = field(default_factory=dict)  # run here, waited for to their end
+    submitted: dict[str, JobHandle] = field(default_factory=dict)  # left to a scheduler, running on
+    left_alone: int = 0  # submitted meanwhile by another sweep run
+    not_submitted: Mapping[str, str] = field(default_factory=dict)  # refused by the scheduler: why
+
+
+def executor_named(name: str, store: Store, *, max_parallel: int = 1) -> Executor:
+    """The executor called ``name`` ("local" | "slurm"); ``max_parallel`` is the local processes at once."""
+    if name == "local":
+        return LocalExecutor(store, max_parallel=max_parallel)
+    if name == "slurm":
+        from .slurm import SlurmExecutor  # imports submitit: only where SLURM is used
+
+        return SlurmExecutor(store)
+    raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+
+
+def executors(store: Store) -> dict[str, Executor]:
+    """Every executor that can say where its jobs are here (SLURM only where its commands exist)."""
+    return {name: executor_named(name, store) for name in EXECUTORS if name != "slurm" or _has_slurm()}
 
 
 def _has_slurm() -> bool:
@@ -54,7 +78,7 @@ def _has_slurm() -> bool:
 
 
 def statuses(store: Store, runs: list[RunSpec]) -> dict[str, RunStatus]:
-    return collect_states(store, runs, watchers(store))
+    return collect_states(store, runs, executors(store))
 
 
 def startable(state: RunState, retry_failed: bool) -> bool:
@@ -128,19 +152,44 @@ def archive_previous(store: Store, runs: list[RunSpec]) -> None:
                 os.replace(folder / name, folder / f"{name}.{stamp}.prev")
 
 
-def run_locally(
-    store: Store, runs: list[RunSpec], decision: Decision, max_parallel: int, report: Callable[[str], None]
-) -> dict[str, RunState]:
-    """Start the decided runs here and wait for them (and for those another sweep run started first);
-    evaluations wait for their trainings."""
-    by_id = {run.run_id: run for run in runs}
+def run_sweep(
+    store: Store,
+    runs: list[RunSpec],
+    decision: Decision,
+    executor_name: str,
+    *,
+    max_parallel: int,
+    report: Callable[[str], None],
+) -> SweepOutcome:
+    """Start the decided runs of ``runs`` (the plan) on the named executor: submitted all at once to a
+    scheduler, or run here with evaluations after their trainings, waiting for all (and for those another
+    sweep run started first); ``drive.Interrupted`` on Ctrl-C."""
+    executor = executor_named(executor_name, store, max_parallel=max_parallel)
+    if isinstance(executor, LocalExecutor):
+        by_id = {run.run_id: run for run in runs}
 
-    def state_of(run_id: str) -> RunState:
-        return statuses(store, [by_id[run_id]])[run_id].state
+        def state_of(run_id: str) -> RunState:
+            return statuses(store, [by_id[run_id]])[run_id].state
 
-    def claim(todo: list[RunSpec]) -> AbstractContextManager[list[RunSpec]]:
-        return claimed(store, decision, todo, report)
+        def claim(todo: list[RunSpec]) -> AbstractContextManager[list[RunSpec]]:
+            return claimed(store, decision, todo, report)
 
-    executor = LocalExecutor(store, max_parallel=max_parallel, report=report)
-    ordered = sorted(decision.start, key=lambda run: run.stage != "train")
-    return executor.run(ordered, state_of, claim)
+        ordered = sorted(decision.start, key=lambda run: run.stage != "train")
+        return SweepOutcome(ended=drive(executor, ordered, state_of, claim, report))
+    with claimed(store, decision, decision.start, report) as mine:
+        handles = executor.submit(mine)
+    return SweepOutcome(
+        submitted=handles,
+        left_alone=len(decision.start) - len(mine),
+        not_submitted=dict(executor.skipped),
+    )
+
+
+def cancel(store: Store, runs: list[RunSpec]) -> int:
+    """Cancel the queued and running jobs of these runs, each through its executor; how many it did."""
+    by_executor: dict[str, dict[str, JobHandle]] = {}
+    for run_id, status in statuses(store, runs).items():
+        if status.state.active and status.handle is not None:
+            by_executor.setdefault(status.handle.executor, {})[run_id] = status.handle
+    known = executors(store)
+    return sum(known[name].cancel(handles) for name, handles in by_executor.items())

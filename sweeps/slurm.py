@@ -38,8 +38,8 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,9 +48,10 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.slurm.slurm import read_job_id
 
+from .executor import ExecutorUnavailable, JobStatus
+from .handle import JobHandle
 from .job import TrainJob
 from .runs import Resources, RunSpec, RunState, Stage
-from .state import ExecutorUnavailable, JobStatus
 from .store import Store, read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class SlurmExecutor:
         self.skipped: dict[str, str] = {}  # runs the last ``submit`` left out, and why
 
     # ------------------------------------------------------------------ submit
-    def submit(self, runs: list[RunSpec]) -> dict[str, dict[str, Any]]:
+    def submit(self, runs: list[RunSpec]) -> dict[str, JobHandle]:
         """Submit these runs (the caller chose them); returns the handles of those now in SLURM."""
         self.skipped = {}
         _ping_controller()
@@ -149,10 +150,10 @@ class SlurmExecutor:
             handles.update(self._submit_batch(batch, dependency=after[batch[0].run_id]))
         return handles
 
-    def _already_submitted(self, runs: list[RunSpec]) -> dict[str, dict[str, Any]]:
+    def _already_submitted(self, runs: list[RunSpec]) -> dict[str, JobHandle]:
         """Handles of runs that have a live job, or a job a killed ``sweep run`` submitted (module doc)."""
         live = _live_jobs()
-        handles: dict[str, dict[str, Any]] = {}
+        handles: dict[str, JobHandle] = {}
         marked: dict[str, tuple[RunSpec, dict[str, Any]]] = {}
         for run in runs:
             folder = self.store.run_dir(run.run_id)
@@ -165,7 +166,7 @@ class SlurmExecutor:
             if job_id := next((job_id for job_id in submitted if job_id in live), None):
                 logger.info("run %s is in SLURM already, as job %s", run.run_id, job_id)
                 handle = self.store.job(run.run_id)
-                if handle is None or handle.get("job_id") != job_id:  # e.g. moved aside for a retry
+                if handle is None or handle.job_id != job_id:  # e.g. moved aside for a retry
                     handle = self._write_handle(run, job_id)
                 handles[run.run_id] = handle
         if not marked:
@@ -191,7 +192,7 @@ class SlurmExecutor:
         jobs = {
             parent: handle
             for parent in parents
-            if (handle := self.store.job(parent)) is not None and handle.get("executor") == self.name
+            if (handle := self.store.job(parent)) is not None and handle.executor == self.name
         }
         states = self.states(jobs)
         after: dict[str, str] = {}
@@ -202,7 +203,7 @@ class SlurmExecutor:
             parent = run.parent
             state = states.get(parent)
             if state is not None and state.active:
-                after[run.run_id] = f"afterok:{jobs[parent]['job_id']}"
+                after[run.run_id] = f"afterok:{jobs[parent].job_id}"
                 continue
             record = self.store.record(parent)  # read after the job's state: a job writes it before it ends
             if record is not None and record.status == "completed":
@@ -212,7 +213,7 @@ class SlurmExecutor:
             self._skip(run, f"its training {parent} is {why}")
         return after
 
-    def _submit_batch(self, runs: list[RunSpec], dependency: str) -> dict[str, dict[str, Any]]:
+    def _submit_batch(self, runs: list[RunSpec], dependency: str) -> dict[str, JobHandle]:
         """One sbatch for these runs (an array if more than one), held until their files are in place."""
         first = runs[0]
         batch = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -250,7 +251,7 @@ class SlurmExecutor:
 
     def _finish(
         self, runs: list[RunSpec], job_ids: list[str], batch_folder: Path, *, release: bool
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, JobHandle]:
         """Move each held job's files into its run's folder, release the jobs, write the handles."""
         for run, job_id in zip(runs, job_ids, strict=True):
             _adopt(batch_folder / job_id, self.store.run_dir(run.run_id) / "slurm")
@@ -268,13 +269,13 @@ class SlurmExecutor:
             (self.store.run_dir(run.run_id) / MARKER).unlink(missing_ok=True)
         return handles
 
-    def _write_handle(self, run: RunSpec, job_id: str) -> dict[str, Any]:
-        handle = {
-            "executor": self.name,
-            "job_id": job_id,
-            "folder": str(self.store.run_dir(run.run_id) / "slurm"),
-            "submitted_at": time.time(),
-        }
+    def _write_handle(self, run: RunSpec, job_id: str) -> JobHandle:
+        handle = JobHandle(
+            executor=self.name,
+            job_id=job_id,
+            folder=str(self.store.run_dir(run.run_id) / "slurm"),
+            submitted_at=time.time(),
+        )
         self.store.write_job(run.run_id, handle)
         return handle
 
@@ -283,7 +284,7 @@ class SlurmExecutor:
         self.skipped[run.run_id] = why
 
     # ------------------------------------------------------------------ follow
-    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]:
+    def describe(self, handles: Mapping[str, JobHandle]) -> dict[str, JobStatus]:
         """Each run's job: one sacct for all jobs (every start of each), one squeue for the live ones.
 
         squeue decides the state of live jobs (accounting lags starts and requeues) and says why one waits;
@@ -291,7 +292,7 @@ class SlurmExecutor:
         NODE_FAIL``). A job neither knows has vanished without accounting: interrupted (the caller reads
         records first).
         """
-        job_ids = {run_id: str(handle["job_id"]) for run_id, handle in handles.items()}
+        job_ids = {run_id: str(handle.job_id) for run_id, handle in handles.items()}
         if not job_ids:
             return {}
         bases = sorted({job_id.split("_")[0] for job_id in job_ids.values()})
@@ -319,10 +320,10 @@ class SlurmExecutor:
             found[run_id] = JobStatus(state, detail)
         return found
 
-    def states(self, handles: dict[str, dict[str, Any]]) -> dict[str, RunState]:
+    def states(self, handles: Mapping[str, JobHandle]) -> dict[str, RunState]:
         return {run_id: job.state for run_id, job in self.describe(handles).items()}
 
-    def wait(self, handles: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, RunState]:
+    def wait(self, handles: Mapping[str, JobHandle], timeout_s: float) -> dict[str, RunState]:
         """The states once no job is queued or running, polling every ``poll_s``; TimeoutError after that."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -334,14 +335,14 @@ class SlurmExecutor:
                 raise TimeoutError(f"after {timeout_s:.0f} s, runs still queued or running: {active}")
             time.sleep(self.poll_s)
 
-    def cancel(self, handles: dict[str, dict[str, Any]]) -> int:
+    def cancel(self, handles: Mapping[str, JobHandle]) -> int:
         """scancel the runs' live jobs in one call and mark them cancelled; returns how many."""
         states = self.states(handles)
         live = {run_id: handle for run_id, handle in handles.items() if states[run_id].active}
         if live:
-            _ask("scancel", ["scancel", *(str(handle["job_id"]) for handle in live.values())])
+            _ask("scancel", ["scancel", *(str(handle.job_id) for handle in live.values())])
             for run_id, handle in live.items():
-                self.store.write_job(run_id, {**handle, "cancelled": True})
+                self.store.write_job(run_id, replace(handle, cancelled=True))
         return len(live)
 
 

@@ -14,30 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
 
 from mimdet.record import RunRecord
 
+from .executor import Executor, JobStatus
+from .handle import JobHandle
 from .runs import RunSpec, RunState
 from .store import Store
-
-
-class ExecutorUnavailable(RuntimeError):
-    """An executor cannot say where its jobs are (its scheduler does not answer): nothing is decided."""
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """What an executor knows of one job: its state and a line on where it is or how it ended."""
-
-    state: RunState
-    detail: str = ""
-
-
-class JobWatcher(Protocol):
-    """What the state needs of an executor: the live state of its jobs, by run id."""
-
-    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]: ...
 
 
 @dataclass(frozen=True)
@@ -46,18 +29,18 @@ class RunStatus:
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
     record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
-    handle: dict[str, Any] | None = field(default=None, compare=False)  # job.json as read: who started it
+    handle: JobHandle | None = field(default=None, compare=False)  # job.json as read: who started it
 
 
 def collect_states(
-    store: Store, runs: Iterable[RunSpec], watchers: Mapping[str, JobWatcher]
+    store: Store, runs: Iterable[RunSpec], executors: Mapping[str, Executor]
 ) -> dict[str, RunStatus]:
     """RunStatus of each run, with one query per executor for all runs without a record."""
     statuses: dict[str, RunStatus] = {}
-    live: dict[str, dict[str, dict[str, Any]]] = {}
+    live: dict[str, dict[str, JobHandle]] = {}
     by_id: dict[str, RunSpec] = {}
     failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
-    handles: dict[str, dict[str, Any] | None] = {}
+    handles: dict[str, JobHandle | None] = {}
     for run in runs:
         by_id[run.run_id] = run
         record, unreadable = store.load_record(run.run_id)
@@ -67,20 +50,20 @@ def collect_states(
         elif record is not None:
             state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
             statuses[run.run_id] = RunStatus(run, state, record.error or "", record)
-            if state == RunState.FAILED and handle is not None and handle.get("cancelled"):
+            if state == RunState.FAILED and handle is not None and handle.cancelled:
                 statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled", record)
             elif state == RunState.FAILED and handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
-                live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
+                live.setdefault(handle.executor, {})[run.run_id] = handle
         elif handle is None:
             statuses[run.run_id] = RunStatus(run, RunState.NEW)
-        elif handle.get("cancelled"):
+        elif handle.cancelled:
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
         else:
-            live.setdefault(str(handle.get("executor")), {})[run.run_id] = handle
+            live.setdefault(handle.executor, {})[run.run_id] = handle
     for executor, jobs in live.items():
-        watcher = watchers.get(executor)
-        found = watcher.describe(jobs) if watcher else {}
+        known = executors.get(executor)
+        found = known.describe(jobs) if known else {}
         unknown = JobStatus(RunState.INTERRUPTED, f"its {executor} executor is not available here")
         for run_id in jobs:
             job = found.get(run_id, unknown)

@@ -21,6 +21,7 @@ from filelock import FileLock
 from mimdet.atomic import write_json_atomic
 from mimdet.record import RecordError, RunRecord, read_record
 
+from .handle import JobHandle
 from .runs import RunSpec
 from .safe_text import store_root_problem
 
@@ -75,12 +76,13 @@ class Store:
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return FileLock(self.run_dir(run_id) / "run.lock")
 
-    def job(self, run_id: str) -> dict[str, Any] | None:
+    def job(self, run_id: str) -> JobHandle | None:
         """The executor's handle of the run's latest job."""
-        return read_json(Path(self.root, "runs", run_id, "job.json"))
+        data = read_json(Path(self.root, "runs", run_id, "job.json"))
+        return None if data is None else JobHandle.from_json(data)
 
-    def write_job(self, run_id: str, handle: dict[str, Any]) -> None:
-        write_json_atomic(self.run_dir(run_id) / "job.json", handle, sort_keys=True)
+    def write_job(self, run_id: str, handle: JobHandle) -> None:
+        write_json_atomic(self.run_dir(run_id) / "job.json", handle.to_json(), sort_keys=True)
 
     def log_path(self, run_id: str) -> Path:
         """The run's main log: detectron2's log.txt, else the job's stderr."""

@@ -29,6 +29,7 @@ from submitit.slurm import slurm as submitit_slurm
 import sweeps.slurm
 from sweeps.collect import results_frame
 from sweeps.expand import SweepPlan, expand
+from sweeps.handle import JobHandle
 from sweeps.runs import Resources, RunSpec, RunState, Stage
 from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_settings, submitit_executor
 from sweeps.spec import load_spec
@@ -142,7 +143,7 @@ def store(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Store]:
     job_ids, names = set(), set()
     for folder in (store.root / "runs").glob("*"):
         job_ids |= {path.name.removesuffix("_submitted.pkl") for path in folder.glob("slurm/*_submitted.pkl")}
-        job_ids |= {str(handle["job_id"])} if (handle := store.job(folder.name)) else set()
+        job_ids |= {str(handle.job_id)} if (handle := store.job(folder.name)) else set()
         names |= {marker["job_name"]} if (marker := read_json(folder / MARKER)) else set()
     if job_ids:
         subprocess.run(["scancel", *sorted(job_ids)], capture_output=True, timeout=30)
@@ -209,18 +210,18 @@ def test_micro_sweep_trains_in_one_array_and_evaluates_after(store: Store, micro
     assert set(handles) == {run.run_id for run in [*trainings, *evaluations]} and executor.skipped == {}
     assert all(store.job(run_id) == handle for run_id, handle in handles.items())
 
-    array = handles[trainings[0].run_id]["job_id"].split("_")[0]
-    assert [handles[run.run_id]["job_id"] for run in trainings] == [f"{array}_0", f"{array}_1"]
+    array = handles[trainings[0].run_id].job_id.split("_")[0]
+    assert [handles[run.run_id].job_id for run in trainings] == [f"{array}_0", f"{array}_1"]
     for parent in trainings:  # the evaluations of a training: one array of their own
-        ids = [handles[run.run_id]["job_id"] for run in evaluations if run.parent == parent.run_id]
+        ids = [handles[run.run_id].job_id for run in evaluations if run.parent == parent.run_id]
         assert len({job_id.split("_")[0] for job_id in ids}) == 1 and ids[0].split("_")[0] != array
 
     states = executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)
     assert set(states.values()) == {RunState.COMPLETED}, states
-    rows = sacct_rows([handle["job_id"] for handle in handles.values()], "State,Start,End", rows=6)
+    rows = sacct_rows([handle.job_id for handle in handles.values()], "State,Start,End", rows=6)
     for run in evaluations:
-        parent_end = datetime.fromisoformat(rows[handles[run.parent or ""]["job_id"]]["End"])
-        assert datetime.fromisoformat(rows[handles[run.run_id]["job_id"]]["Start"]) >= parent_end, run.run_id
+        parent_end = datetime.fromisoformat(rows[handles[run.parent or ""].job_id]["End"])
+        assert datetime.fromisoformat(rows[handles[run.run_id].job_id]["Start"]) >= parent_end, run.run_id
 
     plan = SweepPlan(trainings, evaluations)
     statuses = collect_states(store, plan.runs, {"slurm": executor})
@@ -241,7 +242,7 @@ def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store,
     after_bad = evaluation(micro_data, bad, 0.5)
     executor = SlurmExecutor(store, poll_s=1)
     handles = executor.submit([good, bad, after_bad])
-    assert len({handles[run.run_id]["job_id"].split("_")[0] for run in (good, bad)}) == 1  # one array
+    assert len({handles[run.run_id].job_id.split("_")[0] for run in (good, bad)}) == 1  # one array
 
     states = executor.wait(handles, timeout_s=SWEEP_TIMEOUT_S)
     assert states == {
@@ -276,7 +277,7 @@ def test_cancel_ends_the_training_and_its_waiting_evaluation(store: Store, micro
     assert executor.cancel(train_handle) == 1
     states = executor.wait(handles, timeout_s=60)
     assert states == {long.run_id: RunState.CANCELLED, after.run_id: RunState.CANCELLED}
-    assert store.job(long.run_id) == {**handles[long.run_id], "cancelled": True}
+    assert store.job(long.run_id) == dataclasses.replace(handles[long.run_id], cancelled=True)
     assert executor.cancel(handles) == 0  # nothing live is left
 
 
@@ -294,13 +295,13 @@ def test_preempted_training_is_requeued_and_resumes_from_checkpoint(store: Store
         return (folder / "last_checkpoint").exists() and "0000007" in (folder / "last_checkpoint").read_text()
 
     wait_for(saved_at_iteration_8, "checkpoint of iteration 8", 90)
-    submitit.SlurmJob(folder=handle["folder"], job_id=handle["job_id"])._interrupt()  # preemption
+    submitit.SlurmJob(folder=handle.folder, job_id=handle.job_id)._interrupt()  # preemption
     requeued = {run.run_id: handle}
     wait_for(lambda: executor.states(requeued)[run.run_id] == RunState.QUEUED, "requeued", 30)
     assert collect_states(store, [run], {"slurm": executor})[run.run_id].state.active  # whatever it wrote
     # the interrupted run wrote a failed record, but its job is queued again: nothing is submitted twice
-    assert SlurmExecutor(store).submit([run])[run.run_id]["job_id"] == handle["job_id"]
-    assert jobs_named(f"mimdet-{run.run_id}") == [handle["job_id"]]
+    assert SlurmExecutor(store).submit([run])[run.run_id].job_id == handle.job_id
+    assert jobs_named(f"mimdet-{run.run_id}") == [handle.job_id]
 
     assert executor.wait(requeued, timeout_s=SWEEP_TIMEOUT_S)[run.run_id] == RunState.COMPLETED
     first, second = starts_of_training(folder / "log.txt")
@@ -358,7 +359,7 @@ def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
     record = store.record(run.run_id)
     assert record is not None and record.status == "completed" and record.iterations == 60
     ended = executor.describe(handles)[run.run_id].detail
-    assert ended == f"slurm job {handles[run.run_id]['job_id']} COMPLETED, restart 1 after NODE_FAIL"
+    assert ended == f"slurm job {handles[run.run_id].job_id} COMPLETED, restart 1 after NODE_FAIL"
 
 
 def test_a_training_over_two_tasks_is_one_distributed_run(
@@ -411,7 +412,7 @@ def test_submitting_twice_and_after_a_killed_submission_makes_no_duplicate(
 
     executor = SlurmExecutor(store, poll_s=1)
     handles = executor.submit([*runs, fresh])
-    assert [handles[run.run_id]["job_id"] for run in runs] == [f"{array}_0", f"{array}_1"]
+    assert [handles[run.run_id].job_id for run in runs] == [f"{array}_0", f"{array}_1"]
     assert jobs_named(name) == [array] and len(jobs_named(f"mimdet-{fresh.run_id}")) == 1
     assert not any((store.run_dir(run.run_id) / MARKER).exists() for run in [*runs, fresh])
     # the caller's check: the runs are active or done, so a second `sweep run` leaves them alone ...
@@ -460,9 +461,10 @@ def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
     assert (store.run_dir(refused.run_id) / MARKER).exists()  # the next submit looks for it by name
     # the job the timed-out sbatch queued was cancelled; the retry's job is the only live one
     timed_out = (tmp_path / "timed_out").read_text().strip()
-    assert executor.wait({"lost": {"job_id": timed_out}}, timeout_s=30) == {"lost": RunState.CANCELLED}
-    assert handles[flaky.run_id]["job_id"] != timed_out
-    assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id]["job_id"]]
+    lost = {"lost": JobHandle("slurm", job_id=timed_out)}
+    assert executor.wait(lost, timeout_s=30) == {"lost": RunState.CANCELLED}
+    assert handles[flaky.run_id].job_id != timed_out
+    assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id].job_id]
     assert executor.cancel(handles) == 1
 
 
@@ -478,7 +480,7 @@ def test_a_cancelled_training_is_cancelled_not_failed(store: Store, micro_data: 
     if how == "sweep cancel":
         assert executor.cancel(handles) == 1
     else:
-        subprocess.run(["scancel", handles[run.run_id]["job_id"]], check=True, timeout=30)
+        subprocess.run(["scancel", handles[run.run_id].job_id], check=True, timeout=30)
     assert executor.wait(handles, timeout_s=60) == {run.run_id: RunState.CANCELLED}
     wait_for(lambda: store.record(run.run_id) is not None, "the record the stopped training wrote", 30)
     assert "DataLoader worker" in (store.record(run.run_id).error or "")  # type: ignore[union-attr]

@@ -7,10 +7,12 @@ The rules ``sweep status`` and ``sweep run`` rely on: an unreadable record is a 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,14 @@ from filelock import Timeout
 
 from mimdet.record import write_record
 from sweeps.engine import decide
+from sweeps.executor import JobStatus
 from sweeps.expand import expand
+from sweeps.handle import JobHandle
 from sweeps.local import LocalExecutor
 from sweeps.runs import RunSpec, RunState
 from sweeps.slurm import _rows_by_job
 from sweeps.spec import load_spec
-from sweeps.state import JobStatus, RunStatus, collect_states
+from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store
 from tests.test_record import make_record
 
@@ -37,7 +41,7 @@ class FixedWatcher:
     def __init__(self, jobs: dict[str, JobStatus]) -> None:
         self.jobs = jobs
 
-    def describe(self, handles: dict[str, dict[str, Any]]) -> dict[str, JobStatus]:
+    def describe(self, handles: Mapping[str, JobHandle]) -> dict[str, JobStatus]:
         return {run_id: self.jobs[run_id] for run_id in handles}
 
 
@@ -45,8 +49,8 @@ def run_spec(run_id: str) -> RunSpec:
     return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", ())
 
 
-def state_of(store: Store, run_id: str, **watchers: Any) -> RunStatus:
-    return collect_states(store, [run_spec(run_id)], {"local": LocalExecutor(store), **watchers})[run_id]
+def state_of(store: Store, run_id: str, **executors: Any) -> RunStatus:
+    return collect_states(store, [run_spec(run_id)], {"local": LocalExecutor(store), **executors})[run_id]
 
 
 @pytest.fixture
@@ -57,7 +61,36 @@ def store(tmp_path: Path) -> Store:
 def ended_local_job(store: Store, run_id: str, **extra: Any) -> None:
     """A handle of a local process that is gone (no process has pid 0)."""
     host = LocalExecutor(store).host
-    store.write_job(run_id, {"executor": "local", "pid": 0, "host": host, "start_ticks": "1", **extra})
+    store.write_job(run_id, JobHandle("local", pid=0, host=host, start_ticks="1", **extra))
+
+
+@pytest.mark.parametrize(
+    "on_disk",
+    [
+        {"executor": "local", "host": "node1", "pid": 4242, "start_ticks": "987", "submitted_at": 1.5},
+        {  # start_ticks was null when the process had ended before it was read
+            "executor": "local",
+            "host": "node1",
+            "pid": 7,
+            "start_ticks": None,
+            "returncode": -9,
+            "cancelled": True,
+        },
+        {"executor": "slurm", "job_id": "12_3", "folder": "/results/runs/a/slurm", "submitted_at": 1.5},
+        {"executor": "slurm", "job_id": "12", "cancelled": True},
+    ],
+)
+def test_a_job_json_written_before_reads_back_and_is_written_as_it_was(
+    store: Store, on_disk: dict[str, Any]
+) -> None:
+    """``job.json`` outlives the code that wrote it: the handles earlier versions wrote (plain dicts, keys
+    by executor) read back field by field, and are written again with the same keys (a null one left out)."""
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "job.json").write_text(json.dumps(on_disk))
+    set_fields = {key: value for key, value in on_disk.items() if value is not None}
+    assert store.job("a") == JobHandle(**set_fields)
+    store.write_job("a", JobHandle(**set_fields))
+    assert json.loads((store.run_dir("a") / "job.json").read_text()) == set_fields
 
 
 def test_no_record_no_job_is_new(store: Store) -> None:
@@ -97,7 +130,7 @@ def test_a_local_job_that_ended_without_a_record(
 def test_a_cancelled_handle_and_a_missing_executor(store: Store) -> None:
     ended_local_job(store, "a", cancelled=True)
     assert state_of(store, "a").state == RunState.CANCELLED
-    store.write_job("b", {"executor": "slurm", "job_id": "12"})
+    store.write_job("b", JobHandle("slurm", job_id="12"))
     status = collect_states(store, [run_spec("b")], {})["b"]
     assert status.state == RunState.INTERRUPTED and "slurm executor is not available here" in status.detail
 
@@ -106,7 +139,7 @@ def test_a_failed_record_gives_way_to_its_requeued_job(store: Store) -> None:
     write_record(
         make_record(run_id="a", status="failed", error="SystemExit"), store.run_dir("a") / "record.json"
     )
-    store.write_job("a", {"executor": "slurm", "job_id": "12"})
+    store.write_job("a", JobHandle("slurm", job_id="12"))
     requeued = FixedWatcher(
         {"a": JobStatus(RunState.QUEUED, "slurm job 12 PENDING, restart 1 after PREEMPTED")}
     )
@@ -169,7 +202,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
     )
     store = Store(tmp_path / "results")
     (run,) = expand(load_spec(spec)).runs
-    store.write_job(run.run_id, {"executor": "slurm", "job_id": "12"})
+    store.write_job(run.run_id, JobHandle("slurm", job_id="12"))
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
     for command in ("status", "run"):
         result = subprocess.run(
@@ -185,7 +218,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
             "sweep: error: the SLURM controller does not answer (scontrol ping: Unable to contact slurm"
             " controller (connect failure)); nothing was changed, try again later"
         )
-    assert store.job(run.run_id) == {"executor": "slurm", "job_id": "12"}
+    assert store.job(run.run_id) == JobHandle("slurm", job_id="12")
 
 
 def test_a_run_lock_holds_while_its_holder_lives_and_dies_with_it(store: Store) -> None:
