@@ -178,9 +178,15 @@ def test_killed_sweep_run_is_rerun_without_duplicates(data: Path, tmp_path: Path
     first.wait(timeout=30)
     (handle_path,) = root.glob("runs/*/job.json")
     orphan = json.loads(handle_path.read_text())["pid"]
-    second = sweep("run", str(spec), "--root", str(root))
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert "1 running" in second.stdout.splitlines()[0]  # recognised, not started again
+    os.killpg(orphan, signal.SIGSTOP)  # held still, however loaded the machine: it must be found running
+    try:
+        second = start_sweep_run(spec, root)
+        decision = second.stdout.readline() if second.stdout else ""  # printed before it waits
+    finally:
+        os.killpg(orphan, signal.SIGCONT)
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, (decision + output)[-3000:]
+    assert "1 running" in decision, decision  # recognised, not started again
     assert json.loads(handle_path.read_text())["pid"] == orphan
     log = (handle_path.parent / "log.txt").read_text()
     assert log.count("Starting training from iteration") == 1
