@@ -29,7 +29,8 @@ class RunStatus:
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
     record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
-    handle: JobHandle | None = field(default=None, compare=False)  # job.json as read: who started it
+    # job.json as read (who started it); not read, None, for a completed run: nothing will start it again
+    handle: JobHandle | None = field(default=None, compare=False)
 
 
 def collect_states(
@@ -44,15 +45,18 @@ def collect_states(
     for run in runs:
         by_id[run.run_id] = run
         record, unreadable = store.load_record(run.run_id)
+        if record is not None and record.status == "completed":  # decided: its job.json is not read
+            statuses[run.run_id] = RunStatus(run, RunState.COMPLETED, "", record)
+            handles[run.run_id] = None
+            continue
         handle = handles[run.run_id] = store.job(run.run_id)
         if unreadable:
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
-        elif record is not None:
-            state = RunState.COMPLETED if record.status == "completed" else RunState.FAILED
-            statuses[run.run_id] = RunStatus(run, state, record.error or "", record)
-            if state == RunState.FAILED and handle is not None and handle.cancelled:
+        elif record is not None:  # failed
+            statuses[run.run_id] = RunStatus(run, RunState.FAILED, record.error or "", record)
+            if handle is not None and handle.cancelled:
                 statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled", record)
-            elif state == RunState.FAILED and handle is not None:
+            elif handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(handle.executor, {})[run.run_id] = handle
         elif handle is None:
