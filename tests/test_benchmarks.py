@@ -58,7 +58,7 @@ def test_detector_runs_measure_cases_and_report_a_failing_one(tmp_path: Path) ->
     assert rows["r=0.5"]["paper_memory"] == "0.70*" and rows["r=1.0"]["paper_memory"] == "oom"
     failed = rows["9 dec"]
     assert failed["status"] == "failed" and failed["sec_per_iter"] is None
-    assert "num_decoders must be in 1..8" in failed["error"]
+    assert "num_decoders 9 is not a decoder count" in failed["error"]
     assert failed["paper_time_ratio"] is None and failed["time_ratio"] is None
     meta = report["meta"]
     assert meta["device"] == "cpu" and meta["gpu_model"] is None and meta["device_name"]
@@ -67,7 +67,7 @@ def test_detector_runs_measure_cases_and_report_a_failing_one(tmp_path: Path) ->
     # one progress line per run; the table names the failure; checkpoints are gone, logs stay
     assert result.stdout.count("ran r") == 3
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("9 dec ")]
-    assert "failed: the model refuses its settings: num_decoders must be in 1..8" in row, row
+    assert "failed: the model refuses its settings: num_decoders 9 is not a decoder count" in row, row
     work = tmp_path / "work"
     assert not list(work.glob("*/*.pth"))
     assert (work / "r0.5-dec4" / "run.log").is_file() and (work / "r0.5-dec4" / "log.txt").is_file()

@@ -43,11 +43,19 @@ import torch
 import torch.nn.functional as F
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
+from mimdet.record import describe_value
+
 from .attention import DEFAULT_BACKENDS, attention_kernels, check_backends
 from .conv_stem import STEM_NORMS, ConvStem, StemNorm
 from .encoder import PartialTokenEncoder
-from .mae_decoder import DecoderFill, FillInit, MAEDecoder
-from .token_sampler import PADDING_ORDERS, PaddingOrder, padding_free_tokens, sample_tokens
+from .mae_decoder import MAX_PRETRAINED_DECODERS, DecoderFill, FillInit, MAEDecoder
+from .token_sampler import (
+    PADDING_ORDERS,
+    PaddingOrder,
+    check_sample_ratio,
+    padding_free_tokens,
+    sample_tokens,
+)
 from .vit_blocks import MAE_LAYER_NORM_EPS
 from .vit_pyramid import Norm, upsampling_adaptor
 
@@ -60,6 +68,20 @@ SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 FPN_INPUTS: tuple[str, ...] = get_args(FpnInputs)
 C5_POOLS: tuple[str, ...] = get_args(C5Pool)
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
+
+
+def check_num_decoders(count: object) -> int:
+    """``count`` if the backbone can have that many MAE decoder blocks (0: none), else a one-line ValueError.
+
+    The backbone's own limit (MAE pre-trains 8), which a sweep spec applies to every count it sets
+    (``sweeps.spec``), so a bad one is refused with this line before any run.
+    """
+    if type(count) is not int or not 0 <= count <= MAX_PRETRAINED_DECODERS:
+        shown = describe_value(count, mapping="a mapping")
+        raise ValueError(
+            f"num_decoders {shown} is not a decoder count (allowed: integers 0..{MAX_PRETRAINED_DECODERS})"
+        )
+    return count
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -125,13 +147,13 @@ class MIMDetBackbone(Backbone):
         self.c5_pool = _choice("c5_pool", c5_pool, C5_POOLS)
         self.padding_order = _choice("padding_order", padding_order, PADDING_ORDERS)
         stem_norm_layer = STEM_NORMS[_choice("stem_norm", stem_norm, tuple(STEM_NORMS))]
+        self.num_decoders = check_num_decoders(num_decoders)
         windowed = self.sampling == "window"
         if windowed and (num_decoders or train_sample_ratio != 1.0 or test_sample_ratio != 1.0):
             raise ValueError(
                 "sampling='window' uses every token and no decoder: set both ratios to 1.0 and "
                 f"num_decoders=0 (got {train_sample_ratio}, {test_sample_ratio}, {num_decoders})"
             )
-        self.num_decoders = num_decoders
         self.train_sample_ratio = train_sample_ratio
         self.test_sample_ratio = test_sample_ratio
         self._check_ratios()
@@ -253,9 +275,7 @@ class MIMDetBackbone(Backbone):
 
     def _check_ratios(self) -> None:
         for name in ("train_sample_ratio", "test_sample_ratio"):
-            ratio = getattr(self, name)
-            if not 0.0 < ratio <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {ratio}")
+            ratio = check_sample_ratio(getattr(self, name), name)
             if ratio < 1.0 and not self.num_decoders:
                 raise ValueError(
                     f"{name}={ratio} drops tokens, which needs num_decoders >= 1 to restore them"

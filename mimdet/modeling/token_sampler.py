@@ -26,16 +26,28 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from mimdet.record import describe_value
+
 PaddingOrder = Literal["random", "tied"]
 PADDING_ORDERS: tuple[str, ...] = get_args(PaddingOrder)
 TIED_PADDING_NOISE = 100.0  # the reference code's value: above every uniform draw
 
 
+def check_sample_ratio(ratio: object, name: str = "sample ratio") -> float:
+    """``ratio`` if it keeps some tokens and at most all of them, else a one-line ValueError.
+
+    The sampler's own limit, which the backbone applies to its ratios and a sweep spec to every ratio it
+    sets (``sweeps.spec``), so a bad one is refused with this line before any run.
+    """
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        shown = describe_value(ratio, mapping="a mapping")
+        raise ValueError(f"{name} {shown} is not a number in (0, 1] (allowed: 0 < ratio <= 1)")
+    return float(ratio)
+
+
 def num_kept(num_tokens: int, ratio: float) -> int:
     """How many of ``num_tokens`` a ratio keeps (at least one)."""
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"sample ratio must be in (0, 1], got {ratio}")
-    return max(1, int(num_tokens * ratio))
+    return max(1, int(num_tokens * check_sample_ratio(ratio)))
 
 
 def padding_free_tokens(images: torch.Tensor, patch: int = 16) -> torch.Tensor:
