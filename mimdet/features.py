@@ -18,7 +18,8 @@ from detectron2.config import instantiate
 from detectron2.data import transforms as T
 from torch import nn
 
-from mimdet.config import build_model, load_config
+from mimdet.config import build_model
+from mimdet.resolve import resolve_run
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def load_run_model(
     config_file: str | Path, checkpoint: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[nn.Module, T.Augmentation | None]:
     """The detector of a run in eval mode on the CPU, and its test-time resize."""
-    cfg = load_config(config_file, overrides)
+    cfg = resolve_run(config_file, overrides).cfg
     model = build_model(cfg).eval()
     if checkpoint is not None:
         DetectionCheckpointer(model).load(str(checkpoint))

@@ -48,15 +48,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mimdet.checkpointer import RunCheckpointer
-from mimdet.config import ConfigFileError, ModelConfigError, build_model, load_config
+from mimdet.config import ConfigFileError, ModelConfigError, build_model
 from mimdet.cost import CostHook, TimedModel
 from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
 from mimdet.environment import quiet_third_party_warnings
 from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
 from mimdet.modeling.param_count import count_parameters
-from mimdet.overrides import OverrideError, apply_checked_overrides
+from mimdet.overrides import OverrideError
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
 from mimdet.record import RunRecord, write_record
+from mimdet.resolve import resolve_run
 from mimdet.run_record import RunOutcome, build_record, read_parent_run_id
 
 logger = logging.getLogger("mimdet.train")
@@ -128,8 +129,7 @@ def argument_parser() -> argparse.ArgumentParser:
 
 def prepare_config(args: argparse.Namespace) -> DictConfig:
     """The config with checked overrides and the output folder set; raises on bad input."""
-    cfg = load_config(args.config_file)
-    cfg = apply_checked_overrides(cfg, args.opts)
+    cfg = resolve_run(args.config_file, args.opts).cfg
     cfg.train.output_dir = str(Path(args.output).resolve())
     if args.num_gpus > 1 and args.num_gpus > torch.cuda.device_count():
         raise RunConfigError(

@@ -1,0 +1,92 @@
+"""A run's config: its config file with its ``key=value`` overrides checked and applied, in one place.
+
+``mimdet.train`` builds its run from ``resolve_run(...).cfg``; the sweep engine checks a spec's config
+files and overrides with it and reads from it what it plans with: a config's content (run identity) and
+a run's ``RunFacts`` (variant, data, length: tables and the cost estimate). Overrides are checked as
+``mimdet.overrides`` says (an unknown key or a wrong type is an ``OverrideError``).
+
+Each config file is loaded once per process and every call gets its own copy of it, which a run may
+edit (``mimdet.train`` sets its output folder). The sweep engine keeps the facts per machine
+(``sweeps.config_cache``). torch and detectron2 are imported when a config file is first loaded, not
+by importing this module: the engine's cached commands import it without them.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mimdet.config import load_config
+from mimdet.overrides import apply_checked_overrides
+from mimdet.record import Variant
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+class RunFactsError(ValueError):
+    """A config this project cannot read a run's variant, data or length from, as one line."""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the sweep engine reads from a run's config, as plain data it can keep on disk."""
+
+    variant: Variant
+    dataset_train: str
+    dataset_test: str
+    iterations: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunFacts:
+        """The inverse of ``dataclasses.asdict``."""
+        return cls(**{**data, "variant": Variant(**data["variant"])})
+
+
+@dataclass(frozen=True, eq=False)
+class ResolvedRun:
+    """A config file with its overrides applied; ``cfg`` is this call's own copy."""
+
+    config_file: str
+    overrides: tuple[str, ...]
+    cfg: DictConfig = field(repr=False)
+
+    @functools.cached_property
+    def facts(self) -> RunFacts:
+        """The run's variant, data and length; RunFactsError for a config without them."""
+        from omegaconf.errors import OmegaConfBaseException
+
+        from mimdet.run_record import variant_of  # imports torch: a config is loaded by now anyway
+
+        cfg = self.cfg
+        try:
+            return RunFacts(
+                variant=variant_of(cfg),
+                dataset_train=str(cfg.dataloader.train.dataset.names),
+                dataset_test=str(cfg.dataloader.test.dataset.names),
+                iterations=int(cfg.train.max_iter),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OmegaConfBaseException) as error:
+            reason = (str(error).splitlines() or [""])[0]
+            raise RunFactsError(
+                f"{self.config_file}: no variant, data or length to read ({type(error).__name__}: {reason})"
+            ) from None
+
+
+def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> ResolvedRun:
+    """The config file (loaded once per process) with ``overrides`` checked and applied, as a copy.
+
+    Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load) or ``OverrideError``.
+    """
+    overrides = tuple(overrides)
+    cfg = apply_checked_overrides(copy.deepcopy(_loaded(str(config_file))), overrides)
+    return ResolvedRun(str(config_file), overrides, cfg)
+
+
+@functools.lru_cache(maxsize=32)
+def _loaded(config_file: str) -> DictConfig:
+    return load_config(config_file)
