@@ -7,37 +7,29 @@ Status rows carry the run's variant (read from its config and overrides) so the 
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mimdet.config import load_config
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import record_to_row
 
-from .config_cache import cached
+from .config_cache import run_facts
 from .expand import SweepPlan
 from .runs import RunState
 from .state import RunStatus
 from .store import Store
 
 
-@lru_cache(maxsize=256)
 def _variant_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
-    """The run's variant and data as record columns, read once per machine (``sweeps.config_cache``)."""
-    return cached("columns", config_file, overrides, lambda: _read_columns(config_file, overrides))
-
-
-def _read_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
-    from mimdet.run_record import variant_of
-
-    cfg = load_config(config_file, overrides)
-    columns = dataclasses.asdict(variant_of(cfg))
-    columns["dataset_train"] = str(cfg.dataloader.train.dataset.names)
-    columns["dataset_test"] = str(cfg.dataloader.test.dataset.names)
-    return columns
+    """The run's variant and data as record columns (``run_facts``: read once per machine)."""
+    facts = run_facts(config_file, overrides)
+    return {
+        **dataclasses.asdict(facts.variant),
+        "dataset_train": facts.dataset_train,
+        "dataset_test": facts.dataset_test,
+    }
 
 
 def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus]) -> pd.DataFrame:

@@ -1,20 +1,24 @@
 """What the sweep engine reads from config files, computed once per machine while nothing it depends on
 changes, so that ``sweep plan``/``status``/``table`` need not import torch and detectron2 (~3 s).
 
-A config file is Python: loading it imports the model code, and every fact the engine takes from it (its
-canonical content for run identity, whether an override fits it, the variant, data and length of a run)
-costs that import. ``cached(kind, config_file, key, compute)`` returns ``compute()``'s JSON value and keeps
-it in ``$MIMDET_CACHE/sweeps/`` (default ``~/.cache/mimdet``), in a file named by a digest of what the
-answers depend on: every ``.py`` file of ``experiments/``, ``mimdet/`` and ``sweeps/`` (size and
-modification time) and the installed torch, detectron2, timm, omegaconf and hydra. Editing any of them
-starts a new file (the old ones of this checkout are removed). A config file outside ``experiments/``
-imports what the digest does not cover: its facts are kept for the process only. Values are
-JSON-round-tripped on the first call too, so a cached answer is the same as a computed one.
+A config file is Python: loading it imports the model code, and every fact the engine takes from it
+through ``mimdet.resolve`` (its canonical content for run identity, whether an override fits it, the
+variant, data and length of a run: ``run_facts``) or asks of the model (whether it takes a sample ratio
+or a decoder count) costs that import. ``cached(kind, config_file, key, compute)`` returns
+``compute()``'s JSON value and keeps it in ``$MIMDET_CACHE/sweeps/`` (default ``~/.cache/mimdet``), in
+a file named by a digest of what the answers depend on: every ``.py`` file of ``experiments/``,
+``mimdet/`` and ``sweeps/`` (size and modification time) and the installed torch, detectron2, timm,
+omegaconf and hydra. Editing any of them starts a new file (the old ones of this checkout are removed).
+A config file outside ``experiments/`` imports what the digest does not cover: its facts are kept for
+the process only. Values are JSON-round-tripped on the first call too, so a cached answer is the same
+as a computed one.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -26,6 +30,7 @@ from typing import Any, TypeVar
 from mimdet.atomic import write_json_atomic
 from mimdet.config import EXPERIMENTS, resolve_config_path
 from mimdet.overrides import parse_override
+from mimdet.resolve import RunFacts, RunFactsError, resolve_run
 
 T = TypeVar("T")
 REPO = EXPERIMENTS.parent
@@ -97,6 +102,25 @@ def parsed_override(override: str) -> tuple[str, Any]:
     A bad override raises every time (errors are not kept)."""
     pair: list[Any] = cached("parse", None, override, lambda: list(parse_override(override)))
     return str(pair[0]), pair[1]
+
+
+@functools.lru_cache(maxsize=65536)
+def run_facts(config_file: str, overrides: tuple[str, ...]) -> RunFacts:
+    """``mimdet.resolve``'s facts of a run. A config without them raises RunFactsError, kept too: a sweep
+    of a config this project does not know is not loaded again by every command."""
+    found: dict[str, Any] = cached(
+        "run", config_file, list(overrides), lambda: _facts(config_file, overrides)
+    )
+    if "problem" in found:
+        raise RunFactsError(found["problem"])
+    return RunFacts.from_dict(found)
+
+
+def _facts(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return dataclasses.asdict(resolve_run(config_file, overrides).facts)
+    except RunFactsError as error:
+        return {"problem": str(error)}
 
 
 def _code_digest() -> str:

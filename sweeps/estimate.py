@@ -25,11 +25,11 @@ from typing import Any, Literal
 
 from mimdet.paper.tables import LABEL_COLUMN, PAPER_TABLES, matches
 from mimdet.record import RunRecord, Variant
+from mimdet.resolve import RunFacts, RunFactsError
 from mimdet.schedule import iterations
 
-from .config_cache import cached
+from .config_cache import run_facts
 from .expand import SweepPlan
-from .identity import base_config
 from .runs import RunSpec, Stage
 from .store import Store
 
@@ -39,7 +39,6 @@ PAPER_GPUS = 32  # 4 nodes x 8 V100
 PAPER_ITERATIONS = iterations(36, 64)  # 36 epochs at batch 64: the schedule of the paper's times
 GB = 2**30
 _VIT_B = (768, 12)  # (embed_dim, depth) of the paper's ablations
-_PROFILE_PREFIXES = ("model.backbone.bottom_up.", "train.", "dataloader.train.")
 
 
 @dataclass(frozen=True)
@@ -119,17 +118,18 @@ def _estimate_run(run: RunSpec, store: Store, similar: _SimilarRuns) -> RunEstim
     if run.stage == "eval":
         note = "evaluations are not costed: records keep no evaluation time, the paper gives none"
         return RunEstimate(run.run_id, run.stage, Figure(None, None, note), Figure(None, None, note))
-    profile = _profile(run.config_file, run.overrides)
-    if profile is None:
+    try:
+        facts = run_facts(run.config_file, run.overrides)
+    except RunFactsError:  # not a detectron2 training config this project knows: no estimate, not a failure
         unreadable = Figure(None, None, "the config's backbone and schedule cannot be read")
         return RunEstimate(run.run_id, run.stage, unreadable, unreadable)
     own = store.record(run.run_id)
     if own is not None and own.status == "completed" and own.cost.train_wall_time_s is not None:
         hours, memory = _own_figures(own)
     else:
-        hours, memory = similar.figures(profile, gpu=run.resources.gpus > 0)
+        hours, memory = similar.figures(facts, gpu=run.resources.gpus > 0)
     if hours.value is None or memory.value is None:
-        paper_hours, paper_memory = _paper_figures(profile)
+        paper_hours, paper_memory = _paper_figures(facts)
         hours = hours if hours.value is not None else paper_hours
         memory = memory if memory.value is not None else paper_memory
     return RunEstimate(run.run_id, run.stage, hours, memory)
@@ -150,62 +150,12 @@ def _hardware(record: RunRecord) -> str:
     return f"{hw.gpu_count} x {hw.gpu_model or 'GPU'}" if hw.gpu_count else f"CPU ({hw.cpu_model or '?'})"
 
 
-# --- the planned run, read from its config without building it -----------------------------------------
-
-
-@dataclass(frozen=True)
-class _Profile:
-    variant: Variant
-    dataset: str
-    iterations: int
-
-
-@functools.lru_cache(maxsize=1024)
-def _profile(config_file: str, overrides: tuple[str, ...]) -> _Profile | None:
-    """The variant, training data and iterations a run will have (its config after its overrides), read
-    once per machine (``sweeps.config_cache``)."""
-    found = cached("profile", config_file, overrides, lambda: _read_profile(config_file, overrides))
-    if found is None:
-        return None
-    return _Profile(Variant(**found["variant"]), found["dataset"], found["iterations"])
-
-
-def _read_profile(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any] | None:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from mimdet.overrides import parse_override
-    from mimdet.run_record import variant_of
-
-    base = base_config(config_file)
-    try:
-        cfg = OmegaConf.create(
-            {
-                "model": {"backbone": {"bottom_up": base["model"]["backbone"]["bottom_up"]}},
-                "train": base["train"],
-                "dataloader": {"train": base["dataloader"]["train"]},
-            }
-        )
-        for override in overrides:
-            key, value = parse_override(override)
-            if key.startswith(_PROFILE_PREFIXES):
-                OmegaConf.update(cfg, key, value, force_add=True)
-        variant = dataclasses.asdict(variant_of(cfg))
-        return {
-            "variant": variant,
-            "dataset": str(cfg.dataloader.train.dataset.names),
-            "iterations": int(cfg.train.max_iter),
-        }
-    except (KeyError, TypeError, ValueError, AttributeError, OmegaConfBaseException):
-        return None  # not a detectron2 training config this project knows: no estimate, not a failure
+# --- measured: this store's completed trainings --------------------------------------------------------
 
 
 def _training_key(variant: Variant) -> tuple[Any, ...]:
     """A training's variant without its test-time ratio (its evaluations choose that), hashable."""
     return dataclasses.astuple(dataclasses.replace(variant, test_sample_ratio=0.0))
-
-
-# --- measured: this store's completed trainings --------------------------------------------------------
 
 
 class _SimilarRuns:
@@ -226,18 +176,18 @@ class _SimilarRuns:
             groups.setdefault(key, []).append(record)
         return groups
 
-    def figures(self, profile: _Profile, *, gpu: bool) -> tuple[Figure, Figure]:
-        records = self.by_key.get((_training_key(profile.variant), profile.dataset, gpu), [])
+    def figures(self, facts: RunFacts, *, gpu: bool) -> tuple[Figure, Figure]:
+        records = self.by_key.get((_training_key(facts.variant), facts.dataset_train, gpu), [])
         if not records:
             return _NONE, _NONE
         timed = [(r, seconds) for r in records if (seconds := _seconds_per_iter(r)) is not None]
-        note = f"median of {len(records)} similar run(s) in the store, at {profile.iterations} iterations"
+        note = f"median of {len(records)} similar run(s) in the store, at {facts.iterations} iterations"
         hours = _NONE
         if timed:
             wall = statistics.median(seconds for _, seconds in timed)
             gpu_seconds = statistics.median(seconds * r.hardware.gpu_count for r, seconds in timed)
             timing = f"{note} ({wall:.3g} s/iteration on {_hardware(timed[0][0])})"
-            hours = Figure(gpu_seconds * profile.iterations / 3600, "measured", timing)
+            hours = Figure(gpu_seconds * facts.iterations / 3600, "measured", timing)
         peaks = [r.cost.peak_mem_bytes_bs1 for r in records if r.cost.peak_mem_bytes_bs1 is not None]
         memory = Figure(statistics.median(peaks) / GB, "measured", note) if peaks else _NONE
         return hours, memory
@@ -255,8 +205,8 @@ def _seconds_per_iter(record: RunRecord) -> float | None:
 # --- paper: the cost each table of PAPER_TABLES gives --------------------------------------------------
 
 
-def _paper_figures(profile: _Profile) -> tuple[Figure, Figure]:
-    variant = profile.variant
+def _paper_figures(facts: RunFacts) -> tuple[Figure, Figure]:
+    variant = facts.variant
     if variant.model != "mimdet" or (variant.embed_dim, variant.depth) != _VIT_B:
         note = "no record of this variant in the store; the paper costs only MIMDet ViT-B (Tables 2-4)"
         return Figure(None, None, note), Figure(None, None, note)
@@ -265,8 +215,8 @@ def _paper_figures(profile: _Profile) -> tuple[Figure, Figure]:
         note = "no record of this variant in the store, and the paper has no cost for it"
         return Figure(None, None, note), Figure(None, None, note)
     table, hours, memory = row
-    scale = profile.iterations / PAPER_ITERATIONS
-    scaled = f", scaled to {profile.iterations} iterations" if profile.iterations != PAPER_ITERATIONS else ""
+    scale = facts.iterations / PAPER_ITERATIONS
+    scaled = f", scaled to {facts.iterations} iterations" if facts.iterations != PAPER_ITERATIONS else ""
     gpu_hours = Figure(
         hours * PAPER_GPUS * scale, "paper", f"{table}: {hours} h on {PAPER_GPUS} V100{scaled}"
     )

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from mimdet.config import load_config, resolve_config_path
+from mimdet.resolve import resolve_run
 
 from .config_cache import cached, parsed_override
 
@@ -69,7 +69,7 @@ def base_config(config_file: str) -> dict[str, Any]:
 def _content(config_file: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    cfg = load_config(resolve_config_path(config_file))
+    cfg = resolve_run(config_file).cfg
     return canonical(OmegaConf.to_container(cfg, resolve=False))  # type: ignore[no-any-return]
 
 

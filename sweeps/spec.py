@@ -29,7 +29,8 @@ key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by n
 Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
 or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
 directory. Every ``key=value`` the spec can produce is checked against the base config it applies to
-(``mimdet.overrides.check_override``: the key exists, the value has its type), once per distinct pair and,
+(``mimdet.resolve``: the key exists, the value has its type), and every sample ratio and decoder count
+by the model's own checks (``check_sample_ratio``, ``check_num_decoders``), once per distinct pair and,
 through ``sweeps.config_cache``, once per machine while the code and configs are unchanged.
 
 Bounds. A spec file is at most 4 MiB and nests at most 64 levels; YAML aliases may repeat at most
@@ -65,17 +66,16 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent, ScalarEvent
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from mimdet.config import EXPERIMENTS, ConfigFileError, load_config
-from mimdet.overrides import check_override
+from mimdet.config import EXPERIMENTS, ConfigFileError
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import describe_value
+from mimdet.resolve import resolve_run
 
 from . import safe_text
 from .config_cache import cached, parsed_override
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
-MAX_DECODERS = 8
 MAX_SPEC_BYTES = 4 * 2**20
 MAX_DEPTH = 64
 MAX_ALIAS_VALUES = 100_000
@@ -594,21 +594,16 @@ def _find_config(name: str, spec_dir: Path) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=32)
-def _config(config_file: str) -> Any:
-    return load_config(config_file)
-
-
 def _loads(config_file: str) -> bool:
     """True, or the config's own error (which ``_check_base_configs`` reports)."""
-    _config(config_file)
+    resolve_run(config_file)
     return True
 
 
 def _override_problem(config_file: str, override: str) -> str | None:
-    """Why ``override`` does not fit the config (``check_override``'s line), or None."""
+    """Why ``override`` does not fit the config (``mimdet.overrides.check_override``'s line), or None."""
     try:
-        check_override(_config(config_file), override)
+        resolve_run(config_file, [override])
     except ValueError as error:  # OverrideError included
         return str(error)
     return None
@@ -649,14 +644,25 @@ def _check_values(spec: SweepSpec) -> None:
 
 
 def _check_range(spec: SweepSpec, path: KeyPath, key: str, value: Any) -> None:
+    """A sample ratio or decoder count the model refuses on its own, whatever config it goes to; the
+    model's answer is kept per machine (``sweeps.config_cache``): asking it imports torch."""
     name = axis_name(key)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if name.endswith("sample_ratio") and not (number and 0 < value <= 1):
-        problem = f"ratio {_describe_yaml(value)} is not a number in (0, 1] (allowed: 0 < ratio <= 1)"
-        raise spec.error(path, problem)
-    if name == "num_decoders" and not (type(value) is int and 0 <= value <= MAX_DECODERS):
-        problem = f"{_describe_yaml(value)} is not a decoder count (allowed: integers 0..{MAX_DECODERS})"
-        raise spec.error(path, problem)
+    if name.endswith("sample_ratio") or name == "num_decoders":
+        problem = cached("argument", None, [name, value], functools.partial(_argument_problem, name, value))
+        if problem is not None:
+            raise spec.error(path, problem)
+
+
+def _argument_problem(name: str, value: Any) -> str | None:
+    """The model's line refusing ``value`` as a sample ratio (``name``) or a decoder count, or None."""
+    from mimdet.modeling.mimdet_backbone import check_num_decoders
+    from mimdet.modeling.token_sampler import check_sample_ratio
+
+    try:
+        check_num_decoders(value) if name == "num_decoders" else check_sample_ratio(value, name)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _without_prefix(message: str) -> str:
