@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from ruamel.yaml import YAML
 
-from mimdet.config import build_model, load_config
+from mimdet.config import ModelConfigError, build_model, load_config
+from mimdet.modeling.mimdet_backbone import check_num_decoders
+from mimdet.modeling.token_sampler import check_sample_ratio
 from mimdet.overrides import parse_override
 from mimdet.record import (
     Cost,
@@ -30,6 +32,7 @@ from mimdet.record import (
     write_record,
 )
 from mimdet.record_examples import example_record, example_variant
+from mimdet.resolve import resolve_run
 from sweeps.estimate import PAPER_GPUS, estimate
 from sweeps.expand import SweepPlan, expand
 from sweeps.runs import Resources
@@ -446,6 +449,25 @@ def test_each_error_is_one_line_with_file_line_and_key_path(
     assert problem in error.problem
     if "zip" in grid:
         assert "zip axes differ in length" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("spec_line", "override", "model_check"),
+    [
+        (f"    {RATIO}: [0.0, 0.5]\n", f"{RATIO}=0.0", lambda: check_sample_ratio(0.0, "train_sample_ratio")),
+        (_AXIS_LINE + f"    {DECODERS}: [4, 9]\n", f"{DECODERS}=9", lambda: check_num_decoders(9)),
+    ],
+)
+def test_the_spec_refuses_with_the_models_own_line(spec_line: str, override: str, model_check: Any) -> None:
+    """One check, in the model: the spec, the check and the model being built all say the same line."""
+    problem = one_line_error(VALID.replace(_AXIS_LINE, spec_line)).problem
+    with pytest.raises(ValueError) as refused:
+        model_check()
+    assert str(refused.value) == problem
+    assert "(allowed: " in problem
+    with pytest.raises(ModelConfigError) as built:
+        build_model(resolve_run("tiny_mimdet.py", [override]).cfg, "meta")
+    assert str(built.value) == f"the model refuses its settings: {problem}"
 
 
 BOTTOM_UP = "model.backbone.bottom_up"

@@ -1,0 +1,77 @@
+"""The one resolver of a config file plus overrides (``mimdet.resolve``), and the sweep engine's copy of its
+facts (``sweeps.config_cache.run_facts``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mimdet.resolve
+from mimdet.overrides import OverrideError
+from mimdet.resolve import RunFactsError, resolve_run
+from sweeps import config_cache
+from tests.micro import edited_tiny_config
+
+BOTTOM_UP = "model.backbone.bottom_up"
+
+
+def counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The config files ``mimdet.resolve`` loads from now on."""
+    loaded: list[str] = []
+    load = mimdet.resolve.load_config
+
+    def counted(config_file: Any, *args: Any) -> Any:
+        loaded.append(str(config_file))
+        return load(config_file, *args)
+
+    monkeypatch.setattr(mimdet.resolve, "load_config", counted)
+    return loaded
+
+
+def test_a_config_file_is_loaded_once_and_each_run_gets_its_own_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = counting_loads(monkeypatch)
+    config = str(edited_tiny_config(tmp_path))  # a file no other test has loaded
+    first = resolve_run(config)
+    second = resolve_run(config, [f"{BOTTOM_UP}.train_sample_ratio=0.25"])
+    assert loaded == [config]
+    first.cfg.train.output_dir = "edited"
+    assert resolve_run(config).cfg.train.output_dir != "edited"
+    assert second.cfg.model.backbone.bottom_up.train_sample_ratio == 0.25
+    assert first.cfg.model.backbone.bottom_up.train_sample_ratio == 0.5
+
+
+def test_an_override_changes_the_variant() -> None:
+    base = resolve_run("tiny_mimdet.py").facts
+    varied = resolve_run("tiny_mimdet.py", [f"{BOTTOM_UP}.num_decoders=2", "train.max_iter=7"]).facts
+    assert (base.variant.num_decoders, varied.variant.num_decoders) == (4, 2)
+    assert (varied.iterations, varied.dataset_train) == (7, base.dataset_train)
+    assert resolve_run("tiny_benchmarking.py").facts.variant.model == "benchmarking"
+
+
+def test_overrides_are_checked() -> None:
+    with pytest.raises(OverrideError, match="did you mean: max_iter"):
+        resolve_run("tiny_mimdet.py", ["train.max_itr=5"])
+
+
+def test_run_facts_are_read_once_and_a_config_without_them_is_refused_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config_cache, "_CACHE", config_cache._Cache())
+    loaded = counting_loads(monkeypatch)
+    config = str(edited_tiny_config(tmp_path))
+    overrides = (f"{BOTTOM_UP}.train_sample_ratio=0.25",)
+    assert config_cache.run_facts(config, overrides).variant.train_sample_ratio == 0.25
+    config_cache.run_facts.cache_clear()  # the in-memory copy gone: the cache's answer remains
+    assert config_cache.run_facts(config, overrides) == resolve_run(config, overrides).facts
+    assert loaded == [config]
+
+    plain = tmp_path / "plain.py"
+    plain.write_text("x = 1\n")
+    for _ in range(2):
+        with pytest.raises(RunFactsError, match=r"plain\.py: no variant, data or length"):
+            config_cache.run_facts(str(plain), ())
+    assert loaded == [config, str(plain)]
