@@ -31,13 +31,21 @@ class OverrideError(ValueError):
 
 
 def apply_checked_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
-    """Check every override, then apply them all (detectron2's syntax and semantics)."""
+    """Check every override, then apply them in order (detectron2's syntax and semantics). One that passes
+    the checks but cannot be applied (an index past the end of a list) is an OverrideError too."""
     from detectron2.config import LazyConfig  # here: parse_override alone needs no detectron2 (~3 s)
+    from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
     for override in overrides:
         check_override(cfg, override)
-    return LazyConfig.apply_overrides(cfg, overrides)
+    for override in overrides:
+        try:
+            LazyConfig.apply_overrides(cfg, [override])
+        except (KeyError, IndexError, OmegaConfBaseException) as error:
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
+            raise OverrideError(f"bad override {override!r}: {reason}") from None
+    return cfg
 
 
 def check_override(cfg: DictConfig, override: str) -> None:

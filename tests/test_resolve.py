@@ -52,9 +52,11 @@ def test_an_override_changes_the_variant() -> None:
     assert resolve_run("tiny_benchmarking.py").facts.variant.model == "benchmarking"
 
 
-def test_overrides_are_checked() -> None:
+def test_overrides_are_checked_and_one_that_cannot_be_applied_is_refused_too() -> None:
     with pytest.raises(OverrideError, match="did you mean: max_iter"):
         resolve_run("tiny_mimdet.py", ["train.max_itr=5"])
+    with pytest.raises(OverrideError, match=r"^bad override 'model.pixel_mean.7=1': list index out of range"):
+        resolve_run("tiny_mimdet.py", ["model.pixel_mean.7=1"])
 
 
 def test_run_facts_are_read_once_and_a_config_without_them_is_refused_once(

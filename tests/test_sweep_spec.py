@@ -401,6 +401,13 @@ def test_valid_spec_is_valid() -> None:
             "did you mean: max_iter?",
         ),
         ("train.max_iter: 300", "train.max_iter: fast", 4, "overrides.train.max_iter", "is an int"),
+        (
+            "train.max_iter: 300",
+            "train.max_iter: 300\n  model.pixel_mean.7: 1",
+            5,
+            "overrides.model.pixel_mean.7",
+            "list index out of range",
+        ),
         ("tiny_mimdet.py", "tiny_mimdet_typo.py", 2, "base_config", "config file not found"),
         ("[0.25, 0.5]", "[0.5, 0.50]", 7, "train.axes", "are the same train run"),
         (
