@@ -601,7 +601,7 @@ def _loads(config_file: str) -> bool:
 
 
 def _override_problem(config_file: str, override: str) -> str | None:
-    """Why ``override`` does not fit the config (``mimdet.overrides.check_override``'s line), or None."""
+    """Why the config does not resolve with ``override`` (``mimdet.resolve``'s OverrideError), or None."""
     try:
         resolve_run(config_file, [override])
     except ValueError as error:  # OverrideError included
