@@ -13,11 +13,15 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
+import re
 import typing
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mimdet.record import describe_value
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -163,6 +167,57 @@ def parse_override(override: str) -> tuple[str, object]:
     if parsed.is_delete() or parsed.is_add() or parsed.is_force_add():
         raise OverrideError(f"bad override {override!r}: only key=value is supported")
     return parsed.key_or_group, parsed.value()
+
+
+def override_string(key: str, value: Any, parse: Callable[[str], tuple[str, object]] = parse_override) -> str:
+    """``key=value`` in the syntax ``LazyConfig.apply_overrides`` reads back as exactly ``value``: the
+    writer beside the reader. The text is read back with ``parse`` to make sure (a caller that keeps
+    parses, as the sweep engine does, passes its own); ValueError where no such text exists (e.g. a
+    mapping key Hydra cannot spell). Cached: a sweep writes the same few values over and over.
+    """
+    fingerprint = json.dumps(value, sort_keys=True)
+    text = _WRITTEN.get((key, fingerprint))
+    if text is None:
+        text = f"{key}={_value_text(value)}"
+        parsed_key, parsed = parse(text)
+        if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
+            problem = describe_value(value, mapping="a mapping")
+            raise ValueError(f"{problem} cannot be written as a key=value override")
+        _WRITTEN[(key, fingerprint)] = text
+    return text
+
+
+_WRITTEN: dict[tuple[str, str], str] = {}
+_UNQUOTED = re.compile(r"^[A-Za-z_/][\w./\-:@]*$")
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # 0.5, 1e-05, inf, nan: all Hydra floats
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_value_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_value_text(v)}" for k, v in value.items()) + "}"
+    return _string_text(str(value))
+
+
+def _string_text(text: str) -> str:
+    """Unquoted where Hydra reads it back as this string, else single-quoted with Hydra's escapes.
+
+    Hydra un-escapes a backslash only before a quote or at the end of a quoted string, so only those
+    are doubled.
+    """
+    if _UNQUOTED.match(text) and text.lower() not in ("null", "true", "false", "nan", "inf"):
+        return text
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
 
 
 def _kind(value: object) -> str:

@@ -20,9 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mimdet.overrides import override_string
+
+from .config_cache import parsed_override
+from .filters import Cell, compile_filter
 from .identity import run_id
 from .runs import INIT_CHECKPOINT, Resources, RunSpec, Stage
-from .spec import Cell, KeyPath, SweepSpec, axis_name, compile_filter, override_string
+from .spec import KeyPath, SweepSpec, axis_name
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class _Cell:
 
 def expand(spec: SweepSpec) -> SweepPlan:
     """All runs of ``spec``; a ``SpecError`` where two cells are one run or the filter cannot compare."""
-    fixed = {key: override_string(key, value) for key, value in spec.overrides.items()}
+    fixed = {key: override_string(key, value, parsed_override) for key, value in spec.overrides.items()}
     resources = spec.train.resources.to_resources()
     trainings: list[tuple[RunSpec, dict[str, str], KeyPath]] = []
     if spec.train.checkpoint is not None:
@@ -92,7 +96,9 @@ def _train_cells(spec: SweepSpec) -> Iterator[_Cell]:
     train = spec.train
     if train.grid == "rows":
         for index, row in enumerate(train.rows):
-            overrides = {key: override_string(key, value) for key, value in row.overrides.items()}
+            overrides = {
+                key: override_string(key, value, parsed_override) for key, value in row.overrides.items()
+            }
             config = row.base_config or spec.base_config
             yield _Cell(config, overrides, {"row": row.label}, ("train", "rows", index))
     elif train.grid == "zip":
@@ -122,7 +128,10 @@ def _product(axes: dict[str, list[Any]], config_file: str, path: KeyPath) -> Ite
 
 
 def _axis_texts(axes: dict[str, list[Any]]) -> dict[str, list[str]]:
-    return {key: [override_string(key, value) for value in values] for key, values in axes.items()}
+    return {
+        key: [override_string(key, value, parsed_override) for value in values]
+        for key, values in axes.items()
+    }
 
 
 def _run_spec(

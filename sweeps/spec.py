@@ -47,15 +47,12 @@ the same run, a filter comparing values that do not compare — are raised by ``
 
 from __future__ import annotations
 
-import ast
 import difflib
 import functools
-import json
 import math
-import operator
 import re
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -67,12 +64,14 @@ from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEv
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.config import EXPERIMENTS, ConfigFileError
+from mimdet.overrides import override_string
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record import describe_value
 from mimdet.resolve import resolve_run
 
 from . import safe_text
 from .config_cache import cached, parsed_override
+from .filters import compile_filter
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
@@ -618,7 +617,7 @@ def _check_values(spec: SweepSpec) -> None:
     def check(path: KeyPath, key: str, value: Any, targets: list[str]) -> None:
         _check_range(spec, path, key, value)
         try:
-            override = override_string(key, value)
+            override = override_string(key, value, parsed_override)
         except ValueError as error:
             raise spec.error(path, str(error)) from None
         for target in targets:
@@ -669,131 +668,3 @@ def _without_prefix(message: str) -> str:
     """OverrideError's problem without its ``bad override '...':`` lead (the key path says where)."""
     match = re.match(r"bad override (?:'[^']*'|\"[^\"]*\"): ", message)
     return message[match.end() :] if match else message
-
-
-# --- values as Hydra/detectron2 override text ------------------------------------------------------------
-
-_UNQUOTED = re.compile(r"^[A-Za-z_/][\w./\-:@]*$")
-
-
-def override_string(key: str, value: Any) -> str:
-    """``key=value`` in the syntax ``LazyConfig.apply_overrides`` reads back as exactly ``value``.
-
-    ValueError where no such text exists (e.g. a mapping key Hydra cannot spell). Cached: a sweep writes
-    the same few values over and over.
-    """
-    fingerprint = json.dumps(value, sort_keys=True)
-    text = _WRITTEN.get((key, fingerprint))
-    if text is None:
-        text = f"{key}={_value_text(value)}"
-        parsed_key, parsed = parsed_override(text)
-        if parsed_key != key or json.dumps(parsed, sort_keys=True) != fingerprint:
-            raise ValueError(f"{_describe_yaml(value)} cannot be written as a key=value override")
-        _WRITTEN[(key, fingerprint)] = text
-    return text
-
-
-_WRITTEN: dict[tuple[str, str], str] = {}
-
-
-def _value_text(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # 0.5, 1e-05, inf, nan: all Hydra floats
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_value_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_value_text(v)}" for k, v in value.items()) + "}"
-    return _string_text(str(value))
-
-
-def _string_text(text: str) -> str:
-    """Unquoted where Hydra reads it back as this string, else single-quoted with Hydra's escapes.
-
-    Hydra un-escapes a backslash only before a quote or at the end of a quoted string, so only those
-    are doubled.
-    """
-    if _UNQUOTED.match(text) and text.lower() not in ("null", "true", "false", "nan", "inf"):
-        return text
-    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
-    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
-    return f"'{escaped}'"
-
-
-# --- filters ---------------------------------------------------------------------------------------------
-
-_COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-}
-_LANGUAGE = "comparisons < <= > >= == !=, and, or, not, parentheses, numbers, strings, axis names"
-
-Cell = Mapping[str, Any]
-
-
-def compile_filter(text: str, names: list[str]) -> Callable[[Cell], bool]:
-    """A predicate over a cell's axis values; ValueError (one line) for anything outside the language."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as error:
-        raise ValueError(f"not a valid filter expression: {error.msg} (allowed: {_LANGUAGE})") from None
-    predicate = _compile(tree.body, names)
-    return lambda cell: bool(predicate(cell))
-
-
-def _compile(node: ast.expr, names: list[str]) -> Callable[[Cell], Any]:
-    if isinstance(node, ast.BoolOp):
-        parts = [_compile(value, names) for value in node.values]
-        if isinstance(node.op, ast.And):
-            return lambda cell: all(part(cell) for part in parts)
-        return lambda cell: any(part(cell) for part in parts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        negated = _compile(node.operand, names)
-        return lambda cell: not negated(cell)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        number = node.operand.value if isinstance(node.operand, ast.Constant) else None
-        if type(number) not in (int, float):
-            _refuse(node, "a sign goes on a number only")
-        constant = -typing.cast(float, number) if isinstance(node.op, ast.USub) else number
-        return lambda cell: constant
-    if isinstance(node, ast.Compare):
-        return _compile_comparison(node, names)
-    if isinstance(node, ast.Name):
-        if node.id not in names:
-            raise ValueError(f"unknown axis name {node.id!r} in the filter (allowed: {', '.join(names)})")
-        name = node.id
-        return lambda cell: cell[name]
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str):
-        value = node.value
-        return lambda cell: value
-    _refuse(node, f"{type(node).__name__} is not part of the filter language")
-
-
-def _compile_comparison(node: ast.Compare, names: list[str]) -> Callable[[Cell], bool]:
-    terms = [_compile(node.left, names)] + [_compile(c, names) for c in node.comparators]
-    tests = []
-    for op in node.ops:
-        test = _COMPARISONS.get(type(op))
-        if test is None:
-            _refuse(node, f"{type(op).__name__} is not a comparison of the filter language")
-        tests.append(test)
-
-    def compare(cell: Cell) -> bool:
-        values = [term(cell) for term in terms]
-        return all(test(a, b) for test, a, b in zip(tests, values, values[1:], strict=False))
-
-    return compare
-
-
-def _refuse(node: ast.AST, problem: str) -> NoReturn:
-    snippet = ast.unparse(node)
-    raise ValueError(f"{problem}: {snippet[:40]} (allowed: {_LANGUAGE})")

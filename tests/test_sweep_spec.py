@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 from mimdet.config import ModelConfigError, build_model, load_config
 from mimdet.modeling.mimdet_backbone import check_num_decoders
 from mimdet.modeling.token_sampler import check_sample_ratio
-from mimdet.overrides import parse_override
+from mimdet.overrides import override_string, parse_override
 from mimdet.record import (
     Cost,
     DatasetInfo,
@@ -35,8 +35,9 @@ from mimdet.record_examples import example_record, example_variant
 from mimdet.resolve import resolve_run
 from sweeps.estimate import PAPER_GPUS, estimate
 from sweeps.expand import SweepPlan, expand
+from sweeps.filters import compile_filter
 from sweeps.runs import Resources
-from sweeps.spec import ResourcesSpec, SpecError, compile_filter, load_spec, override_string, parse_spec
+from sweeps.spec import ResourcesSpec, SpecError, load_spec, parse_spec
 from sweeps.store import Store
 from tests.micro import edited_tiny_config
 
