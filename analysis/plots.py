@@ -54,7 +54,7 @@ from mimdet.paper.tables import PAPER_TABLES, PaperTable
 if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2
     import torch
 
-    from mimdet.features import FeatureMaps
+    from mimdet.run.features import FeatureMaps
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -600,7 +600,7 @@ def write_feature_maps(
     """Fig. 2 of trained runs, ``(name, config file, checkpoint, overrides)`` each, as
     ``<outdir>/fig2_feature_maps.png`` and ``.pdf``; the image is the synthetic dataset's first
     validation image unless given (what ``notebooks/fig2_feature_maps.ipynb`` shows by default)."""
-    from mimdet.features import example_image, feature_maps, load_run_model  # torch: only for Fig. 2
+    from mimdet.run.features import example_image, feature_maps, load_run_model  # torch: only for Fig. 2
 
     image = example_image() if image is None else image
     items = []

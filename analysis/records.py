@@ -1,6 +1,6 @@
 """Run records into one DataFrame: from a results store (``**/record.json``) or a collected results file.
 
-Rows are ``mimdet.record.record_to_row`` (column names documented there), one per record; nothing here
+Rows are ``mimdet.record.schema.record_to_row`` (column names documented there), one per record; nothing here
 parses logs.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mimdet.record import ROW_COLUMNS, RecordError, read_record, record_to_row
+from mimdet.record.schema import ROW_COLUMNS, RecordError, read_record, record_to_row
 
 log = logging.getLogger(__name__)
 

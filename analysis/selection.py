@@ -26,7 +26,7 @@ import pandas as pd
 
 from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record import Variant
+from mimdet.record.schema import Variant
 
 _N = TypeVar("_N", int, float)
 

@@ -1,7 +1,7 @@
 """The paper's Tables 1-4 in the paper's layout, from run rows, as Markdown or LaTeX (booktabs).
 
 Input: a DataFrame with one row per record (``analysis.records.load_records``; columns are those of
-``mimdet.record.record_to_row``), optionally with rows for runs that have no record yet: such a row
+``mimdet.record.schema.record_to_row``), optionally with rows for runs that have no record yet: such a row
 carries its run's variant columns and a ``status`` of ``queued``, ``running``, ``new``, ``interrupted``,
 ``failed`` or ``cancelled``.
 

@@ -26,9 +26,9 @@ import torch
 from paper_costs import paper_memory_label, paper_time_ratio  # benchmarks/paper_costs.py
 from torch.utils.flop_counter import FlopCounterMode
 
-from mimdet.cost import peak_rss_rise
-from mimdet.environment import cpu_model
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
+from mimdet.run.cost import peak_rss_rise
+from mimdet.run.environment import cpu_model
 
 VIT_B: dict[str, Any] = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.0, norm="BN")
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from bench_plan import write_spec
 
-from mimdet.record import DatasetInfo
-from mimdet.record_examples import example_record, example_variant
+from mimdet.record.examples import example_record, example_variant
+from mimdet.record.schema import DatasetInfo
 from sweeps.expand import expand
 from sweeps.spec import load_spec
 

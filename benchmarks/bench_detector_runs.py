@@ -3,7 +3,7 @@
 Each case is one short training through the project's entry point (``python -m mimdet.train``) on a
 synthetic COCO-format dataset, batch 1: train ratios 0.125..1.0 at 4 decoders and 1/2/4/8 decoders at
 ratio 0.5 (r=0.5 / 4 decoders is one run, shared by both groups: 8 runs). The figures are the runs' own
-``record.json`` (``mimdet.cost``): seconds per iteration after the warm-up iterations and the peak memory
+``record.json`` (``mimdet.run.cost``): seconds per iteration after the warm-up iterations and the peak memory
 of one iteration at batch 1 (CUDA: max allocated, weights included; CPU: rise of the peak RSS). They are
 printed as ratios to the reference (r=1.0, resp. 1 decoder as in Table 3) beside the paper's ratios.
 Nothing is measured here.
@@ -43,8 +43,8 @@ from pathlib import Path
 from paper_costs import Group, paper_memory_label, paper_memory_ratio, paper_time_ratio
 
 from mimdet.data.synthetic import make_synthetic_coco
-from mimdet.environment import quiet_third_party_warnings
-from mimdet.record import RecordError, RunRecord, read_record
+from mimdet.record.schema import RecordError, RunRecord, read_record
+from mimdet.run.environment import quiet_third_party_warnings
 
 REPO = Path(__file__).resolve().parents[1]
 RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
@@ -307,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="passed to every run")
     args = parser.parse_args(argv)
     quiet_third_party_warnings()  # before detectron2 and torch are imported
-    from mimdet.config import load_config, resolve_config_path
-    from mimdet.cost import WARMUP_ITERATIONS
-    from mimdet.overrides import OverrideError, apply_checked_overrides
+    from mimdet.run.config import load_config, resolve_config_path
+    from mimdet.run.cost import WARMUP_ITERATIONS
+    from mimdet.run.overrides import OverrideError, apply_checked_overrides
 
     if args.iterations <= WARMUP_ITERATIONS:
         parser.error(f"--iterations must exceed the {WARMUP_ITERATIONS} warm-up iterations")

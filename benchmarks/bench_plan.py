@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mimdet.config import load_config
+from mimdet.run.config import load_config
 from sweeps.expand import expand
 from sweeps.spec import load_spec
 

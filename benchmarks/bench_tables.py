@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_tables.py [--rows 10000] [--repeat 3]
 
-The rows are real records (``mimdet.record.RunRecord`` through ``record_to_row``) spread over every cell
+The rows are real records (``RunRecord`` through ``record_to_row``) spread over every cell
 of Tables 1-4, with repeated runs per cell and some failed ones, as a long-lived results store has them.
 Not a test: it prints the figure.
 """
@@ -16,8 +16,8 @@ import time
 import pandas as pd
 
 from analysis.tables import PAPER_DECODERS, PAPER_RATIOS, TABLES
-from mimdet.record import Cost, Hardware, ParamCounts, record_to_row
-from mimdet.record_examples import example_record, example_variant
+from mimdet.record.examples import example_record, example_variant
+from mimdet.record.schema import Cost, Hardware, ParamCounts, record_to_row
 
 # (model, sampling, fpn_inputs, num_decoders, train ratio, test ratio) of every cell in Tables 1-4
 CELLS = sorted(

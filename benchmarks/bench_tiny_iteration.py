@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from detectron2.utils.events import EventStorage
 
-from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
-from mimdet.environment import cpu_model, quiet_third_party_warnings
+from mimdet.run.config import build_model, load_config
+from mimdet.run.environment import cpu_model, quiet_third_party_warnings
 
 RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
 

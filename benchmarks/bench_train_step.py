@@ -48,10 +48,10 @@ from detectron2.utils.events import EventStorage
 from omegaconf import DictConfig
 from torch import nn
 
-from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
 from mimdet.data.synthetic import make_synthetic_coco
-from mimdet.environment import quiet_third_party_warnings
+from mimdet.run.config import build_model, load_config
+from mimdet.run.environment import quiet_third_party_warnings
 from mimdet.train import register_datasets
 
 SECTIONS = ("multiscale", "fixed", "ratios", "inference", "profile")  # the default order

@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from mimdet.environment import quiet_third_party_warnings
+from mimdet.run.environment import quiet_third_party_warnings
 from sweeps.executor import ExecutorUnavailable
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help

@@ -5,8 +5,8 @@ third, relative position biases, deconv/identity/pool adaptors; large-scale jitt
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 
-from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT
+from mimdet.modeling.flavors import FLAVORS
 
 from .common.coco_recipe import dataloader, dataset_paths, lr_multiplier, optimizer, train
 from .common.mask_rcnn import model

@@ -6,8 +6,8 @@
 
 from detectron2.config import LazyCall as L
 
-from mimdet.flavors import FLAVORS
 from mimdet.modeling import MIMDetBackbone
+from mimdet.modeling.flavors import FLAVORS
 
 from .common.coco_recipe import dataloader, dataset_paths, lr_multiplier, optimizer, train
 from .common.mask_rcnn import model

@@ -1,13 +1,13 @@
 """MIMDet ViT-B as the reference code built the released model (4 decoders, r = 0.5; 127,954,768 parameters).
 
-The ``reference`` flavor (``mimdet.flavors``) on the paper config. Evaluate a released checkpoint:
+The ``reference`` flavor (``mimdet.modeling.flavors``) on the paper config. Evaluate a released checkpoint:
 
     python -m mimdet.convert_reference mimdet_vit_base_sr_0p5.pth vitb_converted.pth
     python -m mimdet.train --config-file experiments/mimdet_vit_base_reference.py --eval-only \
         --output runs/released-vitb train.init_checkpoint=vitb_converted.pth
 """
 
-from mimdet.flavors import FLAVORS
+from mimdet.modeling.flavors import FLAVORS
 
 from .mimdet_vit_base import dataloader, dataset_paths, lr_multiplier, model, optimizer, train
 

@@ -4,7 +4,7 @@ The ``reference`` flavor on the paper's ViT-L config; the reference code also st
 for the 50x50 grid of an 800 px image (not MAE's 14x14) and uses stochastic depth 0.4.
 """
 
-from mimdet.flavors import FLAVORS
+from mimdet.modeling.flavors import FLAVORS
 
 from .mimdet_vit_large import dataloader, dataset_paths, lr_multiplier, model, optimizer, train
 

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mimdet.environment import quiet_third_party_warnings
+from mimdet.run.environment import quiet_third_party_warnings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,11 @@ import time
 import torch
 from detectron2.utils.events import EventStorage
 
-from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
-from mimdet.environment import quiet_third_party_warnings
 from mimdet.modeling.param_count import count_parameters
-from mimdet.variants import PAPER_VARIANTS
+from mimdet.record.variants import PAPER_VARIANTS
+from mimdet.run.config import build_model, load_config
+from mimdet.run.environment import quiet_third_party_warnings
 
 
 def train_step(config: str = "tiny_mimdet.py") -> dict[str, float]:

@@ -6,7 +6,7 @@
 
 The flags and the ``key=value`` override syntax are those of detectron2's ``lazyconfig_train_net.py``;
 overrides are checked first (unknown keys and wrong types are errors). Every run ends by writing
-``record.json`` in its output folder (``completed`` or ``failed`` with the error): see ``mimdet.record``.
+``record.json`` in its output folder (``completed`` or ``failed``, with the error): ``mimdet.record.schema``.
 
 Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``, the same line in the
 record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
@@ -47,18 +47,18 @@ from detectron2.utils.logger import setup_logger
 from omegaconf import DictConfig
 from torch import nn
 
-from mimdet.checkpointer import RunCheckpointer
-from mimdet.config import ConfigFileError, ModelConfigError, build_model
-from mimdet.cost import CostHook, TimedModel
 from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
-from mimdet.environment import quiet_third_party_warnings
 from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
 from mimdet.modeling.param_count import count_parameters
-from mimdet.overrides import OverrideError
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
-from mimdet.record import RunRecord, write_record
-from mimdet.resolve import resolve_run
-from mimdet.run_record import RunOutcome, build_record, read_parent_run_id
+from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
+from mimdet.record.schema import RunRecord, write_record
+from mimdet.run.checkpointer import RunCheckpointer
+from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
+from mimdet.run.cost import CostHook, TimedModel
+from mimdet.run.environment import quiet_third_party_warnings
+from mimdet.run.overrides import OverrideError
+from mimdet.run.resolve import resolve_run
 
 logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")

@@ -40,9 +40,9 @@ from fvcore.nn.precise_bn import update_bn_stats
 from omegaconf import DictConfig
 from torch import nn
 
-from mimdet.config import build_model, load_config
 from mimdet.modeling.checkpoint import load_mae_checkpoint
-from mimdet.overrides import apply_checked_overrides
+from mimdet.run.config import build_model, load_config
+from mimdet.run.overrides import apply_checked_overrides
 from mimdet.train import register_datasets, resolve_mae_checkpoint
 
 CONFIG = "experiments/tiny_mimdet.py"

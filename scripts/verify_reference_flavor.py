@@ -41,9 +41,9 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.test_reference_flavor: the tiny models and the golden file's format
 
-from mimdet.config import build_model, load_config  # noqa: E402
 from mimdet.modeling.checkpoint import convert_state  # noqa: E402
 from mimdet.modeling.param_count import count_parameters  # noqa: E402
+from mimdet.run.config import build_model, load_config  # noqa: E402
 from tests.test_reference_flavor import GOLDEN_FILE, LEVELS, MODELS, rel_l2  # noqa: E402
 
 FULL = {  # ours -> (the reference config, image sizes, sample ratios)

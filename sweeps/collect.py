@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record import record_to_row
+from mimdet.record.schema import record_to_row
 
 from .config_cache import run_facts
 from .expand import SweepPlan

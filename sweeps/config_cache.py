@@ -2,7 +2,7 @@
 changes, so that ``sweep plan``/``status``/``table`` need not import torch and detectron2 (~3 s).
 
 A config file is Python: loading it imports the model code, and every fact the engine takes from it
-through ``mimdet.resolve`` (its canonical content for run identity, whether an override fits it, the
+through ``mimdet.run.resolve`` (its canonical content for run identity, whether an override fits it, the
 variant, data and length of a run: ``run_facts``) or asks of the model (whether it takes a sample ratio
 or a decoder count) costs that import. ``cached(kind, config_file, key, compute)`` returns
 ``compute()``'s JSON value and keeps it in ``$MIMDET_CACHE/sweeps/`` (default ``~/.cache/mimdet``), in
@@ -27,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mimdet.atomic import write_json_atomic
-from mimdet.config import EXPERIMENTS, resolve_config_path
-from mimdet.overrides import parse_override
-from mimdet.resolve import RunFacts, RunFactsError, resolve_run
+from mimdet.record.atomic import write_json_atomic
+from mimdet.run.config import EXPERIMENTS, resolve_config_path
+from mimdet.run.overrides import parse_override
+from mimdet.run.resolve import RunFacts, RunFactsError, resolve_run
 
 T = TypeVar("T")
 REPO = EXPERIMENTS.parent
@@ -98,7 +98,7 @@ def cached(kind: str, config_file: str | Path | None, key: Any, compute: Callabl
 
 
 def parsed_override(override: str) -> tuple[str, Any]:
-    """``mimdet.overrides.parse_override``, cached: hydra's parser takes ~5 ms a call and ~0.2 s to import.
+    """``mimdet.run.overrides.parse_override``, cached: hydra's parser takes ~5 ms a call, ~0.2 s to import.
     A bad override raises every time (errors are not kept)."""
     pair: list[Any] = cached("parse", None, override, lambda: list(parse_override(override)))
     return str(pair[0]), pair[1]
@@ -106,7 +106,7 @@ def parsed_override(override: str) -> tuple[str, Any]:
 
 @functools.lru_cache(maxsize=65536)
 def run_facts(config_file: str, overrides: tuple[str, ...]) -> RunFacts:
-    """``mimdet.resolve``'s facts of a run. A config without them raises RunFactsError, kept too: a sweep
+    """``mimdet.run.resolve``'s facts of a run. A config without them raises RunFactsError, kept too: a sweep
     of a config this project does not know is not loaded again by every command."""
     found: dict[str, Any] = cached(
         "run", config_file, list(overrides), lambda: _facts(config_file, overrides)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mimdet.paper.tables import LABEL_COLUMN, PAPER_TABLES, matches
-from mimdet.record import RunRecord, Variant
-from mimdet.resolve import RunFacts, RunFactsError
-from mimdet.schedule import iterations
+from mimdet.record.schema import RunRecord, Variant
+from mimdet.run.resolve import RunFacts, RunFactsError
+from mimdet.run.schedule import iterations
 
 from .config_cache import run_facts
 from .expand import SweepPlan

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mimdet.overrides import override_string
+from mimdet.run.overrides import override_string
 
 from .config_cache import parsed_override
 from .filters import Cell, compile_filter

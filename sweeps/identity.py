@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from mimdet.resolve import resolve_run
+from mimdet.run.resolve import resolve_run
 
 from .config_cache import cached, parsed_override
 

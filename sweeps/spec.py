@@ -29,7 +29,7 @@ key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by n
 Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
 or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
 directory. Every ``key=value`` the spec can produce is checked against the base config it applies to
-(``mimdet.resolve``: the key exists, the value has its type), and every sample ratio and decoder count
+(``mimdet.run.resolve``: the key exists, the value has its type), and every sample ratio and decoder count
 by the model's own checks (``check_sample_ratio``, ``check_num_decoders``), once per distinct pair and,
 through ``sweeps.config_cache``, once per machine while the code and configs are unchanged.
 
@@ -63,11 +63,11 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent, ScalarEvent
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from mimdet.config import EXPERIMENTS, ConfigFileError
-from mimdet.overrides import override_string
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record import describe_value
-from mimdet.resolve import resolve_run
+from mimdet.record.schema import describe_value
+from mimdet.run.config import EXPERIMENTS, ConfigFileError
+from mimdet.run.overrides import override_string
+from mimdet.run.resolve import resolve_run
 
 from . import safe_text
 from .config_cache import cached, parsed_override
@@ -586,7 +586,7 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
 def _find_config(name: str, spec_dir: Path) -> str | None:
     """A path to config ``name`` that works from the working directory, or None."""
     if Path(name).is_file() or (EXPERIMENTS / name).is_file():
-        return name  # what mimdet.config.resolve_config_path finds as written
+        return name  # what mimdet.run.config.resolve_config_path finds as written
     for folder in (EXPERIMENTS.parent, spec_dir):
         if (folder / name).is_file():
             return str((folder / name).resolve())
@@ -600,7 +600,7 @@ def _loads(config_file: str) -> bool:
 
 
 def _override_problem(config_file: str, override: str) -> str | None:
-    """Why the config does not resolve with ``override`` (``mimdet.resolve``'s OverrideError), or None."""
+    """Why the config does not resolve with ``override`` (``mimdet.run.resolve``'s OverrideError), or None."""
     try:
         resolve_run(config_file, [override])
     except ValueError as error:  # OverrideError included

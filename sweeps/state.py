@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from mimdet.record import RunRecord
+from mimdet.record.schema import RunRecord
 
 from .executor import Executor, JobStatus
 from .handle import JobHandle

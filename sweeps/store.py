@@ -18,8 +18,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from mimdet.atomic import write_json_atomic
-from mimdet.record import RecordError, RunRecord, read_record
+from mimdet.record.atomic import write_json_atomic
+from mimdet.record.schema import RecordError, RunRecord, read_record
 
 from .handle import JobHandle
 from .runs import RunSpec

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mimdet.config import EXPERIMENTS
 from mimdet.data.synthetic import make_synthetic_coco
+from mimdet.run.config import EXPERIMENTS
 
 
 def micro_dataset(folder: Path) -> Path:

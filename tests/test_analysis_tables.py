@@ -14,7 +14,8 @@ from analysis import tables
 from analysis.records import load_records
 from analysis.tables import TableError, render_table, render_table2, render_table3
 from mimdet.paper.published import PAPER_CSVS, load_paper_csv
-from mimdet.record import (
+from mimdet.record.examples import example_record, example_variant
+from mimdet.record.schema import (
     ROW_COLUMNS,
     Cost,
     ParamCounts,
@@ -25,7 +26,6 @@ from mimdet.record import (
     record_to_row,
     write_record,
 )
-from mimdet.record_examples import example_record, example_variant
 
 GIB = 2**30
 _serial = iter(range(10**6))

@@ -6,10 +6,10 @@ import pytest
 import torch
 from detectron2.utils.events import EventStorage
 
-from mimdet.config import build_model, load_config
 from mimdet.data.random_batch import random_inputs
-from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
+from mimdet.modeling.flavors import FLAVORS
+from mimdet.run.config import build_model, load_config
 
 TINY = dict(
     embed_dim=32, depth=4, num_heads=2, pos_grid=6, drop_path_rate=0.0, decoder_dim=16, decoder_heads=2

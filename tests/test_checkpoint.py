@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mimdet.checkpointer import RunCheckpointer
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
 from mimdet.modeling.checkpoint import CheckpointError, convert_mae_state, load_mae_checkpoint
 from mimdet.modeling.pos_embed import sincos_2d_table
+from mimdet.run.checkpointer import RunCheckpointer
 
 D, E, DEPTH, DECODERS = 32, 16, 4, 8
 BLOCK_KEYS = [

@@ -9,11 +9,11 @@ import torch
 from detectron2.config import instantiate
 from detectron2.solver import LRMultiplier
 
-from mimdet.config import build_model, load_config, resolve_config_path
-from mimdet.run_record import variant_of
-from mimdet.solver import lr_factor
+from mimdet.record.from_run import variant_of
+from mimdet.record.variants import PAPER_VARIANTS
+from mimdet.run.config import build_model, load_config, resolve_config_path
+from mimdet.run.solver import lr_factor
 from mimdet.train import register_datasets
-from mimdet.variants import PAPER_VARIANTS
 from tests.micro import micro_dataset, micro_overrides
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from detectron2.engine import SimpleTrainer
 
-from mimdet import cost
-from mimdet.config import build_model, load_config
-from mimdet.cost import CostHook
 from mimdet.data.random_batch import random_inputs
+from mimdet.run import cost
+from mimdet.run.config import build_model, load_config
+from mimdet.run.cost import CostHook
 
 
 def test_steps_are_timed_by_whether_their_batch_shape_is_new(monkeypatch: pytest.MonkeyPatch) -> None:

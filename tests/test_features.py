@@ -9,7 +9,7 @@ import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from mimdet.features import feature_maps, load_run_model
+from mimdet.run.features import feature_maps, load_run_model
 
 
 @pytest.mark.parametrize(("config", "channels"), [("tiny_mimdet.py", 16), ("tiny_benchmarking.py", 64)])

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat import NotebookNode
 
-from mimdet.record import write_record
+from mimdet.record.schema import write_record
 from tests.test_analysis_tables import make_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_fig2_notebook_finds_the_sweep_checkpoint_or_falls_back(
     """A checkpoint where the tiny Fig. 2 sweep puts MIMDet's training; none for the Benchmarking run."""
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from mimdet.features import load_run_model
+    from mimdet.run.features import load_run_model
     from sweeps.expand import expand
     from sweeps.spec import load_spec
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mimdet.config import load_config
-from mimdet.overrides import OverrideError, apply_checked_overrides, check_choices
+from mimdet.run.config import load_config
+from mimdet.run.overrides import OverrideError, apply_checked_overrides, check_choices
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from analysis.plots import FIGURES
 from analysis.selection import axis_key, paper_cells
 from mimdet.paper.published import PAPER_CSVS, PAPER_DIR, load_paper_csv
 from mimdet.paper.tables import LABEL_COLUMN, MIMDET_DEFAULT, PAPER_TABLES, PaperTable, matches
-from mimdet.record import Variant
+from mimdet.record.schema import Variant
 from sweeps.spec import SpecError, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]

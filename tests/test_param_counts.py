@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pytest
 
-from mimdet.config import build_model, load_config
 from mimdet.modeling.param_count import count_parameters
-from mimdet.variants import PAPER_VARIANTS
+from mimdet.record.variants import PAPER_VARIANTS
+from mimdet.run.config import build_model, load_config
 
 EXACT = {
     "MIMDet ViT-B (4 dec, mask token)": 127_561_552,

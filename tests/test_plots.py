@@ -22,7 +22,7 @@ from analysis.plots import (
     plot_table2_heatmaps,
     write_plots,
 )
-from mimdet.features import FeatureMaps, feature_maps, load_run_model
+from mimdet.run.features import FeatureMaps, feature_maps, load_run_model
 from tests.test_analysis_tables import row, status_row, tiny_sweep
 
 GIB = 2**30

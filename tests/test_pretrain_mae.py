@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from mimdet import pretrain_mae
-from mimdet.config import build_model, load_config
 from mimdet.data.synthetic import make_synthetic_coco
 from mimdet.modeling.checkpoint import load_mae_checkpoint, read_mae_state
 from mimdet.modeling.mae import MaskedAutoencoder
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint, pretrain
+from mimdet.run.config import build_model, load_config
 
 D, DEPTH, E, DECODERS = 64, 4, 64, 8
 BLOCK_KEYS = [

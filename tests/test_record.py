@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mimdet import record as rec
-from mimdet.record import (
+from mimdet.record import schema as rec
+from mimdet.record.examples import example_record, example_variant
+from mimdet.record.schema import (
     ROW_COLUMNS,
     SCHEMA_VERSION,
     APMetrics,
@@ -33,7 +34,6 @@ from mimdet.record import (
     utc_timestamp,
     write_record,
 )
-from mimdet.record_examples import example_record, example_variant
 
 
 def make_record(run_id: str = "ab12", **changes: Any) -> RunRecord:

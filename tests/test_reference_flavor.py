@@ -28,11 +28,10 @@ from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from torch import nn
 
-from mimdet.config import build_model, load_config
 from mimdet.convert_reference import main as convert_main
-from mimdet.flavors import FLAVORS
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
 from mimdet.modeling.checkpoint import KeyMap, convert_state, rename_key
+from mimdet.modeling.flavors import FLAVORS
 from mimdet.modeling.reference_checkpoint import (
     BENCHMARKING_KEY_MAP,
     MIMDET_KEY_MAP,
@@ -41,6 +40,7 @@ from mimdet.modeling.reference_checkpoint import (
 )
 from mimdet.modeling.rel_pos_bias import SharedRelPosBias
 from mimdet.modeling.token_sampler import sample_tokens
+from mimdet.run.config import build_model, load_config
 
 GOLDEN_FILE = Path(__file__).parent / "data" / "reference_flavor_golden.pt"
 LEVELS = ("p2", "p3", "p4", "p5", "p6")

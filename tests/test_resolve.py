@@ -1,5 +1,5 @@
-"""The one resolver of a config file plus overrides (``mimdet.resolve``), and the sweep engine's copy of its
-facts (``sweeps.config_cache.run_facts``)."""
+"""The one resolver of a config file plus overrides (``mimdet.run.resolve``), and the sweep engine's copy
+of its facts (``sweeps.config_cache.run_facts``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import mimdet.resolve
-from mimdet.overrides import OverrideError
-from mimdet.resolve import RunFactsError, resolve_run
+import mimdet.run.resolve
+from mimdet.run.overrides import OverrideError
+from mimdet.run.resolve import RunFactsError, resolve_run
 from sweeps import config_cache
 from tests.micro import edited_tiny_config
 
@@ -18,15 +18,15 @@ BOTTOM_UP = "model.backbone.bottom_up"
 
 
 def counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The config files ``mimdet.resolve`` loads from now on."""
+    """The config files ``mimdet.run.resolve`` loads from now on."""
     loaded: list[str] = []
-    load = mimdet.resolve.load_config
+    load = mimdet.run.resolve.load_config
 
     def counted(config_file: Any, *args: Any) -> Any:
         loaded.append(str(config_file))
         return load(config_file, *args)
 
-    monkeypatch.setattr(mimdet.resolve, "load_config", counted)
+    monkeypatch.setattr(mimdet.run.resolve, "load_config", counted)
     return loaded
 
 

@@ -66,7 +66,7 @@ def test_plot_of_fig2_draws_the_feature_maps_of_its_trainings(
     """The tiny Fig. 2 spec's two trainings, given final checkpoints (their initial weights)."""
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from mimdet.features import load_run_model
+    from mimdet.run.features import load_run_model
     from sweeps.expand import expand
     from sweeps.spec import load_spec
 

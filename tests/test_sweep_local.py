@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimdet.record import read_record
+from mimdet.record.schema import read_record
 from tests.micro import micro_dataset, micro_overrides, micro_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from ruamel.yaml import YAML
 
-from mimdet.config import ModelConfigError, build_model, load_config
 from mimdet.modeling.mimdet_backbone import check_num_decoders
 from mimdet.modeling.token_sampler import check_sample_ratio
-from mimdet.overrides import override_string, parse_override
-from mimdet.record import (
+from mimdet.record.examples import example_record, example_variant
+from mimdet.record.schema import (
     Cost,
     DatasetInfo,
     Hardware,
@@ -31,8 +30,9 @@ from mimdet.record import (
     Variant,
     write_record,
 )
-from mimdet.record_examples import example_record, example_variant
-from mimdet.resolve import resolve_run
+from mimdet.run.config import ModelConfigError, build_model, load_config
+from mimdet.run.overrides import override_string, parse_override
+from mimdet.run.resolve import resolve_run
 from sweeps.estimate import PAPER_GPUS, estimate
 from sweeps.expand import SweepPlan, expand
 from sweeps.filters import compile_filter

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
-from mimdet.record import write_record
+from mimdet.record.schema import write_record
 from sweeps.engine import decide
 from sweeps.executor import JobStatus
 from sweeps.expand import expand

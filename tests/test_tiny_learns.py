@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mimdet.record import read_record
+from mimdet.record.schema import read_record
 
 REPO = Path(__file__).resolve().parents[1]
 

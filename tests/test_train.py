@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from mimdet.pretrain_mae import pretrain
-from mimdet.record import RunRecord, read_record
+from mimdet.record.schema import RunRecord, read_record
 from tests.micro import edited_tiny_config, micro_dataset, micro_overrides
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 train2017 / val2017; total batch 64; AdamW lr 8e-5, weight decay 0.1 (none on norms, biases, position
 tables); ViT at x0.5, decoder/FPN/heads at x2; 36 epochs with steps at epochs 27 and 33 and a short
 linear warm-up; multi-scale training (short side 480-800, long side <= 1333) with random crop; test at
-800/1333; AMP. Iterations are derived from epochs and batch size (see ``mimdet.schedule``).
+800/1333; AMP. Iterations are derived from epochs and batch size (see ``mimdet.run.schedule``).
 """
 
 import detectron2.data.transforms as T
@@ -14,8 +14,8 @@ from detectron2.solver import WarmupParamScheduler
 from detectron2.solver.build import get_default_optimizer_params
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
-import mimdet.schedule  # registers the ${mimdet.iters:...} resolver
-from mimdet.solver import lr_factor, no_decay_overrides
+import mimdet.run.schedule  # registers the ${mimdet.iters:...} resolver
+from mimdet.run.solver import lr_factor, no_decay_overrides
 
 dataloader = model_zoo.get_config("common/data/coco.py").dataloader
 dataloader.train.mapper.image_format = "RGB"
@@ -58,7 +58,7 @@ optimizer = L(torch.optim.AdamW)(
 train = model_zoo.get_config("common/train.py").train
 train.epochs = 36
 train.lr_step_epochs = [27, 33]
-train.epoch_images = mimdet.schedule.EPOCH_IMAGES
+train.epoch_images = mimdet.run.schedule.EPOCH_IMAGES
 train.max_iter = "${mimdet.iters:${train.epochs},${dataloader.train.total_batch_size},${train.epoch_images}}"
 train.amp.enabled = True
 train.checkpointer.period = 5000

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from mimdet.atomic import write_json_atomic
+from mimdet.record.atomic import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ position table stored for the 64x64 grid, and the outputs of blocks 3/6/9/12 ada
 4/8/16/32 by transposed convs / identity / max-pool. The patchify stem and the absolute position handling
 are detectron2's (``detectron2.modeling.backbone.vit``).
 
-Two switches separate the reference code's model from detectron2's ViT (``mimdet.flavors``):
+Two switches separate the reference code's model from detectron2's ViT (``mimdet.modeling.flavors``):
 
 - ``rel_pos``: ``decomposed`` gives every block detectron2's own ``rel_pos_h``/``rel_pos_w`` tables (and
   detectron2's blocks); ``shared`` gives all windowed blocks one table and all global blocks another

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimdet.atomic import write_bytes_atomic
+from mimdet.record.atomic import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def read_torch_file(path: str | Path) -> Any:
 
 
 def save_torch_file(data: Any, path: str | Path) -> None:
-    """``torch.save`` atomically: serialized in memory, then written and renamed (``mimdet.atomic``), so
+    """``torch.save`` atomically: serialized in memory, written and renamed (``mimdet.record.atomic``), so
     that a full disk fails with the ``OSError`` that says so and leaves no half-written file."""
     buffer = io.BytesIO()
     torch.save(data, buffer)

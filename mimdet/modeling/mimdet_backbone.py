@@ -18,7 +18,7 @@ Config switches cover the paper's ablations without copies of the model:
   ``c5_pool`` (``avg`` as the paper's text | ``max`` as the reference code), ``stem_norm``
   (``layernorm`` as the paper | ``groupnorm`` as the reference code), ``layer_norm_eps`` of the encoder
   and decoder (1e-6 as MAE | 1e-5 as the reference code), ``padding_order`` (``random`` | ``tied``
-  as the reference code). ``mimdet.flavors`` holds the two presets: ``paper`` and ``reference``.
+  as the reference code). ``mimdet.modeling.flavors`` holds the two presets: ``paper`` and ``reference``.
 
 Two switches change how fast a run goes, not which tokens it may keep:
 
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
-from mimdet.record import describe_value
+from mimdet.record.schema import describe_value
 
 from .attention import DEFAULT_BACKENDS, attention_kernels, check_backends
 from .conv_stem import STEM_NORMS, ConvStem, StemNorm
@@ -60,7 +60,7 @@ from .vit_blocks import MAE_LAYER_NORM_EPS
 from .vit_pyramid import Norm, upsampling_adaptor
 
 # Choice-valued switches are Literal types: the override and spec checks read the allowed values from
-# the constructor's signature (mimdet.overrides), so a misspelt value fails before any run.
+# the constructor's signature (mimdet.run.overrides), so a misspelt value fails before any run.
 Sampling = Literal["random", "window"]
 FpnInputs = Literal["hybrid", "vit"]
 C5Pool = Literal["avg", "max"]

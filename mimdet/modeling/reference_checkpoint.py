@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mimdet.config import build_model, load_config
+from mimdet.run.config import build_model, load_config
 
 from .checkpoint import (
     CheckpointError,

@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from mimdet.record import describe_value
+from mimdet.record.schema import describe_value
 
 PaddingOrder = Literal["random", "tied"]
 PADDING_ORDERS: tuple[str, ...] = get_args(PaddingOrder)

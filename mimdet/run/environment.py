@@ -9,9 +9,9 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-from mimdet.record import Hardware
+from mimdet.record.schema import Hardware
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "torch",
     "torchvision",

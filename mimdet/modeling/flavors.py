@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, cast
 
-from mimdet.record import FlavorName
+from mimdet.record.schema import FlavorName
 
 
 @dataclass(frozen=True)

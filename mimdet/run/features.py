@@ -18,8 +18,8 @@ from detectron2.config import instantiate
 from detectron2.data import transforms as T
 from torch import nn
 
-from mimdet.config import build_model
-from mimdet.resolve import resolve_run
+from mimdet.run.config import build_model
+from mimdet.run.resolve import resolve_run
 
 
 @dataclass(frozen=True)

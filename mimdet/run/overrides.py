@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mimdet.record import describe_value
+from mimdet.record.schema import describe_value
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -18,7 +18,7 @@ import torch
 from detectron2.engine import HookBase
 from torch import nn
 
-from mimdet.record import PeakMemKind
+from mimdet.record.schema import PeakMemKind
 
 CUDA_KIND: PeakMemKind = "cuda_max_allocated"
 CPU_KIND: PeakMemKind = "cpu_peak_rss_delta"

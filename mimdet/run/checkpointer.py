@@ -24,8 +24,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
 
-from mimdet.atomic import write_bytes_atomic
 from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file, save_torch_file
+from mimdet.record.atomic import write_bytes_atomic
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
 

@@ -3,7 +3,7 @@
 ``mimdet.train`` builds its run from ``resolve_run(...).cfg``; the sweep engine checks a spec's config
 files and overrides with it and reads from it what it plans with: a config's content (run identity) and
 a run's ``RunFacts`` (variant, data, length: tables and the cost estimate). Overrides are checked as
-``mimdet.overrides`` says (an unknown key or a wrong type is an ``OverrideError``).
+``mimdet.run.overrides`` says (an unknown key or a wrong type is an ``OverrideError``).
 
 Each config file is loaded once per process and every call gets its own copy of it, which a run may
 edit (``mimdet.train`` sets its output folder). The sweep engine keeps the facts per machine
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mimdet.config import load_config
-from mimdet.overrides import apply_checked_overrides
-from mimdet.record import Variant
+from mimdet.record.schema import Variant
+from mimdet.run.config import load_config
+from mimdet.run.overrides import apply_checked_overrides
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -60,7 +60,7 @@ class ResolvedRun:
         """The run's variant, data and length; RunFactsError for a config without them."""
         from omegaconf.errors import OmegaConfBaseException
 
-        from mimdet.run_record import variant_of  # imports torch: a config is loaded by now anyway
+        from mimdet.record.from_run import variant_of  # imports torch: a config is loaded by now anyway
 
         cfg = self.cfg
         try:

@@ -9,11 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mimdet.cost import PeakMemory, ShapeSplit
-from mimdet.environment import code_version, hardware, versions
-from mimdet.flavors import flavor_of
 from mimdet.modeling.attention import DEFAULT_BACKENDS
-from mimdet.record import (
+from mimdet.modeling.flavors import flavor_of
+from mimdet.record.schema import (
     SCHEMA_VERSION,
     APMetrics,
     Cost,
@@ -26,6 +24,8 @@ from mimdet.record import (
     read_record,
     utc_timestamp,
 )
+from mimdet.run.cost import PeakMemory, ShapeSplit
+from mimdet.run.environment import code_version, hardware, versions
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 

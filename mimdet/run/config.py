@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
     from torch import nn
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 class ConfigFileError(ValueError):
@@ -45,8 +45,8 @@ def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] 
     """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
     from detectron2.config import LazyConfig
 
-    import mimdet.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
-    from mimdet.overrides import OverrideError, check_choices
+    import mimdet.run.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
+    from mimdet.run.overrides import OverrideError, check_choices
 
     path = resolve_config_path(config_file)
     try:

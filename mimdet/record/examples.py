@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mimdet.record import (
+from mimdet.record.schema import (
     SCHEMA_VERSION,
     APMetrics,
     Cost,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from mimdet.atomic import write_json_atomic
+from mimdet.record.atomic import write_json_atomic
 
 SCHEMA_VERSION = 1
 
@@ -67,7 +67,7 @@ class Variant:
     num_decoders: int
     fpn_inputs: FpnInputs
     decoder_fill: DecoderFill | None
-    # which preset of mimdet.flavors the backbone's switches are: the paper's text or the released
+    # which preset of mimdet.modeling.flavors the backbone's switches are: the paper's text or the released
     # models' code (added in 0.2; earlier records predate the reference flavor, so they are "paper")
     flavor: FlavorName = "paper"
 
