@@ -320,7 +320,8 @@ def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) 
     missing = [f"{name} ({run.run_id})" for name, run in runs if not checkpoints[run.run_id].is_file()]
     if missing:
         raise SpecError(
-            f"{args.spec}: Fig. 2 shows trained models, and {', '.join(missing)} has no final checkpoint "
+            f"{args.spec}: Fig. 2 shows trained models, and {', '.join(missing)} "
+            f"{'has' if len(missing) == 1 else 'have'} no final checkpoint "
             f"in {store.root}: run `sweep run {args.spec}` first"
         )
     return write_feature_maps(

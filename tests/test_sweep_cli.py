@@ -56,7 +56,12 @@ def test_plot_of_fig2_without_trained_runs_says_what_to_run(
     code = main(["plot", str(path), "--root", str(tmp_path / "store"), "-o", str(tmp_path / "plots")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert "mimdet (" in err and "benchmarking (" in err and f"run `sweep run {path}` first" in err
+    assert (
+        "mimdet (" in err
+        and "benchmarking (" in err
+        and "have no final checkpoint" in err
+        and f"run `sweep run {path}` first" in err
+    )
     assert not (tmp_path / "plots").exists()
 
 
