@@ -307,9 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="passed to every run")
     args = parser.parse_args(argv)
     quiet_third_party_warnings()  # before detectron2 and torch are imported
-    from mimdet.run.config import load_config, resolve_config_path
+    from mimdet.run.config import resolve_config_path
     from mimdet.run.cost import WARMUP_ITERATIONS
-    from mimdet.run.overrides import OverrideError, apply_checked_overrides
+    from mimdet.run.overrides import OverrideError
+    from mimdet.run.resolve import resolve_run
 
     if args.iterations <= WARMUP_ITERATIONS:
         parser.error(f"--iterations must exceed the {WARMUP_ITERATIONS} warm-up iterations")
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ).root
     common = base_overrides(data, args.iterations) + args.overrides
     try:  # fail here on a bad override, not once per run
-        cfg = apply_checked_overrides(load_config(config), common)
+        cfg = resolve_run(config, common).cfg
     except OverrideError as error:
         parser.error(str(error))
     amp = bool(cfg.train.amp.enabled)

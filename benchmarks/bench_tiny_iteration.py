@@ -18,14 +18,15 @@ import torch
 from detectron2.utils.events import EventStorage
 
 from mimdet.data.random_batch import random_inputs
-from mimdet.run.config import build_model, load_config
+from mimdet.run.config import build_model
 from mimdet.run.environment import cpu_model, quiet_third_party_warnings
+from mimdet.run.resolve import resolve_run
 
 RATIOS = (0.125, 0.25, 0.5, 0.75, 1.0)
 
 
 def seconds_per_iteration(ratio: float, iterations: int) -> float:
-    cfg = load_config("tiny_mimdet.py", [f"model.backbone.bottom_up.train_sample_ratio={ratio}"])
+    cfg = resolve_run("tiny_mimdet.py", [f"model.backbone.bottom_up.train_sample_ratio={ratio}"]).cfg
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

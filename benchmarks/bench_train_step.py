@@ -50,8 +50,9 @@ from torch import nn
 
 from mimdet.data.random_batch import random_inputs
 from mimdet.data.synthetic import make_synthetic_coco
-from mimdet.run.config import build_model, load_config
+from mimdet.run.config import build_model
 from mimdet.run.environment import quiet_third_party_warnings
+from mimdet.run.resolve import resolve_run
 from mimdet.train import register_datasets
 
 SECTIONS = ("multiscale", "fixed", "ratios", "inference", "profile")  # the default order
@@ -87,7 +88,7 @@ class Bench:
     rows: list[dict] = field(default_factory=list)
 
     def cfg(self, *extra: str) -> DictConfig:
-        return load_config(self.config, [*self.overrides, *extra])
+        return resolve_run(self.config, [*self.overrides, *extra]).cfg
 
     @property
     def cuda(self) -> bool:

@@ -17,6 +17,7 @@ from mimdet.modeling.param_count import count_parameters
 from mimdet.record.variants import PAPER_VARIANTS
 from mimdet.run.config import build_model, load_config
 from mimdet.run.environment import quiet_third_party_warnings
+from mimdet.run.resolve import resolve_run
 
 
 def train_step(config: str = "tiny_mimdet.py") -> dict[str, float]:
@@ -40,7 +41,7 @@ def parameter_table() -> str:
     """Markdown table: every paper variant's measured parameter count beside the published one."""
     lines = ["| variant | measured (M) | paper (M) | source | match |", "|---|---:|---:|---|:-:|"]
     for variant in PAPER_VARIANTS:
-        counts = count_parameters(build_model(load_config(variant.config, variant.overrides), "meta"))
+        counts = count_parameters(build_model(resolve_run(variant.config, variant.overrides).cfg, "meta"))
         published = (
             f"{variant.paper_params_m:.0f} (floored)" if variant.floored else f"{variant.paper_params_m:.2f}"
         )

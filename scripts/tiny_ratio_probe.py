@@ -41,8 +41,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mimdet.modeling.checkpoint import load_mae_checkpoint
-from mimdet.run.config import build_model, load_config
-from mimdet.run.overrides import apply_checked_overrides
+from mimdet.run.config import build_model
+from mimdet.run.resolve import resolve_run
 from mimdet.train import register_datasets, resolve_mae_checkpoint
 
 CONFIG = "experiments/tiny_mimdet.py"
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("opts", nargs="*")
     args = parser.parse_args()
     torch.manual_seed(0)
-    cfg = apply_checked_overrides(load_config(args.config_file), args.opts)
+    cfg = resolve_run(args.config_file, args.opts).cfg
     register_datasets(cfg)
     model = build_model(cfg, "cpu")
     if args.checkpoint:

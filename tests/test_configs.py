@@ -12,6 +12,7 @@ from detectron2.solver import LRMultiplier
 from mimdet.record.from_run import variant_of
 from mimdet.record.variants import PAPER_VARIANTS
 from mimdet.run.config import build_model, load_config, resolve_config_path
+from mimdet.run.resolve import resolve_run
 from mimdet.run.solver import lr_factor
 from mimdet.train import register_datasets
 from tests.micro import micro_dataset, micro_overrides
@@ -21,7 +22,7 @@ def test_vit_b_schedule_is_36_epochs_at_batch_64() -> None:
     cfg = load_config("mimdet_vit_base.py")
     assert cfg.train.max_iter == 67_500
     assert cfg.dataloader.train.total_batch_size == 64 and cfg.optimizer.lr == 8e-5
-    halved = load_config("mimdet_vit_base.py", ["dataloader.train.total_batch_size=32"])
+    halved = resolve_run("mimdet_vit_base.py", ["dataloader.train.total_batch_size=32"]).cfg
     assert halved.train.max_iter == 135_000  # same epochs, twice the iterations
 
 
@@ -42,10 +43,10 @@ def test_lr_steps_fall_at_epochs_27_and_33() -> None:
 
 
 def test_model_overrides_reach_the_backbone() -> None:
-    cfg = load_config(
+    cfg = resolve_run(
         "tiny_mimdet.py",
         ["model.backbone.bottom_up.train_sample_ratio=0.25", "model.backbone.bottom_up.num_decoders=2"],
-    )
+    ).cfg
     backbone = build_model(cfg).backbone.bottom_up
     assert backbone.train_sample_ratio == 0.25 and len(backbone.decoder.blocks) == 2
 
@@ -103,7 +104,7 @@ def test_the_coco_recipe_crops_images_with_polygon_masks(tmp_path: Path) -> None
     never crop, so only this test would see that path break."""
     data = micro_dataset(tmp_path)
     overrides = [o for o in micro_overrides(data) if not o.startswith("dataloader.train.total_batch_size")]
-    cfg = load_config("mimdet_vit_base.py", [*overrides, "dataloader.train.total_batch_size=1"])
+    cfg = resolve_run("mimdet_vit_base.py", [*overrides, "dataloader.train.total_batch_size=1"]).cfg
     cfg.dataloader.train.mapper.augmentations[1].prob = 1.0  # always take the resize-and-crop branch
     register_datasets(cfg)
     (example,) = next(iter(instantiate(cfg.dataloader.train)))
@@ -139,4 +140,4 @@ def test_the_record_variant_names_the_benchmarking_backbone(as_text: bool) -> No
 )
 def test_the_record_variant_names_the_flavor(config: str, overrides: list[str], flavor: str) -> None:
     """Tables must not mix the paper's model with the released models' code: the record says which."""
-    assert variant_of(load_config(config, overrides)).flavor == flavor
+    assert variant_of(resolve_run(config, overrides).cfg).flavor == flavor

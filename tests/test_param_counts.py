@@ -22,7 +22,8 @@ import pytest
 
 from mimdet.modeling.param_count import count_parameters
 from mimdet.record.variants import PAPER_VARIANTS
-from mimdet.run.config import build_model, load_config
+from mimdet.run.config import build_model
+from mimdet.run.resolve import resolve_run
 
 EXACT = {
     "MIMDet ViT-B (4 dec, mask token)": 127_561_552,
@@ -38,7 +39,7 @@ EXACT = {
 
 
 def _count(config: str, overrides: tuple[str, ...] = ()) -> dict[str, int]:
-    return count_parameters(build_model(load_config(config, overrides), "meta"))
+    return count_parameters(build_model(resolve_run(config, overrides).cfg, "meta"))
 
 
 @pytest.mark.parametrize("variant", PAPER_VARIANTS, ids=lambda v: v.name)

@@ -18,6 +18,7 @@ from mimdet.modeling.checkpoint import load_mae_checkpoint, read_mae_state
 from mimdet.modeling.mae import MaskedAutoencoder
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint, pretrain
 from mimdet.run.config import build_model, load_config
+from mimdet.run.resolve import resolve_run
 
 D, DEPTH, E, DECODERS = 64, 4, 64, 8
 BLOCK_KEYS = [
@@ -84,7 +85,7 @@ def test_same_seed_same_weights(images: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("num_decoders", [4, 8])
 def test_checkpoint_fills_the_tiny_mimdet_encoder_and_decoder(checkpoint: Path, num_decoders: int) -> None:
-    cfg = load_config("tiny_mimdet.py", [f"model.backbone.bottom_up.num_decoders={num_decoders}"])
+    cfg = resolve_run("tiny_mimdet.py", [f"model.backbone.bottom_up.num_decoders={num_decoders}"]).cfg
     backbone: Any = build_model(cfg).backbone.bottom_up  # type: ignore[union-attr]
     report = load_mae_checkpoint(backbone, checkpoint)
     assert not [k for k in report.missing if k.startswith(("encoder.", "decoder."))]

@@ -30,7 +30,7 @@ from mimdet.record.schema import (
     Variant,
     write_record,
 )
-from mimdet.run.config import ModelConfigError, build_model, load_config
+from mimdet.run.config import ModelConfigError, build_model
 from mimdet.run.overrides import override_string, parse_override
 from mimdet.run.resolve import resolve_run
 from sweeps.estimate import PAPER_GPUS, estimate
@@ -129,7 +129,7 @@ def test_shipped_runs_build_configs() -> None:
             for run in plan_of(name).trainings:
                 seen.add((run.config_file, run.overrides))
     for config_file, overrides in sorted(seen):
-        cfg = load_config(config_file, overrides)
+        cfg = resolve_run(config_file, overrides).cfg
         for text in overrides:
             key, value = parse_override(text)
             assert OmegaConf.select(cfg, key) == value, (config_file, text)

@@ -41,8 +41,8 @@ def resolve_config_path(config_file: str | Path) -> Path:
     raise FileNotFoundError(f"config file not found: {config_file} (looked here and in {EXPERIMENTS})")
 
 
-def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """A LazyConfig with ``key=value`` overrides applied (detectron2's syntax)."""
+def load_config(config_file: str | Path) -> DictConfig:
+    """A config file as a LazyConfig, its choices checked; overrides are ``mimdet.run.resolve``'s job."""
     from detectron2.config import LazyConfig
 
     import mimdet.run.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
@@ -57,7 +57,7 @@ def load_config(config_file: str | Path, overrides: list[str] | tuple[str, ...] 
         check_choices(cfg)
     except OverrideError as error:
         raise ConfigFileError(f"{config_file}: {error}") from None
-    return LazyConfig.apply_overrides(cfg, list(overrides))
+    return cfg
 
 
 def _load_problem(path: Path, error: Exception) -> str:
