@@ -169,6 +169,26 @@ def test_benchmarking_without_a_class_slot_drops_maes(checkpoint: Path) -> None:
     assert torch.equal(backbone.pos_embed.data, with_slot[0]["pos_embed"][:, 1:])
 
 
+def test_a_sincos_position_table_is_not_replaced_by_maes(checkpoint: Path) -> None:
+    """pos_init='sincos' (the reference's start) keeps its own table over MAE's; the blocks still load."""
+    backbone = BenchmarkingViT(
+        img_size=64, embed_dim=D, depth=DEPTH, num_heads=2, window_size=2, global_every=2, pos_init="sincos"
+    )
+    before = backbone.pos_embed.detach().clone()
+    report = load_mae_checkpoint(backbone, checkpoint)
+    assert "pos_embed" in report.missing and "blocks.0.attn.qkv.weight" in report.loaded
+    assert torch.equal(backbone.pos_embed.data, before)
+    assert (
+        "pos_embed"
+        in load_mae_checkpoint(
+            BenchmarkingViT(
+                img_size=64, embed_dim=D, depth=DEPTH, num_heads=2, window_size=2, global_every=2
+            ),
+            checkpoint,
+        ).loaded
+    )  # the class's own map: unchanged
+
+
 def test_round_trip_through_a_saved_backbone(checkpoint: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     backbone = mimdet(num_decoders=2, train_sample_ratio=0.5).eval()

@@ -14,6 +14,14 @@ Two switches separate the reference code's model from detectron2's ViT (``mimdet
 - ``pos_cls_slot``: whether the position table keeps MAE's class-token row (``1 + G*G`` rows) or not
   (``G*G``, as the reference code).
 
+Two more set how a training from MAE weights starts:
+
+- ``pos_init``: ``mae`` starts the (learnable) position table from MAE's, resized to the grid;
+  ``sincos`` from a fixed 2-D sin-cos table with the row coordinate in the first half, which MAE's
+  table does not replace (the reference code overwrites MAE's table with its own after loading).
+- ``adaptor_init``: the transposed convs of the adaptors from PyTorch's default (``torch``) or
+  lecun-normal with zero bias (``lecun``, the reference code); see ``vit_pyramid``.
+
 The adaptors' norm is ``norm`` (the FPN's by default; the reference code uses GroupNorm(32), ``"GN"``).
 
 Shapes: B batch, h x w token grid, D width, S window side.
@@ -30,15 +38,19 @@ from detectron2.modeling.backbone.utils import PatchEmbed, get_abs_pos
 from detectron2.modeling.backbone.vit import Block
 from torch import nn
 
+from .checkpoint import KeyMap
+from .pos_embed import sincos_2d_table
 from .rel_pos_bias import SharedRelPosBias
 from .vit_blocks import MAE_LAYER_NORM_EPS, drop_path_rates, from_windows, make_blocks, to_windows, vit_norm
-from .vit_pyramid import Norm, upsampling_adaptor
+from .vit_pyramid import AdaptorInit, Norm, upsampling_adaptor
 
 OUT_FEATURES = ("c2", "c3", "c4", "c5")
 STRIDES = (4, 8, 16, 32)
 PATCH = 16
 RelPos = Literal["decomposed", "shared"]
 REL_POS: tuple[str, ...] = get_args(RelPos)
+PosInit = Literal["mae", "sincos"]
+POS_INITS: tuple[str, ...] = get_args(PosInit)
 
 
 @BACKBONE_REGISTRY.register()
@@ -46,7 +58,8 @@ class BenchmarkingViT(Backbone):
     """ViT with window/global blocks and Li et al.'s multi-scale adaptors (C2..C5 for FPN)."""
 
     # Where an official MAE checkpoint's tensors go (see checkpoint.py): the patchify stem is kept.
-    MAE_KEY_MAP = (("patch_embed", "patch_embed"), ("pos_embed", "pos_embed"), ("blocks", "blocks"))
+    # pos_init="sincos" narrows it, per instance, to leave the position table out.
+    MAE_KEY_MAP: KeyMap = (("patch_embed", "patch_embed"), ("pos_embed", "pos_embed"), ("blocks", "blocks"))
 
     def __init__(
         self,
@@ -61,17 +74,27 @@ class BenchmarkingViT(Backbone):
         global_every: int = 3,
         rel_pos: RelPos = "decomposed",
         pos_cls_slot: bool = True,
+        pos_init: PosInit = "mae",
+        adaptor_init: AdaptorInit = "torch",
         layer_norm_eps: float = MAE_LAYER_NORM_EPS,
         norm: Norm = "SyncBN",
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS:
             raise ValueError(f"rel_pos must be one of {REL_POS}, got {rel_pos!r}")
+        if pos_init not in POS_INITS:
+            raise ValueError(f"pos_init must be one of {POS_INITS}, got {pos_init!r}")
         grid = img_size // PATCH
         self.patch_embed = PatchEmbed((PATCH, PATCH), (PATCH, PATCH), in_chans=3, embed_dim=embed_dim)
         self.pos_cls_slot = pos_cls_slot
         self.pos_embed = nn.Parameter(torch.zeros(1, int(pos_cls_slot) + grid * grid, embed_dim))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if pos_init == "mae":
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)  # until MAE's table replaces it
+        else:
+            self.MAE_KEY_MAP = tuple(pair for pair in self.MAE_KEY_MAP if pair[0] != "pos_embed")
+            if self.pos_embed.device.type != "meta":
+                table = sincos_2d_table(embed_dim, grid, cls_slot=pos_cls_slot, rows_first=True)
+                self.pos_embed.data.copy_(table[None])
         # the window side of each block, 0 for a global one
         self.block_windows = tuple(window_size if (i + 1) % global_every else 0 for i in range(depth))
         self.shared_rel_pos = rel_pos == "shared"
@@ -97,7 +120,7 @@ class BenchmarkingViT(Backbone):
                 )
             )
         self.tap_blocks = tuple(depth * k // 4 - 1 for k in (1, 2, 3, 4))  # blocks 3/6/9/12 of 12
-        self.adaptors = nn.ModuleList(upsampling_adaptor(s, embed_dim, norm) for s in STRIDES)
+        self.adaptors = nn.ModuleList(upsampling_adaptor(s, embed_dim, norm, adaptor_init) for s in STRIDES)
         self._out_features = list(OUT_FEATURES)
         self._out_feature_channels = dict.fromkeys(OUT_FEATURES, embed_dim)
         self._out_feature_strides = dict(zip(OUT_FEATURES, STRIDES, strict=True))

@@ -189,8 +189,9 @@ def read_mae_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_mae_checkpoint(backbone: nn.Module, path: str | Path) -> LoadReport:
-    """Load MAE weights into ``backbone`` (a class with ``MAE_KEY_MAP``) and log what happened."""
-    key_map = getattr(type(backbone), "MAE_KEY_MAP", None)
+    """Load MAE weights into ``backbone`` (one with ``MAE_KEY_MAP``: its class's, or its own where a
+    setting leaves a tensor at its initialisation) and log what happened."""
+    key_map = getattr(backbone, "MAE_KEY_MAP", None)
     if key_map is None:
         raise CheckpointError(
             f"{type(backbone).__name__} does not say how to load MAE weights (no MAE_KEY_MAP)"

@@ -12,6 +12,13 @@ reference code (converted by ``python -m mimdet.convert_reference``) computes th
 - Benchmarking ViT: relative positions by detectron2's decomposed per-block tables | one shared table per
   attention kind; the position table with | without MAE's class-token row; the adaptors' norm the FPN's
   | GroupNorm(32).
+
+The reference flavor also starts a training from MAE weights as the reference code did, in what it
+initialises itself: the Benchmarking ViT's position table from MAE's | from its own sin-cos table (row
+coordinate first, still learnable), and its adaptors' transposed convs by PyTorch | lecun-normal with
+zero bias (MIMDet's fill projection, above, likewise). The ``*_reference.py`` configs add the reference's
+optimisation recipe (``experiments/common/reference_recipe.py``: learning-rate factors, weight decay,
+schedule, augmentation, heads' norms).
 """
 
 from __future__ import annotations
@@ -46,7 +53,14 @@ FLAVORS: MappingProxyType[str, Flavor] = MappingProxyType(
                 )
             ),
             benchmarking=MappingProxyType(
-                dict(rel_pos="decomposed", pos_cls_slot=True, layer_norm_eps=1e-6, norm="${..norm}")
+                dict(
+                    rel_pos="decomposed",
+                    pos_cls_slot=True,
+                    pos_init="mae",
+                    adaptor_init="torch",
+                    layer_norm_eps=1e-6,
+                    norm="${..norm}",
+                )
             ),
         ),
         "reference": Flavor(
@@ -62,7 +76,14 @@ FLAVORS: MappingProxyType[str, Flavor] = MappingProxyType(
             ),
             # the reference Benchmarking ViT keeps MAE's eps of 1e-6
             benchmarking=MappingProxyType(
-                dict(rel_pos="shared", pos_cls_slot=False, layer_norm_eps=1e-6, norm="GN")
+                dict(
+                    rel_pos="shared",
+                    pos_cls_slot=False,
+                    pos_init="sincos",
+                    adaptor_init="lecun",
+                    layer_norm_eps=1e-6,
+                    norm="GN",
+                )
             ),
         ),
     }

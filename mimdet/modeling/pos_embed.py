@@ -25,14 +25,16 @@ def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
 
 
-def sincos_2d_table(dim: int, grid: int, cls_slot: bool = True) -> torch.Tensor:
-    """(1 + G*G, dim) table (first row zero for the class token), as MAE's ``get_2d_sincos_pos_embed``."""
+def sincos_2d_table(dim: int, grid: int, cls_slot: bool = True, rows_first: bool = False) -> torch.Tensor:
+    """(1 + G*G, dim) table (first row zero for the class token), as MAE's ``get_2d_sincos_pos_embed``;
+    ``rows_first`` swaps the halves (row coordinate first), as the reference Benchmarking ViT's own table."""
     if dim % 4:
         raise ValueError(f"sin-cos position tables need a width divisible by 4, got {dim}")
     coords = torch.arange(grid, dtype=torch.float64)
     gy, gx = torch.meshgrid(coords, coords, indexing="ij")
     # MAE's order: the first half encodes the column (x) coordinate, the second half the row (y).
-    table = torch.cat([sincos_1d(dim // 2, gx), sincos_1d(dim // 2, gy)], dim=1)  # (G*G, dim)
+    halves = [sincos_1d(dim // 2, gx), sincos_1d(dim // 2, gy)]
+    table = torch.cat(halves[::-1] if rows_first else halves, dim=1)  # (G*G, dim)
     if cls_slot:
         table = torch.cat([torch.zeros(1, dim, dtype=table.dtype), table], dim=0)
     return table.float()
