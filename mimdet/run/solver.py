@@ -2,10 +2,13 @@
 
 Paper §3.1: the pre-trained ViT learns at half the base rate, the layers trained from scratch for the
 task (decoder, FPN, heads) at twice it; the ConvStem, new but small, at the base rate. No weight decay
-on norms, biases and position tables.
+on norms, biases and position tables. The reference code scales the two factors together (``1/m`` and
+``m``, with m = 2 for ViT-B and 3.5 for ViT-L): ``LrFactors`` holds any pair, for the configs to set.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 ENCODER_LR_FACTOR = 0.5
 TASK_LR_FACTOR = 2.0
@@ -22,13 +25,25 @@ _ENCODER_PREFIXES = (
 _STEM_PREFIXES = ("backbone.bottom_up.stem.",)
 
 
+@dataclass(frozen=True)
+class LrFactors:
+    """The learning-rate factor of a detector parameter, by name: ConvStem, pre-trained ViT, the rest."""
+
+    encoder: float = ENCODER_LR_FACTOR
+    task: float = TASK_LR_FACTOR
+    stem: float = 1.0
+
+    def __call__(self, name: str) -> float:
+        if name.startswith(_STEM_PREFIXES):
+            return self.stem
+        if name.startswith(_ENCODER_PREFIXES) or name == "backbone.bottom_up.pos_embed":
+            return self.encoder
+        return self.task
+
+
 def lr_factor(name: str) -> float:
-    """Learning-rate factor of the parameter called ``name`` in the detector."""
-    if name.startswith(_STEM_PREFIXES):
-        return 1.0
-    if name.startswith(_ENCODER_PREFIXES) or name in ("backbone.bottom_up.pos_embed",):
-        return ENCODER_LR_FACTOR
-    return TASK_LR_FACTOR
+    """Learning-rate factor of the parameter called ``name`` in the detector, the paper's factors."""
+    return LrFactors()(name)
 
 
 def no_decay_overrides() -> dict[str, dict[str, float]]:
