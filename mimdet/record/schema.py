@@ -22,7 +22,6 @@ import functools
 import json
 import math
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass
@@ -207,32 +206,17 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> None:
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
-    """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field.
-
-    A good record is read by pydantic's compiled validator, a quarter of the time of the walk below
-    (which was most of a 10,000-record ``sweep status``); whatever it refuses, or could read otherwise
-    than the walk (non-finite or huge numbers, a schema version out of range), goes through the walk,
-    whose checks and one-line errors are the contract. Both read the same records the same way
-    (``tests/test_record.py`` fuzzes them side by side).
-    """
+    """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
     source = str(path)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise RecordError(source, None, "no such file") from None
-    except OSError as err:
-        raise RecordError(source, None, f"cannot read: {err.strerror}") from None
-    record = _read_plainly(raw)
-    return record if record is not None else parse_record(raw, source)
-
-
-def parse_record(raw: bytes, source: str) -> RunRecord:
-    """The walk: JSON bytes checked field by field into a record, or the RecordError that says why not."""
-    try:
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read
     except UnicodeDecodeError:
         raise RecordError(source, None, "not UTF-8 text") from None
+    except OSError as err:
+        raise RecordError(source, None, f"cannot read: {err.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -243,31 +227,6 @@ def parse_record(raw: bytes, source: str) -> RunRecord:
     except RecursionError:
         raise RecordError(source, None, "invalid JSON: nested too deeply") from None
     return RunRecord.from_dict(data, source=source)
-
-
-# what pydantic may read otherwise than json.loads and the walk: non-finite floats, integers beyond a
-# float's exact range, exponents that overflow, a byte-order mark, a carriage return (text-mode reading)
-_WALK_ONLY = re.compile(rb"NaN|Infinity|\d{16}|[eE][+-]?\d{3}|^\xef\xbb\xbf|\r")
-
-
-def _read_plainly(raw: bytes) -> RunRecord | None:
-    """The record by pydantic's validator in strict mode, or None where the walk must decide."""
-    from pydantic import ValidationError
-
-    if _WALK_ONLY.search(raw):
-        return None
-    try:
-        record = _pydantic_reader().validate_json(raw, strict=True)
-    except (ValidationError, RecursionError):
-        return None
-    return record if 1 <= record.schema_version <= SCHEMA_VERSION else None
-
-
-@functools.cache
-def _pydantic_reader() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(RunRecord)
 
 
 ROW_COLUMNS: tuple[str, ...] = (
