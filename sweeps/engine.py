@@ -167,9 +167,10 @@ def run_sweep(
     executor = executor_named(executor_name, store, max_parallel=max_parallel)
     if isinstance(executor, LocalExecutor):
         by_id = {run.run_id: run for run in runs}
+        known = executors(store)  # once: state_of is asked for each waiting run at every poll
 
         def state_of(run_id: str) -> RunState:
-            return statuses(store, [by_id[run_id]])[run_id].state
+            return collect_states(store, [by_id[run_id]], known)[run_id].state
 
         def claim(todo: list[RunSpec]) -> AbstractContextManager[list[RunSpec]]:
             return claimed(store, decision, todo, report)

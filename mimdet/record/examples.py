@@ -23,13 +23,11 @@ from mimdet.record.schema import (
     Variant,
 )
 
-PAPER_VIT_B = Variant("mimdet", 768, 12, "random", 0.5, 1.0, 4, "hybrid", "mask_token")
-TRAINING_COST = Cost(3600.0, 0.5, 2_000_000_000, "cuda_max_allocated", None)
-
 
 def example_variant(**changes: Any) -> Variant:
     """The paper's ViT-B MIMDet (r = 0.5, 4 decoders) with ``changes`` (Variant fields by name)."""
-    return dataclasses.replace(PAPER_VIT_B, **changes)
+    paper_vit_b = Variant("mimdet", 768, 12, "random", 0.5, 1.0, 4, "hybrid", "mask_token")
+    return dataclasses.replace(paper_vit_b, **changes)
 
 
 def example_record(
@@ -37,14 +35,15 @@ def example_record(
     *,
     stage: Stage = "train",
     status: Status = "completed",
-    variant: Variant = PAPER_VIT_B,
+    variant: Variant | None = None,
     box: float | None = 40.0,
     mask: float | None = 35.0,
     **fields: Any,
 ) -> RunRecord:
-    """A record of a ViT-B run on COCO with box/mask AP ``box``/``mask``; ``fields`` replace any other
-    RunRecord field by name. As a run writes them, only a training has a cost, an evaluation a parent,
-    a failed run an error."""
+    """A record of a ViT-B run on COCO (``example_variant()`` unless ``variant``) with box/mask AP
+    ``box``/``mask``; ``fields`` replace any other RunRecord field by name. Each call builds its own
+    sections, so a test that edits one record leaves the next alone. As a run writes them, only a
+    training has a cost, an evaluation a parent, a failed run an error."""
     training = stage == "train"
     values: dict[str, Any] = dict(
         schema_version=SCHEMA_VERSION,
@@ -58,12 +57,14 @@ def example_record(
         config_file="experiments/mimdet_vit_base.py",
         overrides=[],
         code_version="example",
-        variant=variant,
+        variant=example_variant() if variant is None else variant,
         dataset=DatasetInfo("coco_2017_train", "coco_2017_val"),
         iterations=67_500,
         metrics=Metrics(APMetrics(box, *[None] * 5), APMetrics(mask, *[None] * 5)),
         params=ParamCounts(127_954_768, {"encoder": 85_000_000}),
-        cost=TRAINING_COST if training else Cost(None, None, None, None, None),
+        cost=Cost(3600.0, 0.5, 2_000_000_000, "cuda_max_allocated", None)
+        if training
+        else Cost(None, None, None, None, None),
         hardware=Hardware("cuda", "NVIDIA H100", 1, None),
         versions={"python": "3.11"},
     )
