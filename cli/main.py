@@ -198,9 +198,8 @@ def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Gro
     rows = []
     for run in plan.runs:
         status = found[run.run_id]
-        record = status.record
-        box = record.metrics.bbox.AP if record else None
-        mask = record.metrics.segm.AP if record else None
+        box = status.row["bbox_AP"] if status.row else None
+        mask = status.row["segm_AP"] if status.row else None
         rows.append(
             [
                 run.run_id,

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record.schema import record_to_row
 
 from .config_cache import run_facts
 from .expand import SweepPlan
+from .record_rows import rows_of
 from .runs import RunState
 from .state import RunStatus
 from .store import Store
@@ -37,9 +37,9 @@ def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus])
     rows = []
     for run in plan.runs:
         status = statuses.get(run.run_id)
-        record = status.record if status is not None else store.record(run.run_id)
-        if record is not None:
-            row = record_to_row(record)
+        kept = status.row if status is not None else rows_of(store.root).load(run.run_id)[0]
+        if kept is not None:
+            row = dict(kept)  # shared with the row cache
         else:
             status = status or RunStatus(run, RunState.NEW)
             row = {

@@ -27,55 +27,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mimdet.record.atomic import write_json_atomic
 from mimdet.run.config import EXPERIMENTS, resolve_config_path
 from mimdet.run.overrides import parse_override
 from mimdet.run.resolve import RunFacts, RunFactsError, resolve_run
+
+from .cache_file import CacheFile
 
 T = TypeVar("T")
 REPO = EXPERIMENTS.parent
 LIBRARIES = ("torch", "detectron2", "timm", "omegaconf", "hydra")
 
 
-def cache_folder() -> Path:
-    """``$MIMDET_CACHE/sweeps``, else ``~/.cache/mimdet/sweeps`` (shared with the MAE checkpoint cache)."""
-    return Path(os.environ.get("MIMDET_CACHE") or Path.home() / ".cache" / "mimdet") / "sweeps"
-
-
 class _Cache:
-    """The answers of this process, loaded from and saved to this code's file on first and last use."""
+    """The answers of this process: this checkout's cache file, and those of configs outside experiments/,
+    which are kept for the process only."""
 
     def __init__(self) -> None:
-        self.path: Path | None = None
-        self.entries: dict[str, Any] = {}
-        self.local: dict[str, Any] = {}  # configs outside experiments/: this process only
-        self.dirty = False
-
-    def file(self) -> Path:
-        if self.path is None:
-            checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-            self.path = cache_folder() / f"{checkout}-{_code_digest()}.json"
-            try:
-                loaded = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                loaded = {}
-            self.entries = loaded if isinstance(loaded, dict) else {}
-        return self.path
+        checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+        self.file = CacheFile(checkout, lambda: _code_digest())  # defined below
+        self.local: dict[str, Any] = {}
 
     def save(self) -> None:
-        """Write the answers if there are new ones (atomically: a concurrent reader sees one file or the
-        other), and remove this checkout's files of older code."""
-        if not self.dirty:
-            return
-        path = self.file()
-        try:
-            write_json_atomic(path, self.entries, indent=None)
-            for old in path.parent.glob(f"{path.name.split('-')[0]}-*.json"):
-                if old != path:
-                    old.unlink(missing_ok=True)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
-        self.dirty = False
+        self.file.save()
 
 
 _CACHE = _Cache()
@@ -88,12 +61,10 @@ def cached(kind: str, config_file: str | Path | None, key: Any, compute: Callabl
     path = resolve_config_path(config_file).resolve() if config_file is not None else None
     name = f"{kind}|{path or ''}|{json.dumps(key, sort_keys=True)}"
     on_disk = path is None or path.is_relative_to(EXPERIMENTS)
-    if on_disk:
-        _CACHE.file()  # read on first use
-    entries = _CACHE.entries if on_disk else _CACHE.local
+    entries = _CACHE.file.entries if on_disk else _CACHE.local
     if name not in entries:
         entries[name] = json.loads(json.dumps(compute()))
-        _CACHE.dirty |= on_disk
+        _CACHE.file.dirty |= on_disk
     return entries[name]  # type: ignore[no-any-return]
 
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from mimdet.record.schema import RunRecord
-
 from .executor import Executor, JobStatus
 from .handle import JobHandle
+from .record_rows import Row, rows_of
 from .runs import RunSpec, RunState
 from .store import Store
 
@@ -28,7 +27,7 @@ class RunStatus:
     run: RunSpec
     state: RunState
     detail: str = ""  # the error of a failed run, where its job is, ...
-    record: RunRecord | None = None  # as read to decide the state, so callers need not read it again
+    row: Row | None = None  # the record as a table row, as read to decide the state: callers need not read it
     # job.json as read (who started it); not read, None, for a completed run: nothing will start it again
     handle: JobHandle | None = field(default=None, compare=False)
 
@@ -42,20 +41,21 @@ def collect_states(
     by_id: dict[str, RunSpec] = {}
     failed: dict[str, RunStatus] = {}  # failed records of runs whose job may have been requeued since
     handles: dict[str, JobHandle | None] = {}
+    rows = rows_of(store.root)
     for run in runs:
         by_id[run.run_id] = run
-        record, unreadable = store.load_record(run.run_id)
-        if record is not None and record.status == "completed":  # decided: its job.json is not read
-            statuses[run.run_id] = RunStatus(run, RunState.COMPLETED, "", record)
+        row, unreadable = rows.load(run.run_id)
+        if row is not None and row["status"] == "completed":  # decided: its job.json is not read
+            statuses[run.run_id] = RunStatus(run, RunState.COMPLETED, "", row)
             handles[run.run_id] = None
             continue
         handle = handles[run.run_id] = store.job(run.run_id)
         if unreadable:
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
-        elif record is not None:  # failed
-            statuses[run.run_id] = RunStatus(run, RunState.FAILED, record.error or "", record)
+        elif row is not None:  # failed
+            statuses[run.run_id] = RunStatus(run, RunState.FAILED, row["error"] or "", row)
             if handle is not None and handle.cancelled:
-                statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled", record)
+                statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled", row)
             elif handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(handle.executor, {})[run.run_id] = handle
@@ -75,9 +75,9 @@ def collect_states(
                 earlier = failed[run_id]
                 if job.state.active:
                     detail = f"{job.detail}; earlier: {earlier.detail}"
-                    statuses[run_id] = RunStatus(by_id[run_id], job.state, detail, earlier.record)
+                    statuses[run_id] = RunStatus(by_id[run_id], job.state, detail, earlier.row)
                 elif job.state == RunState.CANCELLED:
-                    statuses[run_id] = RunStatus(by_id[run_id], job.state, job.detail, earlier.record)
+                    statuses[run_id] = RunStatus(by_id[run_id], job.state, job.detail, earlier.row)
                 continue
             state = RunState.FAILED if job.state == RunState.COMPLETED else job.state  # ended, no record
             detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)

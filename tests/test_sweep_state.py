@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
-from mimdet.record.schema import write_record
+from mimdet.record.schema import record_to_row, write_record
 from sweeps.engine import decide
 from sweeps.executor import JobStatus
 from sweeps.expand import expand
@@ -148,7 +148,9 @@ def test_a_failed_record_gives_way_to_its_requeued_job(store: Store) -> None:
         status.state == RunState.QUEUED and "restart 1 after PREEMPTED; earlier: SystemExit" in status.detail
     )
     ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 PREEMPTED")})
-    failed = RunStatus(run_spec("a"), RunState.FAILED, "SystemExit", store.record("a"))
+    record = store.record("a")
+    assert record is not None
+    failed = RunStatus(run_spec("a"), RunState.FAILED, "SystemExit", record_to_row(record))
     assert state_of(store, "a", slurm=ended) == failed
 
 

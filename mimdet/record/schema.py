@@ -209,16 +209,23 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise RecordError(source, None, "no such file") from None
-    except UnicodeDecodeError:
-        raise RecordError(source, None, "not UTF-8 text") from None
     except OSError as err:
         raise RecordError(source, None, f"cannot read: {err.strerror}") from None
+    return parse_record(data, source=source)
+
+
+def parse_record(data: bytes, *, source: str) -> RunRecord:
+    """Validate the bytes of a ``record.json`` read from ``source`` (named in errors) and build the record."""
     try:
-        data = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordError(source, None, "not UTF-8 text") from None
+    try:
+        parsed = json.loads(text)
     except json.JSONDecodeError as err:
         problem = f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}"
         raise RecordError(source, None, problem) from None
@@ -226,7 +233,7 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
         raise RecordError(source, None, "invalid JSON: an integer with too many digits") from None
     except RecursionError:
         raise RecordError(source, None, "invalid JSON: nested too deeply") from None
-    return RunRecord.from_dict(data, source=source)
+    return RunRecord.from_dict(parsed, source=source)
 
 
 ROW_COLUMNS: tuple[str, ...] = (

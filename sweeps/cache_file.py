@@ -1,0 +1,67 @@
+"""One JSON object under ``$MIMDET_CACHE/sweeps`` (default ``~/.cache/mimdet/sweeps``): answers this machine
+need not work out again while what they depend on is unchanged.
+
+The engine keeps two kinds (``config_cache``: facts of config files, one file per checkout;
+``record_rows``: the table rows of a store's records, one file per store). A file is named
+``<owner>-<digest>.json``: the owner says whose answers they are, the digest what they depend on. It is
+read on first use and written, atomically, only when there are new answers; writing it removes the
+owner's files of other digests (answers of code that has changed since). A cache file that cannot be
+read counts as empty, and one that cannot be written only costs time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mimdet.record.atomic import write_json_atomic
+
+
+def cache_folder() -> Path:
+    """``$MIMDET_CACHE/sweeps``, else ``~/.cache/mimdet/sweeps`` (shared with the MAE checkpoint cache)."""
+    return Path(os.environ.get("MIMDET_CACHE") or Path.home() / ".cache" / "mimdet") / "sweeps"
+
+
+class CacheFile:
+    """The entries of ``<owner>-<digest()>.json``; ``digest`` is called once, on first use."""
+
+    def __init__(self, owner: str, digest: Callable[[], str]) -> None:
+        self.owner = owner
+        self._digest = digest
+        self._path: Path | None = None
+        self._entries: dict[str, Any] = {}
+        self.dirty = False  # set by whoever adds entries that should be saved
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = cache_folder() / f"{self.owner}-{self._digest()}.json"
+            try:
+                loaded = json.loads(self._path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                loaded = {}
+            self._entries = loaded if isinstance(loaded, dict) else {}
+        return self._path
+
+    @property
+    def entries(self) -> dict[str, Any]:
+        """The answers, read from the file on first use."""
+        _ = self.path
+        return self._entries
+
+    def save(self) -> None:
+        """Write the entries if there are new ones, and remove the owner's files of other digests."""
+        if not self.dirty:
+            return
+        path = self.path
+        try:
+            write_json_atomic(path, self._entries, indent=None)
+            for old in path.parent.glob(f"{self.owner}-*.json"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass
+        self.dirty = False
