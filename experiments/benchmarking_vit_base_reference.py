@@ -6,13 +6,16 @@ sin-cos table and lecun-normal adaptors (the flavor), the heads' norms and fp16 
 (``common.reference_recipe``), one learning rate for every parameter (8e-5, where the
 paper config has 1e-4), weight decay on biases (not on norms, the position table and the
 relative-position tables), a cosine schedule to zero after a quarter epoch of warm-up, and large-scale
-jitter whose crop pads every image to 1024x1024 with grey (128) before the flip.
+jitter whose crop pads every image to 1024x1024 with grey (128) before the flip. It is evaluated as the
+reference evaluates it: each test image, its long side resized to 1024, padded with grey to 1024x1024,
+and the detections scaled back by the resize's one factor (``PaddedCanvasRCNN``).
 """
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from fvcore.common.param_scheduler import CosineParamScheduler
 
+from mimdet.modeling.canvas_rcnn import PaddedCanvasRCNN
 from mimdet.modeling.flavors import FLAVORS
 
 from .benchmarking_vit_base import (
@@ -26,6 +29,7 @@ from .benchmarking_vit_base import (
 )
 from .common.reference_recipe import reference_detector
 
+model._target_ = PaddedCanvasRCNN
 model.backbone.bottom_up.update(FLAVORS["reference"].benchmarking)
 reference_detector(model, train)
 
@@ -41,4 +45,8 @@ dataloader.train.mapper.augmentations = [
     L(T.ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=IMAGE_SIZE, target_width=IMAGE_SIZE),
     L(T.FixedSizeCrop)(crop_size=(IMAGE_SIZE, IMAGE_SIZE), pad=True, pad_value=128.0),
     L(T.RandomFlip)(horizontal=True),
+]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(short_edge_length=IMAGE_SIZE, max_size=IMAGE_SIZE),
+    L(T.FixedSizeCrop)(crop_size=(IMAGE_SIZE, IMAGE_SIZE), pad=True, pad_value=128.0),
 ]

@@ -2,7 +2,8 @@
 
 Pinned without the reference code (hustvl/MIMDet v1.2): the statistics of what the reference initialises
 itself, the optimiser's learning rate and weight decay per parameter, the schedules and the data
-augmentation of the ``*_reference.py`` configs, each written down here from the reference's configs.
+augmentation of the ``*_reference.py`` configs and the Benchmarking ViT's evaluation on a padded canvas,
+each written down here from the reference's configs.
 The paper configs keep the paper's recipe.
 """
 
@@ -10,12 +11,17 @@ from __future__ import annotations
 
 import math
 
+import detectron2.data.transforms as T
+import numpy as np
 import pytest
 import torch
 from detectron2.config import instantiate
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.structures import Boxes, Instances
 from torch import nn
 
 from mimdet.modeling import BenchmarkingViT
+from mimdet.modeling.canvas_rcnn import PaddedCanvasRCNN, rescale_from_canvas
 from mimdet.run.config import build_model, load_config
 from mimdet.run.solver import LrFactors, lr_factor
 
@@ -189,3 +195,65 @@ def test_reference_recipes_data_and_detector() -> None:
         )
         assert cfg.train.ddp.fp16_compression and cfg.model.backbone.norm == "SyncBN"
     assert paper.model.roi_heads.box_head.conv_norm == "SyncBN" and not paper.train.ddp.fp16_compression
+
+
+def test_benchmarking_reference_evaluates_on_a_grey_canvas() -> None:
+    """The reference's test data: long side resized to 1024, padded with grey (128) to 1024x1024; the
+    paper config resizes only (the backbone pads the batch, after normalisation)."""
+    bench = load_config("benchmarking_vit_base_reference.py")
+    assert bench.model._target_ is PaddedCanvasRCNN
+    image = np.zeros((480, 640, 3), dtype=np.uint8)
+    tfm = T.AugmentationList(instantiate(bench.dataloader.test.mapper.augmentations))
+    data = T.AugInput(image)
+    tfm(data)
+    assert data.image.shape[:2] == (1024, 1024)
+    assert (data.image[:768] == 0).all() and (data.image[768:] == 128).all()
+    paper = load_config("benchmarking_vit_base.py")
+    assert paper.model._target_ is not PaddedCanvasRCNN
+    assert [type(a).__name__ for a in instantiate(paper.dataloader.test.mapper.augmentations)] == [
+        "ResizeShortestEdge"
+    ]
+
+
+def canvas_detections() -> Instances:
+    """Three detections on a 1024x1024 canvas holding a 480x640 image resized to 768x1024."""
+    found = Instances((1024, 1024))
+    found.pred_boxes = Boxes(
+        torch.tensor([[0.0, 0.0, 1024.0, 768.0], [512.0, 384.0, 612.0, 484.0], [100.0, 800.0, 200.0, 900.0]])
+    )
+    found.scores = torch.tensor([0.9, 0.8, 0.7])
+    found.pred_classes = torch.zeros(3, dtype=torch.long)
+    found.pred_masks = torch.ones(3, 1, 28, 28)
+    return found
+
+
+def test_detections_on_a_canvas_go_back_by_the_resize_factor() -> None:
+    """One factor (640 / 1024) for both axes: the whole image stays the whole image, a box inside the
+    grey padding is dropped; detectron2's per-axis ratio (480 / 1024 vertically) would squash them."""
+    back = rescale_from_canvas(canvas_detections(), 480, 640)
+    assert back.image_size == (480, 640)
+    assert back.pred_boxes.tensor.tolist() == [[0.0, 0.0, 640.0, 480.0], [320.0, 240.0, 382.5, 302.5]]
+    assert back.scores.tolist() == pytest.approx([0.9, 0.8])
+    assert back.pred_masks.shape == (2, 480, 640) and back.pred_masks[0].float().mean() > 0.99
+    squashed = detector_postprocess(canvas_detections(), 480, 640)
+    assert squashed.pred_boxes.tensor[0].tolist() == [0.0, 0.0, 640.0, 360.0]
+
+
+def test_padded_canvas_rcnn_returns_detections_on_the_original_image() -> None:
+    """The tiny Benchmarking detector as ``PaddedCanvasRCNN``: detections of the original size, the same
+    raw detections as detectron2's meta-architecture before post-processing."""
+    cfg = load_config("tiny_benchmarking.py")
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    cfg.model._target_ = PaddedCanvasRCNN
+    canvas = build_model(cfg).eval()
+    canvas.load_state_dict(plain.state_dict())
+    size = cfg.model.backbone.square_pad
+    inputs = [{"image": torch.randint(0, 255, (3, size, size)).float(), "height": 60, "width": 80}]
+    with torch.no_grad():
+        raw = plain.inference(inputs, do_postprocess=False)[0]
+        (out,) = canvas(inputs)
+    assert out["instances"].image_size == (60, 80)
+    assert out["instances"].pred_masks.shape[1:] == (60, 80)
+    expected = rescale_from_canvas(raw, 60, 80)
+    assert torch.equal(out["instances"].pred_boxes.tensor, expected.pred_boxes.tensor)
