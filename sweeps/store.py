@@ -49,6 +49,11 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def another_runs_record(path: str, found: str) -> str:
+    """Why the record at ``path`` is not its run's: it names run ``found`` (copied or moved there)."""
+    return str(RecordError(path, "run_id", f"{found!r} is another run's id: not this run's record"))
+
+
 @dataclass(frozen=True)
 class Store:
     root: Path
@@ -67,9 +72,12 @@ class Store:
         """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
         path = os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
         try:
-            return read_record(path), None
+            record = read_record(path)
         except RecordError as error:
             return (None, None) if not os.path.exists(path) else (None, str(error))
+        if record.run_id != run_id:
+            return None, another_runs_record(path, record.run_id)
+        return record, None
 
     def lock(self, run_id: str) -> FileLock:
         """The run's lock: held while a ``sweep run`` decides to start it and starts it (``claimed``)."""

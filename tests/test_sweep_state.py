@@ -109,6 +109,36 @@ def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) 
 
 
 @pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: path.symlink_to("/dev/zero"), "larger than 16 MiB, not a record"),
+        (lambda path: path.write_bytes(b" " * (16 * 2**20) + b"{}"), "larger than 16 MiB, not a record"),
+        (os.mkfifo, "invalid JSON"),  # no writer: read as empty, not waited on forever
+    ],
+    ids=["dev-zero", "huge", "fifo"],
+)
+def test_a_record_that_is_endless_huge_or_a_fifo_is_a_failure_read_no_further(
+    store: Store, make: Any, problem: str
+) -> None:
+    store.run_dir("a").mkdir(parents=True)
+    make(store.run_dir("a") / "record.json")
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and problem in status.detail
+    assert store.load_record("a") == (None, status.detail)
+
+
+def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> None:
+    write_record(make_record(run_id="b"), store.run_dir("a") / "record.json")  # copied from b's folder
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and status.row is None
+    assert (
+        status.detail
+        == f"{store.run_dir('a') / 'record.json'}: run_id: 'b' is another run's id: not this run's record"
+    )
+    assert store.load_record("a") == (None, status.detail) and store.record("a") is None
+
+
+@pytest.mark.parametrize(
     ("extra", "state", "detail"),
     [
         ({"returncode": -signal.SIGKILL}, RunState.INTERRUPTED, "killed by signal 9 (SIGKILL)"),
