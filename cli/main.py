@@ -11,6 +11,7 @@
 
 The results store is ``--root``, else ``$MIMDET_RESULTS``, else the spec's ``root``, else ``./results``.
 A wrong spec is one line naming the file, the key and what is allowed (exit code 2); nothing is started.
+A write the file system refuses (full, read-only, a file where a folder should be) is one line, exit code 4.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from mimdet.record.atomic import storage_problem, write_bytes_atomic
 from mimdet.run.environment import quiet_third_party_warnings
 from sweeps.executor import ExecutorUnavailable
 
@@ -283,7 +285,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
     )
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        write_bytes_atomic(args.output, (text + "\n").encode())
         console.print(f"{spec.table} -> {args.output}")
     else:
         sys.stdout.write(text + "\n")
@@ -392,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     except ExecutorUnavailable as error:
         print(f"sweep: error: {error}; nothing was changed, try again later", file=sys.stderr)
         return 3
+    except OSError as error:  # a write the file system refused: full, read-only, a file in the way
+        problem = storage_problem(error)
+        if problem is None:
+            raise
+        print(f"sweep: error: {problem}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:  # before anything started (``sweep run`` says what it stopped itself)
         print("sweep: interrupted", file=sys.stderr)
         return 130

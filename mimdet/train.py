@@ -22,9 +22,7 @@ log_period, device, seed, final_eval, allow_partial_init}``, ``dataset_paths``.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -51,6 +49,7 @@ from mimdet.data.registry import DatasetError, ensure_registered, register_coco_
 from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
 from mimdet.modeling.param_count import count_parameters
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
+from mimdet.record.atomic import storage_problem
 from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
 from mimdet.record.schema import RunRecord, write_record
 from mimdet.run.checkpointer import RunCheckpointer
@@ -80,20 +79,14 @@ USER_ERRORS = (
 )
 EXIT_BAD_INPUT = 2
 EXIT_STORAGE = 4
-STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
-)
 
 
 def known_failure(error: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for a failure the user can act on; None for a bug."""
     if isinstance(error, USER_ERRORS):
         return EXIT_BAD_INPUT, " ".join(str(error).split())
-    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-        cause = os.strerror(error.errno)
-        cause = cause[:1].lower() + cause[1:]
-        return EXIT_STORAGE, f"{cause} (writing {error.filename})" if error.filename else cause
-    return None
+    problem = storage_problem(error)
+    return None if problem is None else (EXIT_STORAGE, problem)
 
 
 def failure_line(error: BaseException) -> str:

@@ -32,13 +32,18 @@ DEFAULT_ROOT = "results"
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
     """The store's root by precedence: command line, environment, spec, default.
 
-    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``).
+    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``), or that
+    is a file or lies under one.
     """
     given = [("--root", cli_root), (f"${ENV_ROOT}", os.environ.get(ENV_ROOT)), ("the spec's root", spec_root)]
     source, root = next(((source, root) for source, root in given if root), ("default", DEFAULT_ROOT))
     if problem := store_root_problem(root):
         raise ValueError(f"store root from {source}: {problem}")
-    return Path(root).expanduser().resolve()
+    path = Path(root).expanduser().resolve()
+    folder = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not folder.is_dir():
+        raise ValueError(f"store root from {source}: {folder} is a file, not a folder")
+    return path
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

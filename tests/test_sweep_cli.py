@@ -109,3 +109,62 @@ def test_plan_and_status_of_a_large_sweep_print_plain_columns(
         rows = [line.split() for line in lines[3 : 3 + len(seeds)]]
         assert [row[1:3] for row in rows] == [["train", f"seed={seed}"] for seed in seeds]
         assert all("new" in row for row in rows)
+
+
+@pytest.mark.parametrize("command", ["plan", "status", "run"])
+@pytest.mark.parametrize("root", ["file", "file/store"])
+def test_a_store_root_that_is_a_file_or_under_one_is_one_line(
+    command: str, root: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a store of new runs (``status``), nor a traceback once ``run`` makes the runs' folders."""
+    (tmp_path / "file").write_text("not a folder")
+    code = main([command, str(REPO / "sweeps" / "tiny" / "table2.yaml"), "--root", str(tmp_path / root)])
+    err = capsys.readouterr().err
+    expected = f"sweep: error: store root from --root: {tmp_path / 'file'} is a file, not a folder\n"
+    assert code == 2 and err == expected
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["collect", "-o", "{tmp}/file/results.csv"], "file exists (writing {tmp}/file)"),
+        (["collect", "-o", "{tmp}/file/more/results.parquet"], "not a directory (writing {tmp}/file/more)"),
+        (["table", "-o", "{tmp}"], "is a directory (writing {tmp})"),
+        (["run", "--root", "{tmp}/store"], "not a directory (writing {tmp}/store/runs/"),
+    ],
+    ids=["collect-under-a-file", "collect-deeper", "table-into-a-folder", "run-with-runs-a-file"],
+)
+def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
+    argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "runs").write_text("not a folder")  # runs/ of a store, a file
+    args = [arg.format(tmp=tmp_path) for arg in argv]
+    code = main([args[0], str(REPO / "sweeps" / "tiny" / "table2.yaml"), *args[1:]])
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.count("\n") == 1, err
+    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path)}"), err
+
+
+@pytest.mark.parametrize("command", ["collect", "table", "run"])
+def test_a_read_only_file_system_is_one_line_and_no_half_written_result(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_train import tmpfs
+
+    spec = str(REPO / "sweeps" / "tiny" / "table2.yaml")
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        output = ["--root", str(mount)] if command == "run" else ["-o", str(mount / f"out.{command}.csv")]
+        code = main(
+            [command, spec, *(["--root", str(tmp_path / "store")] if command != "run" else []), *output]
+        )
+        left = list(mount.iterdir())
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.count("\n") == 1, err
+    assert err.startswith(f"sweep: error: read-only file system (writing {mount}/"), err
+    assert left == []
