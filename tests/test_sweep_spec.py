@@ -402,6 +402,22 @@ def test_valid_spec_is_valid() -> None:
             "did you mean: max_iter?",
         ),
         ("train.max_iter: 300", "train.max_iter: fast", 4, "overrides.train.max_iter", "is an int"),
+        ("train.max_iter: 300", "train.max_iter: -5", 4, "overrides.train.max_iter", "at least 1 iteration"),
+        ("train.max_iter: 300", "train.max_iter: 0", 4, "overrides.train.max_iter", "at least 1 iteration"),
+        (
+            "train.max_iter: 300",
+            "train.epochs: 0",
+            4,
+            "overrides.train.epochs",
+            "train.max_iter: epochs and batch size must be positive, got 0 and",
+        ),
+        (
+            "train.max_iter: 300",
+            "dataloader.train.total_batch_size: 0",
+            4,
+            "overrides.dataloader.train.total_batch_size",
+            "epochs and batch size must be positive",
+        ),
         (
             "train.max_iter: 300",
             "train.max_iter: 300\n  model.pixel_mean.7: 1",

@@ -248,6 +248,8 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
     [
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
+        ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
+        ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
