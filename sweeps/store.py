@@ -90,9 +90,13 @@ class Store:
         return FileLock(self.run_dir(run_id) / "run.lock")
 
     def job(self, run_id: str) -> JobHandle | None:
-        """The executor's handle of the run's latest job."""
+        """The executor's handle of the run's latest job; None for none, or one that is not a handle (not
+        JSON, or a field of the wrong type: ``"pid": "abc"``)."""
         data = read_json(Path(self.root, "runs", run_id, "job.json"))
-        return None if data is None else JobHandle.from_json(data)
+        try:
+            return None if data is None else JobHandle.from_json(data)
+        except (TypeError, ValueError):
+            return None
 
     def write_job(self, run_id: str, handle: JobHandle) -> None:
         write_json_atomic(self.run_dir(run_id) / "job.json", handle.to_json(), sort_keys=True)

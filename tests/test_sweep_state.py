@@ -97,6 +97,17 @@ def test_no_record_no_job_is_new(store: Store) -> None:
     assert state_of(store, "a").state == RunState.NEW
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["{garbage", '{"executor": "local", "pid": "abc"}', '{"executor": "slurm", "submitted_at": [1]}'],
+)
+def test_a_job_json_that_is_not_a_handle_reads_as_none(store: Store, content: str) -> None:
+    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run."""
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "job.json").write_text(content)
+    assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
+
+
 def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) -> None:
     store.run_dir("a").mkdir(parents=True)
     (store.run_dir("a") / "record.json").write_text('{"schema_version": 1, "run_id": ')
