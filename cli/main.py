@@ -331,6 +331,31 @@ def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) 
     )
 
 
+def _count(text: str) -> int:
+    """An argument that counts something (``--lines``, ``--max-parallel``): a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count (allowed: 1 or more)")
+    return value
+
+
+MAX_WATCH_S = 86_400.0
+
+
+def _seconds(text: str) -> float:
+    """``--watch``'s period: a number of seconds above 0, at most a day (``time.sleep`` takes no more)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_WATCH_S:  # nan fails both
+        raise argparse.ArgumentTypeError(f"{text} seconds (allowed: more than 0, at most {MAX_WATCH_S:.0f})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -356,15 +381,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
     run.add_argument("--retry-failed", action="store_true", help="start failed and cancelled runs again")
     run.add_argument(
-        "--max-parallel", type=int, default=1, help="local executor: processes at once (default 1)"
+        "--max-parallel", type=_count, default=1, help="local executor: processes at once (default 1)"
     )
     status = command("status", cmd_status, "a table of every run's state")
     status.add_argument(
-        "--watch", type=float, nargs="?", const=5.0, help="refresh every N seconds (default 5)"
+        "--watch", type=_seconds, nargs="?", const=5.0, help="refresh every N seconds (default 5)"
     )
     logs = command("logs", cmd_logs, "print the end of a run's log")
     logs.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")
     command("cancel", cmd_cancel, "cancel the sweep's queued and running jobs")
     collect = command("collect", cmd_collect, "one row per run (records and states) into a Parquet/CSV file")
     collect.add_argument("-o", "--output", required=True, help="results.parquet or results.csv")

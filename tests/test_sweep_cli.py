@@ -168,3 +168,30 @@ def test_a_read_only_file_system_is_one_line_and_no_half_written_result(
     assert code == EXIT_STORAGE and err.count("\n") == 1, err
     assert err.startswith(f"sweep: error: read-only file system (writing {mount}/"), err
     assert left == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["logs", "{spec}", "f2b", "-n", "0"], "argument -n/--lines: 0 is not a count (allowed: 1 or more)"),
+        (["logs", "{spec}", "f2b", "-n", "-3"], "argument -n/--lines: -3 is not a count"),
+        (["run", "{spec}", "--dry-run", "--max-parallel", "0"], "argument --max-parallel: 0 is not a count"),
+        (
+            ["status", "{spec}", "--watch", "-1"],
+            "argument --watch: -1 seconds (allowed: more than 0, at most",
+        ),
+        (["status", "{spec}", "--watch", "nan"], "argument --watch: nan seconds"),
+        (["status", "{spec}", "--watch", "inf"], "argument --watch: inf seconds"),
+    ],
+)
+def test_a_count_or_period_that_is_not_one_is_refused_before_anything_runs(
+    argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``-n 0`` printed the whole log and ``-n -3`` all but 3 lines, ``--max-parallel 0`` ran one,
+    ``--watch -1`` printed the table and then failed, ``--watch inf`` was a traceback."""
+    spec = str(REPO / "sweeps" / "tiny" / "table2.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main([*(arg.format(spec=spec) for arg in argv), "--root", str(tmp_path / "store")])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and captured.out == ""
+    assert captured.err.splitlines()[-1].startswith(f"sweep {argv[0]}: error: {problem}")
