@@ -124,12 +124,23 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
     """The config with checked overrides and the output folder set; raises on bad input."""
     cfg = resolve_run(args.config_file, args.opts).cfg
     cfg.train.output_dir = str(Path(args.output).resolve())
+    if args.num_gpus < 1:
+        raise RunConfigError(f"--num-gpus {args.num_gpus}: a run has 1 process or more (on a CPU: 1)")
+    if args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise RunConfigError(
+            f"--num-machines {args.num_machines} --machine-rank {args.machine_rank}: "
+            "1 machine or more, and a rank from 0 to their number minus 1"
+        )
     if args.num_gpus > 1 and args.num_gpus > torch.cuda.device_count():
         raise RunConfigError(
             f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} CUDA devices"
             " (on a SLURM cluster, ask for GPUs in the job: one task per GPU joins the run)"
         )
     device = str(cfg.train.device)
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise RunConfigError(f"train.device={device} is not a device (allowed: cpu, cuda, cuda:N)") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RunConfigError(
             f"train.device={device} but no CUDA device is visible (on the CPU: train.device=cpu"

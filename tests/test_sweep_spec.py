@@ -426,6 +426,7 @@ def test_valid_spec_is_valid() -> None:
             "list index out of range",
         ),
         ("tiny_mimdet.py", "tiny_mimdet_typo.py", 2, "base_config", "config file not found"),
+        ("tiny_mimdet.py", "common/tiny.py", 2, "base_config", "not a run config, it sets no model"),
         ("[0.25, 0.5]", "[0.5, 0.50]", 7, "train.axes", "are the same train run"),
         (
             "  filter: test_sample_ratio >= train_sample_ratio",

@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mimdet.record.schema import Variant
-from mimdet.run.config import load_config
+from mimdet.run.config import ConfigFileError, load_config
 from mimdet.run.overrides import OverrideError, apply_checked_overrides
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+
+RUN_SECTIONS = ("model", "dataloader", "optimizer", "lr_multiplier", "train")  # what a run is built from
 
 
 class RunFactsError(ValueError):
@@ -80,11 +83,18 @@ class ResolvedRun:
 def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> ResolvedRun:
     """The config file (loaded once per process) with ``overrides`` checked and applied, as a copy.
 
-    Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load) or ``OverrideError`` (also for
-    a run of no iterations).
+    Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load, or is not a run's config: a
+    sweep spec, a helper module) or ``OverrideError`` (also for a run of no iterations).
     """
     overrides = tuple(overrides)
-    cfg = apply_checked_overrides(copy.deepcopy(_loaded(str(config_file))), overrides)
+    cfg = copy.deepcopy(_loaded(str(config_file)))
+    missing = [section for section in RUN_SECTIONS if section not in cfg]
+    if missing:
+        raise ConfigFileError(
+            f"{config_file}: not a run config, it sets no {', '.join(missing)} (a run config sets "
+            f"{', '.join(RUN_SECTIONS)}, as experiments/tiny_mimdet.py does)"
+        )
+    cfg = apply_checked_overrides(cfg, overrides)
     check_length(cfg)
     return ResolvedRun(str(config_file), overrides, cfg)
 
