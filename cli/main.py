@@ -279,7 +279,9 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     spec, plan, store = _load(args)
     if spec.table not in TABLES:
-        raise SpecError(f"{args.spec}: the spec names no table (table: {'|'.join(TABLES)})")
+        figure = f"names {spec.table}, a figure: sweep plot {args.spec} -o DIR"  # Fig. 2: from checkpoints
+        what = figure if spec.table else "names no table"
+        raise SpecError(f"{args.spec}: the spec {what} (table: {'|'.join(TABLES)})")
     frame = results_frame(plan, store, statuses(store, plan.runs))
     text = render_table(
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
@@ -300,14 +302,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
-    if not spec.table:
-        raise SpecError(f"{args.spec}: the spec names no table to plot (table: table2|table3|...)")
+    drawn = [name for name, table in PAPER_TABLES.items() if table.figures]
+    if spec.table not in drawn:
+        what = f"{spec.table} has no plots" if spec.table else "the spec names no table to plot"
+        raise SpecError(f"{args.spec}: {what} (table: {'|'.join(drawn)}; `sweep table` shows the others)")
     if PAPER_TABLES[spec.table].drawn_from == "checkpoints":
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
         return 0
     paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
-    console.print(f"{len(paths)} files -> {args.output}" if paths else f"{spec.table} has no plots")
+    console.print(f"{len(paths)} files -> {args.output}")
     return 0
 
 

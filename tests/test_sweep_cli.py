@@ -195,3 +195,41 @@ def test_a_count_or_period_that_is_not_one_is_refused_before_anything_runs(
     captured = capsys.readouterr()
     assert exit_.value.code == 2 and captured.out == ""
     assert captured.err.splitlines()[-1].startswith(f"sweep {argv[0]}: error: {problem}")
+
+
+@pytest.mark.parametrize("table", ["table1", "table4"])
+def test_plot_of_a_table_without_plots_is_one_line_and_creates_nothing(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: exit 0, ``table1 has no plots``, and an empty output folder."""
+    spec = REPO / "sweeps" / "tiny" / f"{table}.yaml"
+    code = main(["plot", str(spec), "--root", str(tmp_path / "store"), "-o", str(tmp_path / "plots")])
+    err = capsys.readouterr().err
+    problem = f"{table} has no plots (table: table2|table3|fig2; `sweep table` shows the others)"
+    assert code == 2 and err == f"sweep: error: {spec}: {problem}\n"
+    assert not (tmp_path / "plots").exists()
+
+
+def test_table_of_a_figure_says_how_to_draw_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: ``the spec names no table`` of a spec that names fig2."""
+    spec = REPO / "sweeps" / "tiny" / "fig2.yaml"
+    code = main(["table", str(spec), "--root", str(tmp_path / "store")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(
+        f"sweep: error: {spec}: the spec names fig2, a figure: sweep plot {spec} -o DIR"
+    )
+
+
+def test_a_full_disk_leaves_no_half_written_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Table 3's figure (a PNG of ~180 KB) on a 100 KB tmpfs: one line, and no file cut short."""
+    from tests.test_train import tmpfs
+
+    spec = REPO / "sweeps" / "tiny" / "table3.yaml"
+    with tmpfs(tmp_path / "small", "size=100k") as mount:
+        code = main(["plot", str(spec), "--root", str(tmp_path / "store"), "-o", str(mount / "plots")])
+        left = sorted(path.name for path in (mount / "plots").iterdir())
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.startswith("sweep: error: no space left on device (writing "), err
+    assert left == []  # the PNG first: not there at all, and nothing after it written
