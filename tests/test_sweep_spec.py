@@ -451,6 +451,13 @@ def test_valid_spec_is_valid() -> None:
         ),
         (
             "test_sample_ratio >= train_sample_ratio",
+            "test_sample_ratio > 1",
+            13,
+            "eval.filter",
+            "keeps no evaluation of the 4 it filters (allowed: a filter that keeps one or more",
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
             "test_sample_ratio >= 'x'",
             13,
             "eval.filter",
