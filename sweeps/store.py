@@ -35,6 +35,10 @@ def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
     ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``), or that
     is a file or lies under one.
     """
+    if cli_root == "":  # an unset shell variable, --root "$ROOT": not the default store
+        raise ValueError(
+            "store root from --root: empty (allowed: a folder's path; leave --root out for the default)"
+        )
     given = [("--root", cli_root), (f"${ENV_ROOT}", os.environ.get(ENV_ROOT)), ("the spec's root", spec_root)]
     source, root = next(((source, root) for source, root in given if root), ("default", DEFAULT_ROOT))
     if problem := store_root_problem(root):

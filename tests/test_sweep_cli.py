@@ -27,6 +27,7 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
     ("argv", "env", "problem"),
     [
         (["--root", "/tmp/store\n#SBATCH --wrap=x"], {}, "store root from --root: '/tmp/store\\n#SBATCH"),
+        (["--root", ""], {}, "store root from --root: empty (allowed: a folder's path; leave --root out"),
         (
             [],
             {"MIMDET_RESULTS": "/tmp/100%store"},

@@ -388,6 +388,7 @@ def test_valid_spec_is_valid() -> None:
         ),
         ("{gpus_per_node: 0,", "{gpus_per_node: zero,", 9, "train.resources.gpus_per_node", "integer"),
         ("name: t", "name: [t]", 1, "name", "string"),
+        ("name: t", "name: t\nroot: ''", 2, "root", "at least 1 character"),  # was: the default ./results
         ("[0.25, 0.5]", "[0.25, 1.5]", 8, f"train.axes.{RATIO}[1]", "not a number in (0, 1]"),
         ("[0.5, 1.0]", "[0.0, 1.0]", 12, f"eval.axes.{TEST_RATIO}[0]", "not a number in (0, 1]"),
         ("[0.25, 0.5]", "[]", 8, f"train.axes.{RATIO}", "empty axis"),
