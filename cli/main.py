@@ -235,6 +235,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from sweeps.spec import SpecError
+    from sweeps.store import tail_lines
 
     _spec, plan, store = _load(args)
     matches = [run for run in plan.runs if run.run_id.startswith(args.run)]
@@ -247,8 +248,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not path.exists():
         console.print(f"{matches[0].run_id}: no log yet ({path})")
         return 0
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    sys.stdout.write("\n".join(lines[-args.lines :]) + "\n")
+    try:
+        lines = tail_lines(path, args.lines)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read: {error.strerror}") from None
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

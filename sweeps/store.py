@@ -27,6 +27,7 @@ from .safe_text import store_root_problem
 
 ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
+LOG_TAIL_BYTES = 4 * 2**20  # how much of a log's end is read for its last lines
 
 
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
@@ -56,6 +57,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def tail_lines(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a log, read from at most its last ``LOG_TAIL_BYTES`` (a log of many GB or
+    a link to ``/dev/zero`` is not read whole), opened without blocking (a FIFO reads as empty)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > LOG_TAIL_BYTES:
+            handle.seek(size - LOG_TAIL_BYTES)
+        data = handle.read(LOG_TAIL_BYTES)
+    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
 
 
 def another_runs_record(path: str, found: str) -> str:
@@ -118,8 +130,10 @@ class Store:
         paths = [self.run_dir(run_id) / "stderr.log", *self._job_logs(run_id)]
         for path in reversed(paths):
             if path.exists():
-                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                return "\n".join(text[-lines:])
+                try:
+                    return "\n".join(tail_lines(path, lines))
+                except OSError:  # a folder where the log should be: no tail to show
+                    return ""
         return ""
 
     def _job_logs(self, run_id: str) -> list[Path]:

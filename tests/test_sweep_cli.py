@@ -234,3 +234,27 @@ def test_a_full_disk_leaves_no_half_written_figure(
     err = capsys.readouterr().err
     assert code == EXIT_STORAGE and err.startswith("sweep: error: no space left on device (writing "), err
     assert left == []  # the PNG first: not there at all, and nothing after it written
+
+
+@pytest.mark.parametrize("log", ["dev-zero", "folder"])
+def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
+    log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sweep logs`` reads at most the log's last 4 MiB: a link to ``/dev/zero`` is not read into memory."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec = REPO / "sweeps" / "tiny" / "table2.yaml"
+    run = expand(load_spec(spec)).trainings[0].run_id
+    folder = tmp_path / "store" / "runs" / run
+    folder.mkdir(parents=True)
+    if log == "folder":
+        (folder / "log.txt").mkdir()
+    else:
+        (folder / "log.txt").symlink_to("/dev/zero")
+    code = main(["logs", str(spec), run, "--root", str(tmp_path / "store")])
+    out, err = capsys.readouterr()
+    if log == "folder":
+        assert code == 2 and err == f"sweep: error: {folder / 'log.txt'}: cannot read: Is a directory\n"
+    else:
+        assert code == 0 and len(out) <= 4 * 2**20 + 1 and set(out) == {"\0", "\n"}

@@ -168,6 +168,26 @@ def test_a_local_job_that_ended_without_a_record(
     assert status.detail.endswith("RuntimeError: boom")  # the log's last line says why
 
 
+@pytest.mark.parametrize(
+    ("make", "detail"),
+    [
+        (lambda path: path.symlink_to("/dev/zero"), "exited with code 2; no record: \0"),
+        (lambda path: path.write_text("x" * (8 * 2**20) + "\nRuntimeError: boom\n"), "RuntimeError: boom"),
+        (lambda path: path.mkdir(), "exited with code 2; no record"),
+    ],
+    ids=["dev-zero", "huge", "a-folder"],
+)
+def test_a_log_that_is_endless_huge_or_a_folder_gives_a_bounded_detail(
+    store: Store, make: Any, detail: str
+) -> None:
+    """The detail of a run that ended without a record is its log's last line, read from the log's end."""
+    ended_local_job(store, "a", returncode=2)
+    make(store.run_dir("a") / "stderr.log")
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and detail in status.detail
+    assert len(status.detail) <= 4 * 2**20 + 100
+
+
 def test_a_cancelled_handle_and_a_missing_executor(store: Store) -> None:
     ended_local_job(store, "a", cancelled=True)
     assert state_of(store, "a").state == RunState.CANCELLED
