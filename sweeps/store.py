@@ -27,6 +27,7 @@ from .safe_text import store_root_problem
 
 ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
+MAX_JSON_BYTES = 2**20  # a job handle or a submission marker is a few hundred bytes
 LOG_TAIL_BYTES = 4 * 2**20  # how much of a log's end is read for its last lines
 
 
@@ -52,9 +53,14 @@ def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A small JSON object (a job handle, a submission marker), or None: none there, unreadable, not a JSON
+    object, or larger than ``MAX_JSON_BYTES`` (a link to ``/dev/zero`` is read no further); opened without
+    blocking (a FIFO reads as empty)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            text = handle.read(MAX_JSON_BYTES + 1)
+        data = json.loads(text) if len(text) <= MAX_JSON_BYTES else None
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -108,6 +108,22 @@ def test_a_job_json_that_is_not_a_handle_reads_as_none(store: Store, content: st
     assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: path.symlink_to("/dev/zero"),
+        lambda path: path.write_text("[" * 100_000),  # deeper than json's recursion
+        os.mkfifo,
+    ],
+    ids=["dev-zero", "deep", "fifo"],
+)
+def test_a_job_json_that_is_endless_deep_or_a_fifo_reads_as_none(store: Store, make: Any) -> None:
+    """Read no further than 1 MiB, never waited on (before: the memory filled, a RecursionError, a hang)."""
+    store.run_dir("a").mkdir(parents=True)
+    make(store.run_dir("a") / "job.json")
+    assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
+
+
 def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) -> None:
     store.run_dir("a").mkdir(parents=True)
     (store.run_dir("a") / "record.json").write_text('{"schema_version": 1, "run_id": ')
