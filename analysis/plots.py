@@ -15,6 +15,7 @@ and dashed lines.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from analysis.selection import (
 from analysis.tables import AP_PAIR, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
 from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES, PaperTable
+from mimdet.record.atomic import write_bytes_atomic
 
 if TYPE_CHECKING:  # annotations only: drawing tables needs neither torch nor detectron2
     import torch
@@ -611,12 +613,14 @@ def write_feature_maps(
 
 
 def _save(figures: list[tuple[str, Figure]], outdir: Path) -> list[Path]:
-    """Each figure as ``<outdir>/<name>.png`` and ``.pdf``, once all are drawn (no partial set)."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    """Each figure as ``<outdir>/<name>.png`` and ``.pdf``, once all are drawn (no partial set), each file
+    rendered in memory and written atomically (a full disk leaves no half-written figure)."""
     paths = []
     for name, fig in figures:
         for suffix in ("png", "pdf"):
             path = outdir / f"{name}.{suffix}"
-            fig.savefig(path, dpi=DPI)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix, dpi=DPI)
+            write_bytes_atomic(path, buffer.getbuffer())
             paths.append(path)
     return paths

@@ -11,6 +11,7 @@
 
 The results store is ``--root``, else ``$MIMDET_RESULTS``, else the spec's ``root``, else ``./results``.
 A wrong spec is one line naming the file, the key and what is allowed (exit code 2); nothing is started.
+A write the file system refuses (full, read-only, a file where a folder should be) is one line, exit code 4.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from mimdet.record.atomic import storage_problem, write_bytes_atomic
 from mimdet.run.environment import quiet_third_party_warnings
 from sweeps.executor import ExecutorUnavailable
 
@@ -233,6 +235,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from sweeps.spec import SpecError
+    from sweeps.store import tail_lines
 
     _spec, plan, store = _load(args)
     matches = [run for run in plan.runs if run.run_id.startswith(args.run)]
@@ -245,8 +248,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not path.exists():
         console.print(f"{matches[0].run_id}: no log yet ({path})")
         return 0
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    sys.stdout.write("\n".join(lines[-args.lines :]) + "\n")
+    try:
+        lines = tail_lines(path, args.lines)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read: {error.strerror}") from None
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -277,13 +283,15 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     spec, plan, store = _load(args)
     if spec.table not in TABLES:
-        raise SpecError(f"{args.spec}: the spec names no table (table: {'|'.join(TABLES)})")
+        figure = f"names {spec.table}, a figure: sweep plot {args.spec} -o DIR"  # Fig. 2: from checkpoints
+        what = figure if spec.table else "names no table"
+        raise SpecError(f"{args.spec}: the spec {what} (table: {'|'.join(TABLES)})")
     frame = results_frame(plan, store, statuses(store, plan.runs))
     text = render_table(
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
     )
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        write_bytes_atomic(args.output, (text + "\n").encode())
         console.print(f"{spec.table} -> {args.output}")
     else:
         sys.stdout.write(text + "\n")
@@ -298,14 +306,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
-    if not spec.table:
-        raise SpecError(f"{args.spec}: the spec names no table to plot (table: table2|table3|...)")
+    drawn = [name for name, table in PAPER_TABLES.items() if table.figures]
+    if spec.table not in drawn:
+        what = f"{spec.table} has no plots" if spec.table else "the spec names no table to plot"
+        raise SpecError(f"{args.spec}: {what} (table: {'|'.join(drawn)}; `sweep table` shows the others)")
     if PAPER_TABLES[spec.table].drawn_from == "checkpoints":
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
         return 0
     paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
-    console.print(f"{len(paths)} files -> {args.output}" if paths else f"{spec.table} has no plots")
+    console.print(f"{len(paths)} files -> {args.output}")
     return 0
 
 
@@ -327,6 +337,31 @@ def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) 
         [(name, run.config_file, checkpoints[run.run_id], run.overrides) for name, run in runs],
         Path(args.output),
     )
+
+
+def _count(text: str) -> int:
+    """An argument that counts something (``--lines``, ``--max-parallel``): a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count (allowed: 1 or more)")
+    return value
+
+
+MAX_WATCH_S = 86_400.0
+
+
+def _seconds(text: str) -> float:
+    """``--watch``'s period: a number of seconds above 0, at most a day (``time.sleep`` takes no more)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_WATCH_S:  # nan fails both
+        raise argparse.ArgumentTypeError(f"{text} seconds (allowed: more than 0, at most {MAX_WATCH_S:.0f})")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -354,15 +389,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
     run.add_argument("--retry-failed", action="store_true", help="start failed and cancelled runs again")
     run.add_argument(
-        "--max-parallel", type=int, default=1, help="local executor: processes at once (default 1)"
+        "--max-parallel", type=_count, default=1, help="local executor: processes at once (default 1)"
     )
     status = command("status", cmd_status, "a table of every run's state")
     status.add_argument(
-        "--watch", type=float, nargs="?", const=5.0, help="refresh every N seconds (default 5)"
+        "--watch", type=_seconds, nargs="?", const=5.0, help="refresh every N seconds (default 5)"
     )
     logs = command("logs", cmd_logs, "print the end of a run's log")
     logs.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")
     command("cancel", cmd_cancel, "cancel the sweep's queued and running jobs")
     collect = command("collect", cmd_collect, "one row per run (records and states) into a Parquet/CSV file")
     collect.add_argument("-o", "--output", required=True, help="results.parquet or results.csv")
@@ -392,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     except ExecutorUnavailable as error:
         print(f"sweep: error: {error}; nothing was changed, try again later", file=sys.stderr)
         return 3
+    except OSError as error:  # a write the file system refused: full, read-only, a file in the way
+        problem = storage_problem(error)
+        if problem is None:
+            raise
+        print(f"sweep: error: {problem}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:  # before anything started (``sweep run`` says what it stopped itself)
         print("sweep: interrupted", file=sys.stderr)
         return 130

@@ -22,9 +22,7 @@ log_period, device, seed, final_eval, allow_partial_init}``, ``dataset_paths``.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -51,6 +49,7 @@ from mimdet.data.registry import DatasetError, ensure_registered, register_coco_
 from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
 from mimdet.modeling.param_count import count_parameters
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
+from mimdet.record.atomic import storage_problem
 from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
 from mimdet.record.schema import RunRecord, write_record
 from mimdet.run.checkpointer import RunCheckpointer
@@ -80,20 +79,14 @@ USER_ERRORS = (
 )
 EXIT_BAD_INPUT = 2
 EXIT_STORAGE = 4
-STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
-)
 
 
 def known_failure(error: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for a failure the user can act on; None for a bug."""
     if isinstance(error, USER_ERRORS):
         return EXIT_BAD_INPUT, " ".join(str(error).split())
-    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-        cause = os.strerror(error.errno)
-        cause = cause[:1].lower() + cause[1:]
-        return EXIT_STORAGE, f"{cause} (writing {error.filename})" if error.filename else cause
-    return None
+    problem = storage_problem(error)
+    return None if problem is None else (EXIT_STORAGE, problem)
 
 
 def failure_line(error: BaseException) -> str:
@@ -131,12 +124,23 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
     """The config with checked overrides and the output folder set; raises on bad input."""
     cfg = resolve_run(args.config_file, args.opts).cfg
     cfg.train.output_dir = str(Path(args.output).resolve())
+    if args.num_gpus < 1:
+        raise RunConfigError(f"--num-gpus {args.num_gpus}: a run has 1 process or more (on a CPU: 1)")
+    if args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise RunConfigError(
+            f"--num-machines {args.num_machines} --machine-rank {args.machine_rank}: "
+            "1 machine or more, and a rank from 0 to their number minus 1"
+        )
     if args.num_gpus > 1 and args.num_gpus > torch.cuda.device_count():
         raise RunConfigError(
             f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} CUDA devices"
             " (on a SLURM cluster, ask for GPUs in the job: one task per GPU joins the run)"
         )
     device = str(cfg.train.device)
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise RunConfigError(f"train.device={device} is not a device (allowed: cpu, cuda, cuda:N)") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RunConfigError(
             f"train.device={device} but no CUDA device is visible (on the CPU: train.device=cpu"

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from mimdet.paper.tables import PAPER_TABLES
+from mimdet.record.atomic import write_bytes_atomic
 
 from .config_cache import run_facts
 from .expand import SweepPlan
@@ -58,16 +59,12 @@ def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus])
 
 
 def write_results(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet or CSV by the file's suffix, written beside and renamed into place."""
+    """Parquet or CSV by the file's suffix, serialized in memory and written atomically (a failed write
+    leaves the previous file and no temporary one)."""
     if path.suffix not in (".parquet", ".csv"):
         raise ValueError(f"{path}: write results as .parquet or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    data = frame.to_parquet(index=False) if path.suffix == ".parquet" else frame.to_csv(index=False).encode()
+    write_bytes_atomic(path, data)
 
 
 def table_layout(table: str | None, plan: SweepPlan) -> dict[str, Any]:

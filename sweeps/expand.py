@@ -89,6 +89,12 @@ def _evaluations(
                 runs.append((_run_spec(config_file, overrides, "eval", parent, values, resources), cell.path))
         _check_unique(spec, "eval", runs)
         evaluations += [run for run, _ in runs]
+    if keep is not None and trained and not evaluations:
+        problem = (
+            f"keeps no evaluation of the {len(trained) * len(eval_cells)} it filters (allowed: a filter that "
+            "keeps one or more; a spec without eval evaluates nothing)"
+        )
+        raise spec.error(("eval", "filter"), problem)
     return evaluations
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import mimdet.record.schema
-from mimdet.record.schema import RecordError, parse_record, record_to_row
+from mimdet.record.schema import RecordError, parse_record, read_record_bytes, record_to_row
 
 from .cache_file import CacheFile, cache_folder
-from .store import Store
+from .store import Store, another_runs_record
 
 Row = dict[str, Any]
 KEEP_STORES = 64
@@ -45,8 +45,7 @@ class RecordRows:
         none. The row is shared: copy it before changing it."""
         path = os.path.join(self.store.root, "runs", run_id, "record.json")
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = read_record_bytes(path)
         except FileNotFoundError:
             return None, None
         except OSError:  # e.g. a folder, no permission: the store's reader says so in its own words
@@ -59,6 +58,8 @@ class RecordRows:
             record = parse_record(data, source=path)
         except RecordError as error:
             return None, str(error)
+        if record.run_id != run_id:  # copied or moved from another run's folder: not kept, as unreadable
+            return None, another_runs_record(path, record.run_id)
         row: Row = json.loads(json.dumps(record_to_row(record)))  # as it reads back from the cache
         self.file.entries[run_id] = [digest, row]
         self.file.dirty = True

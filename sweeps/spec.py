@@ -168,7 +168,7 @@ class SweepSpec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     table: TableName | None = None
     base_config: str
-    root: str | None = None
+    root: str | None = Field(None, min_length=1)
     overrides: dict[str, JsonValue] = Field(default_factory=dict)
     train: TrainStage
     eval: EvalStage | None = None

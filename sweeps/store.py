@@ -27,26 +27,58 @@ from .safe_text import store_root_problem
 
 ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
+MAX_JSON_BYTES = 2**20  # a job handle or a submission marker is a few hundred bytes
+LOG_TAIL_BYTES = 4 * 2**20  # how much of a log's end is read for its last lines
 
 
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
     """The store's root by precedence: command line, environment, spec, default.
 
-    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``).
+    ValueError (one line) for a root that cannot reach a job script safely (``sweeps.safe_text``), or that
+    is a file or lies under one.
     """
+    if cli_root == "":  # an unset shell variable, --root "$ROOT": not the default store
+        raise ValueError(
+            "store root from --root: empty (allowed: a folder's path; leave --root out for the default)"
+        )
     given = [("--root", cli_root), (f"${ENV_ROOT}", os.environ.get(ENV_ROOT)), ("the spec's root", spec_root)]
     source, root = next(((source, root) for source, root in given if root), ("default", DEFAULT_ROOT))
     if problem := store_root_problem(root):
         raise ValueError(f"store root from {source}: {problem}")
-    return Path(root).expanduser().resolve()
+    path = Path(root).expanduser().resolve()
+    folder = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not folder.is_dir():
+        raise ValueError(f"store root from {source}: {folder} is a file, not a folder")
+    return path
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A small JSON object (a job handle, a submission marker), or None: none there, unreadable, not a JSON
+    object, or larger than ``MAX_JSON_BYTES`` (a link to ``/dev/zero`` is read no further); opened without
+    blocking (a FIFO reads as empty)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            text = handle.read(MAX_JSON_BYTES + 1)
+        data = json.loads(text) if len(text) <= MAX_JSON_BYTES else None
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def tail_lines(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a log, read from at most its last ``LOG_TAIL_BYTES`` (a log of many GB or
+    a link to ``/dev/zero`` is not read whole), opened without blocking (a FIFO reads as empty)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > LOG_TAIL_BYTES:
+            handle.seek(size - LOG_TAIL_BYTES)
+        data = handle.read(LOG_TAIL_BYTES)
+    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+def another_runs_record(path: str, found: str) -> str:
+    """Why the record at ``path`` is not its run's: it names run ``found`` (copied or moved there)."""
+    return str(RecordError(path, "run_id", f"{found!r} is another run's id: not this run's record"))
 
 
 @dataclass(frozen=True)
@@ -67,9 +99,12 @@ class Store:
         """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
         path = os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
         try:
-            return read_record(path), None
+            record = read_record(path)
         except RecordError as error:
             return (None, None) if not os.path.exists(path) else (None, str(error))
+        if record.run_id != run_id:
+            return None, another_runs_record(path, record.run_id)
+        return record, None
 
     def lock(self, run_id: str) -> FileLock:
         """The run's lock: held while a ``sweep run`` decides to start it and starts it (``claimed``)."""
@@ -77,9 +112,13 @@ class Store:
         return FileLock(self.run_dir(run_id) / "run.lock")
 
     def job(self, run_id: str) -> JobHandle | None:
-        """The executor's handle of the run's latest job."""
+        """The executor's handle of the run's latest job; None for none, or one that is not a handle (not
+        JSON, or a field of the wrong type: ``"pid": "abc"``)."""
         data = read_json(Path(self.root, "runs", run_id, "job.json"))
-        return None if data is None else JobHandle.from_json(data)
+        try:
+            return None if data is None else JobHandle.from_json(data)
+        except (TypeError, ValueError):
+            return None
 
     def write_job(self, run_id: str, handle: JobHandle) -> None:
         write_json_atomic(self.run_dir(run_id) / "job.json", handle.to_json(), sort_keys=True)
@@ -97,8 +136,10 @@ class Store:
         paths = [self.run_dir(run_id) / "stderr.log", *self._job_logs(run_id)]
         for path in reversed(paths):
             if path.exists():
-                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                return "\n".join(text[-lines:])
+                try:
+                    return "\n".join(tail_lines(path, lines))
+                except OSError:  # a folder where the log should be: no tail to show
+                    return ""
         return ""
 
     def _job_logs(self, run_id: str) -> list[Path]:

@@ -27,6 +27,7 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
     ("argv", "env", "problem"),
     [
         (["--root", "/tmp/store\n#SBATCH --wrap=x"], {}, "store root from --root: '/tmp/store\\n#SBATCH"),
+        (["--root", ""], {}, "store root from --root: empty (allowed: a folder's path; leave --root out"),
         (
             [],
             {"MIMDET_RESULTS": "/tmp/100%store"},
@@ -109,3 +110,151 @@ def test_plan_and_status_of_a_large_sweep_print_plain_columns(
         rows = [line.split() for line in lines[3 : 3 + len(seeds)]]
         assert [row[1:3] for row in rows] == [["train", f"seed={seed}"] for seed in seeds]
         assert all("new" in row for row in rows)
+
+
+@pytest.mark.parametrize("command", ["plan", "status", "run"])
+@pytest.mark.parametrize("root", ["file", "file/store"])
+def test_a_store_root_that_is_a_file_or_under_one_is_one_line(
+    command: str, root: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a store of new runs (``status``), nor a traceback once ``run`` makes the runs' folders."""
+    (tmp_path / "file").write_text("not a folder")
+    code = main([command, str(REPO / "sweeps" / "tiny" / "table2.yaml"), "--root", str(tmp_path / root)])
+    err = capsys.readouterr().err
+    expected = f"sweep: error: store root from --root: {tmp_path / 'file'} is a file, not a folder\n"
+    assert code == 2 and err == expected
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["collect", "-o", "{tmp}/file/results.csv"], "file exists (writing {tmp}/file)"),
+        (["collect", "-o", "{tmp}/file/more/results.parquet"], "not a directory (writing {tmp}/file/more)"),
+        (["table", "-o", "{tmp}"], "is a directory (writing {tmp})"),
+        (["run", "--root", "{tmp}/store"], "not a directory (writing {tmp}/store/runs/"),
+    ],
+    ids=["collect-under-a-file", "collect-deeper", "table-into-a-folder", "run-with-runs-a-file"],
+)
+def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
+    argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "runs").write_text("not a folder")  # runs/ of a store, a file
+    args = [arg.format(tmp=tmp_path) for arg in argv]
+    code = main([args[0], str(REPO / "sweeps" / "tiny" / "table2.yaml"), *args[1:]])
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.count("\n") == 1, err
+    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path)}"), err
+
+
+@pytest.mark.parametrize("command", ["collect", "table", "run"])
+def test_a_read_only_file_system_is_one_line_and_no_half_written_result(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_train import tmpfs
+
+    spec = str(REPO / "sweeps" / "tiny" / "table2.yaml")
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        output = ["--root", str(mount)] if command == "run" else ["-o", str(mount / f"out.{command}.csv")]
+        code = main(
+            [command, spec, *(["--root", str(tmp_path / "store")] if command != "run" else []), *output]
+        )
+        left = list(mount.iterdir())
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.count("\n") == 1, err
+    assert err.startswith(f"sweep: error: read-only file system (writing {mount}/"), err
+    assert left == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["logs", "{spec}", "f2b", "-n", "0"], "argument -n/--lines: 0 is not a count (allowed: 1 or more)"),
+        (["logs", "{spec}", "f2b", "-n", "-3"], "argument -n/--lines: -3 is not a count"),
+        (["run", "{spec}", "--dry-run", "--max-parallel", "0"], "argument --max-parallel: 0 is not a count"),
+        (
+            ["status", "{spec}", "--watch", "-1"],
+            "argument --watch: -1 seconds (allowed: more than 0, at most",
+        ),
+        (["status", "{spec}", "--watch", "nan"], "argument --watch: nan seconds"),
+        (["status", "{spec}", "--watch", "inf"], "argument --watch: inf seconds"),
+    ],
+)
+def test_a_count_or_period_that_is_not_one_is_refused_before_anything_runs(
+    argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``-n 0`` printed the whole log and ``-n -3`` all but 3 lines, ``--max-parallel 0`` ran one,
+    ``--watch -1`` printed the table and then failed, ``--watch inf`` was a traceback."""
+    spec = str(REPO / "sweeps" / "tiny" / "table2.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main([*(arg.format(spec=spec) for arg in argv), "--root", str(tmp_path / "store")])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and captured.out == ""
+    assert captured.err.splitlines()[-1].startswith(f"sweep {argv[0]}: error: {problem}")
+
+
+@pytest.mark.parametrize("table", ["table1", "table4"])
+def test_plot_of_a_table_without_plots_is_one_line_and_creates_nothing(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: exit 0, ``table1 has no plots``, and an empty output folder."""
+    spec = REPO / "sweeps" / "tiny" / f"{table}.yaml"
+    code = main(["plot", str(spec), "--root", str(tmp_path / "store"), "-o", str(tmp_path / "plots")])
+    err = capsys.readouterr().err
+    problem = f"{table} has no plots (table: table2|table3|fig2; `sweep table` shows the others)"
+    assert code == 2 and err == f"sweep: error: {spec}: {problem}\n"
+    assert not (tmp_path / "plots").exists()
+
+
+def test_table_of_a_figure_says_how_to_draw_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: ``the spec names no table`` of a spec that names fig2."""
+    spec = REPO / "sweeps" / "tiny" / "fig2.yaml"
+    code = main(["table", str(spec), "--root", str(tmp_path / "store")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(
+        f"sweep: error: {spec}: the spec names fig2, a figure: sweep plot {spec} -o DIR"
+    )
+
+
+def test_a_full_disk_leaves_no_half_written_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Table 3's figure (a PNG of ~180 KB) on a 100 KB tmpfs: one line, and no file cut short."""
+    from tests.test_train import tmpfs
+
+    spec = REPO / "sweeps" / "tiny" / "table3.yaml"
+    with tmpfs(tmp_path / "small", "size=100k") as mount:
+        code = main(["plot", str(spec), "--root", str(tmp_path / "store"), "-o", str(mount / "plots")])
+        left = sorted(path.name for path in (mount / "plots").iterdir())
+    err = capsys.readouterr().err
+    assert code == EXIT_STORAGE and err.startswith("sweep: error: no space left on device (writing "), err
+    assert left == []  # the PNG first: not there at all, and nothing after it written
+
+
+@pytest.mark.parametrize("log", ["dev-zero", "folder"])
+def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
+    log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sweep logs`` reads at most the log's last 4 MiB: a link to ``/dev/zero`` is not read into memory."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec = REPO / "sweeps" / "tiny" / "table2.yaml"
+    run = expand(load_spec(spec)).trainings[0].run_id
+    folder = tmp_path / "store" / "runs" / run
+    folder.mkdir(parents=True)
+    if log == "folder":
+        (folder / "log.txt").mkdir()
+    else:
+        (folder / "log.txt").symlink_to("/dev/zero")
+    code = main(["logs", str(spec), run, "--root", str(tmp_path / "store")])
+    out, err = capsys.readouterr()
+    if log == "folder":
+        assert code == 2 and err == f"sweep: error: {folder / 'log.txt'}: cannot read: Is a directory\n"
+    else:
+        assert code == 0 and len(out) <= 4 * 2**20 + 1 and set(out) == {"\0", "\n"}

@@ -388,6 +388,7 @@ def test_valid_spec_is_valid() -> None:
         ),
         ("{gpus_per_node: 0,", "{gpus_per_node: zero,", 9, "train.resources.gpus_per_node", "integer"),
         ("name: t", "name: [t]", 1, "name", "string"),
+        ("name: t", "name: t\nroot: ''", 2, "root", "at least 1 character"),  # was: the default ./results
         ("[0.25, 0.5]", "[0.25, 1.5]", 8, f"train.axes.{RATIO}[1]", "not a number in (0, 1]"),
         ("[0.5, 1.0]", "[0.0, 1.0]", 12, f"eval.axes.{TEST_RATIO}[0]", "not a number in (0, 1]"),
         ("[0.25, 0.5]", "[]", 8, f"train.axes.{RATIO}", "empty axis"),
@@ -402,6 +403,22 @@ def test_valid_spec_is_valid() -> None:
             "did you mean: max_iter?",
         ),
         ("train.max_iter: 300", "train.max_iter: fast", 4, "overrides.train.max_iter", "is an int"),
+        ("train.max_iter: 300", "train.max_iter: -5", 4, "overrides.train.max_iter", "at least 1 iteration"),
+        ("train.max_iter: 300", "train.max_iter: 0", 4, "overrides.train.max_iter", "at least 1 iteration"),
+        (
+            "train.max_iter: 300",
+            "train.epochs: 0",
+            4,
+            "overrides.train.epochs",
+            "train.max_iter: epochs and batch size must be positive, got 0 and",
+        ),
+        (
+            "train.max_iter: 300",
+            "dataloader.train.total_batch_size: 0",
+            4,
+            "overrides.dataloader.train.total_batch_size",
+            "epochs and batch size must be positive",
+        ),
         (
             "train.max_iter: 300",
             "train.max_iter: 300\n  model.pixel_mean.7: 1",
@@ -410,6 +427,7 @@ def test_valid_spec_is_valid() -> None:
             "list index out of range",
         ),
         ("tiny_mimdet.py", "tiny_mimdet_typo.py", 2, "base_config", "config file not found"),
+        ("tiny_mimdet.py", "common/tiny.py", 2, "base_config", "not a run config, it sets no model"),
         ("[0.25, 0.5]", "[0.5, 0.50]", 7, "train.axes", "are the same train run"),
         (
             "  filter: test_sample_ratio >= train_sample_ratio",
@@ -431,6 +449,13 @@ def test_valid_spec_is_valid() -> None:
             13,
             "eval.filter",
             "not part of the filter language",
+        ),
+        (
+            "test_sample_ratio >= train_sample_ratio",
+            "test_sample_ratio > 1",
+            13,
+            "eval.filter",
+            "keeps no evaluation of the 4 it filters (allowed: a filter that keeps one or more",
         ),
         (
             "test_sample_ratio >= train_sample_ratio",

@@ -97,6 +97,33 @@ def test_no_record_no_job_is_new(store: Store) -> None:
     assert state_of(store, "a").state == RunState.NEW
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["{garbage", '{"executor": "local", "pid": "abc"}', '{"executor": "slurm", "submitted_at": [1]}'],
+)
+def test_a_job_json_that_is_not_a_handle_reads_as_none(store: Store, content: str) -> None:
+    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run."""
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "job.json").write_text(content)
+    assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: path.symlink_to("/dev/zero"),
+        lambda path: path.write_text("[" * 100_000),  # deeper than json's recursion
+        os.mkfifo,
+    ],
+    ids=["dev-zero", "deep", "fifo"],
+)
+def test_a_job_json_that_is_endless_deep_or_a_fifo_reads_as_none(store: Store, make: Any) -> None:
+    """Read no further than 1 MiB, never waited on (before: the memory filled, a RecursionError, a hang)."""
+    store.run_dir("a").mkdir(parents=True)
+    make(store.run_dir("a") / "job.json")
+    assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
+
+
 def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) -> None:
     store.run_dir("a").mkdir(parents=True)
     (store.run_dir("a") / "record.json").write_text('{"schema_version": 1, "run_id": ')
@@ -106,6 +133,36 @@ def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) 
         status.detail.startswith(str(store.run_dir("a") / "record.json")) and "invalid JSON" in status.detail
     )
     assert "\n" not in status.detail
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: path.symlink_to("/dev/zero"), "larger than 16 MiB, not a record"),
+        (lambda path: path.write_bytes(b" " * (16 * 2**20) + b"{}"), "larger than 16 MiB, not a record"),
+        (os.mkfifo, "invalid JSON"),  # no writer: read as empty, not waited on forever
+    ],
+    ids=["dev-zero", "huge", "fifo"],
+)
+def test_a_record_that_is_endless_huge_or_a_fifo_is_a_failure_read_no_further(
+    store: Store, make: Any, problem: str
+) -> None:
+    store.run_dir("a").mkdir(parents=True)
+    make(store.run_dir("a") / "record.json")
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and problem in status.detail
+    assert store.load_record("a") == (None, status.detail)
+
+
+def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> None:
+    write_record(make_record(run_id="b"), store.run_dir("a") / "record.json")  # copied from b's folder
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and status.row is None
+    assert (
+        status.detail
+        == f"{store.run_dir('a') / 'record.json'}: run_id: 'b' is another run's id: not this run's record"
+    )
+    assert store.load_record("a") == (None, status.detail) and store.record("a") is None
 
 
 @pytest.mark.parametrize(
@@ -125,6 +182,26 @@ def test_a_local_job_that_ended_without_a_record(
     status = state_of(store, "a")
     assert status.state == state and detail in status.detail
     assert status.detail.endswith("RuntimeError: boom")  # the log's last line says why
+
+
+@pytest.mark.parametrize(
+    ("make", "detail"),
+    [
+        (lambda path: path.symlink_to("/dev/zero"), "exited with code 2; no record: \0"),
+        (lambda path: path.write_text("x" * (8 * 2**20) + "\nRuntimeError: boom\n"), "RuntimeError: boom"),
+        (lambda path: path.mkdir(), "exited with code 2; no record"),
+    ],
+    ids=["dev-zero", "huge", "a-folder"],
+)
+def test_a_log_that_is_endless_huge_or_a_folder_gives_a_bounded_detail(
+    store: Store, make: Any, detail: str
+) -> None:
+    """The detail of a run that ended without a record is its log's last line, read from the log's end."""
+    ended_local_job(store, "a", returncode=2)
+    make(store.run_dir("a") / "stderr.log")
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and detail in status.detail
+    assert len(status.detail) <= 4 * 2**20 + 100
 
 
 def test_a_cancelled_handle_and_a_missing_executor(store: Store) -> None:

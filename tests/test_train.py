@@ -248,9 +248,15 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
     [
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
+        ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
+        ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
+        (
+            "train.device=foo",
+            "train.device=foo is not a device (allowed: cpu, cuda, cuda:N)",
+        ),  # was: a traceback
         pytest.param(
             "train.device=cuda",
             "train.device=cuda but no CUDA device is visible",
@@ -268,6 +274,24 @@ def test_bad_override_is_one_line(tmp_path: Path, micro_data: Path, override: st
 def test_more_gpus_than_the_machine_has_is_one_line(tmp_path: Path, micro_data: Path) -> None:
     result = run_train(tmp_path / "bad", data=micro_data, flags=("--num-gpus", "2"))
     assert "--num-gpus 2: this machine has" in _one_error_line(result)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--num-gpus", "0"), "--num-gpus 0: a run has 1 process or more"),
+        (("--num-gpus", "-1"), "--num-gpus -1: a run has 1 process or more"),
+        (("--num-machines", "0"), "--num-machines 0 --machine-rank 0: 1 machine or more"),
+        (("--machine-rank", "3"), "--num-machines 1 --machine-rank 3: 1 machine or more, and a rank from 0"),
+    ],
+)
+def test_a_process_count_or_rank_that_is_none_is_one_line(
+    tmp_path: Path, micro_data: Path, flags: tuple[str, ...], expected: str
+) -> None:
+    """Before, each ran a training in this process as if it had been ``--num-gpus 1``."""
+    result = run_train(tmp_path / "bad", "train.max_iter=2", data=micro_data, flags=flags)
+    assert expected in _one_error_line(result)
     assert not (tmp_path / "bad").exists()
 
 
@@ -290,6 +314,31 @@ def test_a_config_file_that_does_not_load_is_one_line(
     config.write_text(text)
     result = run_train(tmp_path / "out", data=micro_data, config=str(config))
     assert f"{config}{expected}" in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            "experiments/common/tiny.py",
+            "not a run config, it sets no model, dataloader, optimizer, lr_multiplier",
+        ),
+        (
+            "sweeps/tiny/table2.yaml",
+            "not a run config, it sets no model, dataloader, optimizer, lr_multiplier (",
+        ),
+        ("README.md", "not a config file (allowed: Python .py, YAML .yaml or .yml)"),
+    ],
+    ids=["a-helper-module", "a-sweep-spec", "markdown"],
+)
+def test_a_file_that_is_not_a_run_config_is_one_line(
+    tmp_path: Path, micro_data: Path, config: str, expected: str
+) -> None:
+    """Before: a traceback on the first key a run reads, or (``README.md``) a line naming detectron2's
+    loader as if it were the file."""
+    result = run_train(tmp_path / "out", data=micro_data, config=config)
+    assert f"mimdet.train: error: {config}: {expected}" in _one_error_line(result)
     assert not (tmp_path / "out").exists()
 
 

@@ -7,12 +7,37 @@ readers and crashed writers (a killed process, a full disk) never leave a trunca
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+# errors of a write the file system refused: full, read-only, no permission, a file or folder in the way
+STORAGE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+    }
+)
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """The one line for a write the file system refused (``no space left on device (writing PATH)``), else
+    None: the caller's exit code for it is 4, in ``mimdet.train`` and ``sweep`` alike."""
+    if not isinstance(error, OSError) or error.errno not in STORAGE_ERRNOS:
+        return None
+    cause = os.strerror(error.errno)
+    cause = cause[:1].lower() + cause[1:]
+    return f"{cause} (writing {error.filename})" if error.filename else cause
 
 
 def write_json_atomic(
@@ -46,7 +71,10 @@ def _write_atomic(path: str | os.PathLike[str], write: Callable[[IO[Any]], objec
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
+    except OSError as error:  # read-only, no permission: named by the file it was for
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             write(handle)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from mimdet.record.atomic import write_json_atomic
 
 SCHEMA_VERSION = 1
+MAX_RECORD_BYTES = 16 * 2**20  # a record is a few KB; a larger file is not read further
 
 Stage = Literal["train", "eval"]
 Status = Literal["completed", "failed"]
@@ -209,8 +210,7 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
     source = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_record_bytes(path)
     except FileNotFoundError:
         raise RecordError(source, None, "no such file") from None
     except OSError as err:
@@ -218,8 +218,19 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
     return parse_record(data, source=source)
 
 
+def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A record file's bytes, at most ``MAX_RECORD_BYTES`` + 1 (``parse_record`` refuses more), so that a
+    record that is a link to ``/dev/zero`` or a huge file is not read into memory; opened without blocking,
+    so that a FIFO with no writer reads as empty instead of waiting forever. OSError as ``open``'s."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        return handle.read(MAX_RECORD_BYTES + 1)
+
+
 def parse_record(data: bytes, *, source: str) -> RunRecord:
     """Validate the bytes of a ``record.json`` read from ``source`` (named in errors) and build the record."""
+    if len(data) > MAX_RECORD_BYTES:
+        problem = f"larger than {MAX_RECORD_BYTES // 2**20} MiB, not a record (a record is a few KB)"
+        raise RecordError(source, None, problem)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

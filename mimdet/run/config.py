@@ -49,6 +49,8 @@ def load_config(config_file: str | Path) -> DictConfig:
     from mimdet.run.overrides import OverrideError, check_choices
 
     path = resolve_config_path(config_file)
+    if path.suffix not in (".py", ".yaml", ".yml"):  # LazyConfig would name its own line as the file's
+        raise ConfigFileError(f"{config_file}: not a config file (allowed: Python .py, YAML .yaml or .yml)")
     try:
         cfg = LazyConfig.load(str(path))
     except Exception as error:  # noqa: BLE001 — whatever a config file's code raises is its problem to name

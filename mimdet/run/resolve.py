@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mimdet.record.schema import Variant
-from mimdet.run.config import load_config
-from mimdet.run.overrides import apply_checked_overrides
+from mimdet.run.config import ConfigFileError, load_config
+from mimdet.run.overrides import OverrideError, apply_checked_overrides
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+
+RUN_SECTIONS = ("model", "dataloader", "optimizer", "lr_multiplier", "train")  # what a run is built from
 
 
 class RunFactsError(ValueError):
@@ -80,11 +83,38 @@ class ResolvedRun:
 def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> ResolvedRun:
     """The config file (loaded once per process) with ``overrides`` checked and applied, as a copy.
 
-    Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load) or ``OverrideError``.
+    Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load, or is not a run's config: a
+    sweep spec, a helper module) or ``OverrideError`` (also for a run of no iterations).
     """
     overrides = tuple(overrides)
-    cfg = apply_checked_overrides(copy.deepcopy(_loaded(str(config_file))), overrides)
+    cfg = copy.deepcopy(_loaded(str(config_file)))
+    missing = [section for section in RUN_SECTIONS if section not in cfg]
+    if missing:
+        raise ConfigFileError(
+            f"{config_file}: not a run config, it sets no {', '.join(missing)} (a run config sets "
+            f"{', '.join(RUN_SECTIONS)}, as experiments/tiny_mimdet.py does)"
+        )
+    cfg = apply_checked_overrides(cfg, overrides)
+    check_length(cfg)
     return ResolvedRun(str(config_file), overrides, cfg)
+
+
+def check_length(cfg: DictConfig) -> None:
+    """OverrideError (one line) unless the run trains at least one iteration: ``train.max_iter`` as set, or
+    as derived from epochs and batch size (``mimdet.run.schedule``), which refuses ones that are not positive.
+
+    detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        iterations = OmegaConf.select(cfg, "train.max_iter")
+    except InterpolationResolutionError as error:  # the resolver's ValueError: epochs or batch size
+        reason = str(error).splitlines()[0].removeprefix("ValueError raised while resolving interpolation: ")
+        raise OverrideError(f"train.max_iter: {reason}") from None
+    if isinstance(iterations, int) and iterations < 1:
+        raise OverrideError(f"train.max_iter is {iterations}: a run trains at least 1 iteration")
 
 
 @functools.lru_cache(maxsize=32)
