@@ -157,7 +157,7 @@ class SlurmExecutor:
         marked: dict[str, tuple[RunSpec, dict[str, Any]]] = {}
         for run in runs:
             folder = self.store.run_dir(run.run_id)
-            if (marker := read_json(folder / MARKER)) is not None:
+            if (marker := _submission_marker(read_json(folder / MARKER))) is not None:
                 marked[run.run_id] = (run, marker)
                 continue
             submitted = [
@@ -350,6 +350,21 @@ class SlurmExecutor:
 def _key(run: RunSpec) -> str:
     """Runs with equal resources share a batch (``Resources`` holds a dict, so it is not hashable)."""
     return json.dumps(asdict(run.resources), sort_keys=True)
+
+
+def _submission_marker(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A submission marker as ``_submit_batch`` writes it, else None: one with a field missing or of another
+    type reads as none, as an unreadable one does (the run's live jobs are still found by their files)."""
+    if data is None:
+        return None
+    index = data.get("index")
+    fits = (
+        isinstance(data.get("job_name"), str)
+        and isinstance(data.get("batch_folder"), str)
+        and type(data.get("written_at")) in (int, float)
+        and (index is None or type(index) is int)
+    )
+    return data if fits else None
 
 
 def _grouped(runs: Iterable[RunSpec], key: Callable[[RunSpec], Hashable]) -> list[list[RunSpec]]:

@@ -409,18 +409,22 @@ def test_submitting_twice_and_after_a_killed_submission_makes_no_duplicate(
     fresh = training(micro_data, "fresh", "train.max_iter=2", resources=Resources(cpus_per_task=1, mem_gb=1))
     marker = {"job_name": f"mimdet-{fresh.run_id}", "index": None, "batch_folder": str(store.root / "none")}
     write_json_atomic(store.run_dir(fresh.run_id) / MARKER, {**marker, "written_at": time.time()})
+    # a marker that is JSON but not a marker (a field missing, of another type) reads as none
+    garbled = training(micro_data, "garbled", "train.max_iter=2")
+    write_json_atomic(store.run_dir(garbled.run_id) / MARKER, {"job_name": 5, "index": "0"})
 
     executor = SlurmExecutor(store, poll_s=1)
-    handles = executor.submit([*runs, fresh])
+    handles = executor.submit([*runs, fresh, garbled])
     assert [handles[run.run_id].job_id for run in runs] == [f"{array}_0", f"{array}_1"]
     assert jobs_named(name) == [array] and len(jobs_named(f"mimdet-{fresh.run_id}")) == 1
-    assert not any((store.run_dir(run.run_id) / MARKER).exists() for run in [*runs, fresh])
+    assert len(jobs_named(f"mimdet-{garbled.run_id}")) == 1
+    assert not any((store.run_dir(run.run_id) / MARKER).exists() for run in [*runs, fresh, garbled])
     # the caller's check: the runs are active or done, so a second `sweep run` leaves them alone ...
     assert all(state in (RunState.QUEUED, RunState.RUNNING) for state in executor.states(handles).values())
     # ... and submitting them again anyway finds their live jobs
     assert executor.submit(runs) == {run.run_id: handles[run.run_id] for run in runs}
     assert jobs_named(name) == [array]
-    assert executor.cancel({fresh.run_id: handles[fresh.run_id]}) == 1
+    assert executor.cancel({key: handles[key] for key in (fresh.run_id, garbled.run_id)}) == 2
     # the recovered jobs were released and found their pickles in the runs' folders
     states = executor.wait({run.run_id: handles[run.run_id] for run in runs}, timeout_s=SWEEP_TIMEOUT_S)
     assert set(states.values()) == {RunState.COMPLETED}
