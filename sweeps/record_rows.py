@@ -18,15 +18,14 @@ import atexit
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import mimdet.record.schema
-from mimdet.record.schema import RecordError, parse_record, read_record_bytes, record_to_row
+from mimdet.record.schema import record_to_row
 
 from .cache_file import CacheFile, cache_folder
-from .store import Store, another_runs_record
+from .store import Store
 
 Row = dict[str, Any]
 KEEP_STORES = 64
@@ -43,23 +42,16 @@ class RecordRows:
     def load(self, run_id: str) -> tuple[Row | None, str | None]:
         """The run's record as a row, or None and why it cannot be read (one line); (None, None) if it has
         none. The row is shared: copy it before changing it."""
-        path = os.path.join(self.store.root, "runs", run_id, "record.json")
-        try:
-            data = read_record_bytes(path)
-        except FileNotFoundError:
-            return None, None
-        except OSError:  # e.g. a folder, no permission: the store's reader says so in its own words
-            return None, self.store.load_record(run_id)[1]
+        data, unreadable = self.store.record_bytes(run_id)
+        if data is None:
+            return None, unreadable
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         kept = self.file.entries.get(run_id)
         if isinstance(kept, list) and len(kept) == 2 and kept[0] == digest and isinstance(kept[1], dict):
             return kept[1], None
-        try:
-            record = parse_record(data, source=path)
-        except RecordError as error:
-            return None, str(error)
-        if record.run_id != run_id:  # copied or moved from another run's folder: not kept, as unreadable
-            return None, another_runs_record(path, record.run_id)
+        record, unreadable = self.store.record_from(run_id, data)
+        if record is None:
+            return None, unreadable
         row: Row = json.loads(json.dumps(record_to_row(record)))  # as it reads back from the cache
         self.file.entries[run_id] = [digest, row]
         self.file.dirty = True

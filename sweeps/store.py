@@ -19,7 +19,7 @@ from typing import Any
 from filelock import FileLock
 
 from mimdet.record.atomic import write_json_atomic
-from mimdet.record.schema import RecordError, RunRecord, read_record
+from mimdet.record.schema import RecordError, RunRecord, parse_record, read_record_bytes
 
 from .handle import JobHandle
 from .runs import RunSpec
@@ -76,11 +76,6 @@ def tail_lines(path: Path, lines: int) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines()[-lines:]
 
 
-def another_runs_record(path: str, found: str) -> str:
-    """Why the record at ``path`` is not its run's: it names run ``found`` (copied or moved there)."""
-    return str(RecordError(path, "run_id", f"{found!r} is another run's id: not this run's record"))
-
-
 @dataclass(frozen=True)
 class Store:
     root: Path
@@ -97,14 +92,33 @@ class Store:
 
     def load_record(self, run_id: str) -> tuple[RunRecord | None, str | None]:
         """The run's record, or None and why it cannot be read (one line); (None, None) if it has none."""
-        path = os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
+        data, unreadable = self.record_bytes(run_id)
+        return (None, unreadable) if data is None else self.record_from(run_id, data)
+
+    def record_bytes(self, run_id: str) -> tuple[bytes | None, str | None]:
+        """The bytes of the run's ``record.json``, or None and why they cannot be read (one line); (None,
+        None) if it has none."""
+        path = self._record_path(run_id)
         try:
-            record = read_record(path)
+            return read_record_bytes(path), None
         except RecordError as error:
             return (None, None) if not os.path.exists(path) else (None, str(error))
+
+    def record_from(self, run_id: str, data: bytes) -> tuple[RunRecord | None, str | None]:
+        """The run's record from the bytes of its ``record.json``, or None and why they are not (one line):
+        not a record, or another run's (copied or moved from that run's folder)."""
+        path = self._record_path(run_id)
+        try:
+            record = parse_record(data, source=path)
+        except RecordError as error:
+            return None, str(error)
         if record.run_id != run_id:
-            return None, another_runs_record(path, record.run_id)
+            problem = f"{record.run_id!r} is another run's id: not this run's record"
+            return None, str(RecordError(path, "run_id", problem))
         return record, None
+
+    def _record_path(self, run_id: str) -> str:
+        return os.path.join(self.root, "runs", run_id, "record.json")  # a str: 10,000 of them in a status
 
     def lock(self, run_id: str) -> FileLock:
         """The run's lock: held while a ``sweep run`` decides to start it and starts it (``claimed``)."""

@@ -13,6 +13,7 @@ import pytest
 from mimdet.record import schema
 from mimdet.record.schema import read_record, record_to_row, write_record
 from sweeps import record_rows
+from sweeps import store as store_module
 from sweeps.record_rows import RecordRows
 from sweeps.store import Store
 from tests.test_record import make_record
@@ -34,7 +35,7 @@ def forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def parse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a record was parsed again")
 
-    monkeypatch.setattr(record_rows, "parse_record", parse)
+    monkeypatch.setattr(store_module, "parse_record", parse)
 
 
 def test_a_kept_row_is_the_row_of_the_record_and_needs_no_parsing(
@@ -99,7 +100,7 @@ def test_a_changed_schema_starts_a_new_cache_file(store: Store, monkeypatch: pyt
     parsed: list[str] = []
     real = schema.parse_record
     monkeypatch.setattr(
-        record_rows, "parse_record", lambda data, source: parsed.append(source) or real(data, source=source)
+        store_module, "parse_record", lambda data, source: parsed.append(source) or real(data, source=source)
     )
     changed.load("a")
     changed.save()

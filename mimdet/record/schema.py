@@ -208,22 +208,22 @@ def write_record(record: RunRecord, path: str | os.PathLike[str]) -> None:
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
     """Read and validate one record; any problem is a one-line ``RecordError`` naming file and field."""
-    source = str(path)
-    try:
-        data = read_record_bytes(path)
-    except FileNotFoundError:
-        raise RecordError(source, None, "no such file") from None
-    except OSError as err:
-        raise RecordError(source, None, f"cannot read: {err.strerror}") from None
-    return parse_record(data, source=source)
+    return parse_record(read_record_bytes(path), source=str(path))
 
 
 def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
     """A record file's bytes, at most ``MAX_RECORD_BYTES`` + 1 (``parse_record`` refuses more), so that a
     record that is a link to ``/dev/zero`` or a huge file is not read into memory; opened without blocking,
-    so that a FIFO with no writer reads as empty instead of waiting forever. OSError as ``open``'s."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-        return handle.read(MAX_RECORD_BYTES + 1)
+    so that a FIFO with no writer reads as empty instead of waiting forever. A file that cannot be read is
+    a one-line ``RecordError``."""
+    source = str(path)
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            return handle.read(MAX_RECORD_BYTES + 1)
+    except FileNotFoundError:
+        raise RecordError(source, None, "no such file") from None
+    except OSError as err:
+        raise RecordError(source, None, f"cannot read: {err.strerror}") from None
 
 
 def parse_record(data: bytes, *, source: str) -> RunRecord:
