@@ -35,7 +35,6 @@ from detectron2.engine import (
     create_ddp_model,
     default_argument_parser,
     default_setup,
-    default_writers,
     hooks,
     launch,
 )
@@ -58,6 +57,7 @@ from mimdet.run.cost import CostHook, TimedModel
 from mimdet.run.environment import quiet_third_party_warnings
 from mimdet.run.overrides import OverrideError
 from mimdet.run.resolve import resolve_run
+from mimdet.run.writers import training_writers
 
 logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
@@ -210,7 +210,7 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
             if comm.is_main_process()
             else None,
             hooks.PeriodicWriter(
-                default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period
+                training_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period
             )
             if comm.is_main_process()
             else None,
