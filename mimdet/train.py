@@ -16,7 +16,7 @@ permission). Anything else is a bug: its traceback is kept.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
-log_period, device, seed, final_eval, allow_partial_init}``, ``dataset_paths``.
+log_period, device, seed, final_eval, eval_precise_bn_iters, allow_partial_init}``, ``dataset_paths``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
 from mimdet.run.cost import CostHook, TimedModel
 from mimdet.run.environment import quiet_third_party_warnings
 from mimdet.run.overrides import OverrideError
+from mimdet.run.precise_bn import recalibrate_batchnorm
 from mimdet.run.resolve import resolve_run
 from mimdet.run.writers import training_writers
 
@@ -257,7 +258,10 @@ def resume_from_newest_readable(checkpointer: RunCheckpointer) -> bool:
 
 
 def evaluate(cfg: DictConfig, model: nn.Module) -> RunOutcome:
-    """COCO AP (detectron2's COCOEvaluator) at the config's test ratio, and inference speed."""
+    """COCO AP (detectron2's COCOEvaluator) at the config's test ratio, and inference speed; BatchNorm
+    statistics re-estimated at that ratio first if ``train.eval_precise_bn_iters`` asks for it."""
+    if iterations := cfg.train.get("eval_precise_bn_iters", 0):
+        recalibrate_batchnorm(model, instantiate(cfg.dataloader.train), iterations)
     timed = TimedModel(model)
     results = inference_on_dataset(
         timed, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)

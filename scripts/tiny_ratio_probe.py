@@ -12,7 +12,10 @@ For a trained checkpoint and each inference ratio r it reports, on the validatio
 - with ``--ap``: the box AP at r, and with ``--recalibrate-bn N`` also the box AP after re-estimating
   every BatchNorm's running statistics at ratio r on N training batches, weights untouched. If that
   second AP is close to the AP of a model trained at r, the drop comes from the statistics, not from
-  the features' content.
+  the features' content;
+- with ``--ap --blank c4,c5``: the box AP at r with those backbone outputs replaced by their spatial
+  mean per image and channel (their spatial information removed, their level kept): how much of the
+  detector's AP comes through them. Repeat ``--blank`` for other sets (e.g. ``--blank c2,c3``).
 
     PYTHONPATH=. python scripts/tiny_ratio_probe.py --checkpoint RUN/model_final.pth \\
         --ratios 0.25 1.0 --ap --recalibrate-bn 40 [key=value ...]
@@ -25,6 +28,7 @@ Shapes: B batch, N tokens on the grid, K kept tokens, D encoder width, E decoder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -35,13 +39,12 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 from detectron2.evaluation import inference_on_dataset
-from detectron2.utils.events import EventStorage
-from fvcore.nn.precise_bn import update_bn_stats
 from omegaconf import DictConfig
 from torch import nn
 
 from mimdet.modeling.checkpoint import load_mae_checkpoint
 from mimdet.run.config import build_model
+from mimdet.run.precise_bn import recalibrate_batchnorm
 from mimdet.run.resolve import resolve_run
 from mimdet.train import register_datasets, resolve_mae_checkpoint
 
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16, help="validation images for the statistics")
     parser.add_argument("--ap", action="store_true", help="also evaluate box AP at each ratio")
     parser.add_argument("--recalibrate-bn", type=int, default=0, metavar="N")
+    parser.add_argument("--blank", action="append", default=[], metavar="LEVELS", help="e.g. c4,c5")
     parser.add_argument("--output", help="write the results as JSON here too")
     parser.add_argument("opts", nargs="*")
     args = parser.parse_args()
@@ -84,8 +88,11 @@ def main() -> None:
             row["box_ap"] = box_ap(cfg, model)
         if args.recalibrate_bn:
             recalibrated = copy.deepcopy(model)
-            recalibrate_bn(cfg, recalibrated, ratio, args.recalibrate_bn)
+            recalibrate_batchnorm(recalibrated, instantiate(cfg.dataloader.train), args.recalibrate_bn)
             row["box_ap_bn_recalibrated"] = box_ap(cfg, recalibrated)
+        for levels in args.blank if args.ap else []:
+            with blanked(model, levels.split(",")):
+                row[f"box_ap_blank_{levels.replace(',', '+')}"] = box_ap(cfg, model)
         results[f"r={ratio}"] = row
         print(f"ratio {ratio}: {json.dumps(row)}", flush=True)
     print(json.dumps(results["same_tokens"]))
@@ -210,6 +217,23 @@ def same_token_drift(model: nn.Module, batches: list[list[dict]]) -> dict[str, f
     return {name: round(sum(v) / len(v), 4) for name, v in rel.items()}
 
 
+@contextlib.contextmanager
+def blanked(model: nn.Module, levels: list[str]) -> Iterator[None]:
+    """Inside: the backbone's outputs at ``levels`` are their spatial mean (per image, channel)."""
+
+    def blank(_module: nn.Module, _args: object, features: dict[str, torch.Tensor]) -> dict:
+        return {
+            name: f.mean(dim=(2, 3), keepdim=True).expand_as(f) if name in levels else f
+            for name, f in features.items()
+        }
+
+    handle = backbone_of(model).register_forward_hook(blank)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def box_ap(cfg: DictConfig, model: nn.Module) -> float:
     """COCO box AP on the config's test split, as ``mimdet.train`` evaluates it."""
     model.eval()
@@ -218,15 +242,6 @@ def box_ap(cfg: DictConfig, model: nn.Module) -> float:
         model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
     )
     return round(float(results["bbox"]["AP"]), 2)
-
-
-def recalibrate_bn(cfg: DictConfig, model: nn.Module, ratio: float, batches: int) -> None:
-    """Re-estimate the running statistics of every BatchNorm on training batches at ``ratio``."""
-    set_ratio(model, ratio)
-    model.train()
-    with EventStorage():  # the detector logs its training statistics there
-        update_bn_stats(model, instantiate(cfg.dataloader.train), batches)
-    model.eval()
 
 
 if __name__ == "__main__":

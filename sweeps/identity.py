@@ -36,7 +36,11 @@ OPERATIONAL_KEYS = (
     "dataloader.train.num_workers",
     "dataloader.test.num_workers",
 )
-TEST_TIME_KEYS = ("model.backbone.bottom_up.test_sample_ratio", "model.backbone.bottom_up.eval_seed")
+TEST_TIME_KEYS = (
+    "model.backbone.bottom_up.test_sample_ratio",
+    "model.backbone.bottom_up.eval_seed",
+    "train.eval_precise_bn_iters",
+)
 
 
 def canonical(value: Any) -> Any:

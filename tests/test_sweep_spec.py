@@ -255,6 +255,21 @@ def test_eval_axes_multiply_every_training_and_use_eval_resources() -> None:
     assert f"{RATIO}=0.25" in first.overrides and f"{TEST_RATIO}=0.25" in first.overrides
 
 
+def test_a_test_time_setting_changes_the_evaluations_ids_not_the_trainings() -> None:
+    """BatchNorm re-estimated at the test ratio is an evaluation's protocol: the same training serves both."""
+
+    def plan(overrides: str) -> SweepPlan:
+        text = (
+            f"name: e\nbase_config: experiments/tiny_mimdet.py\noverrides: {{{overrides}}}\n"
+            f"train:\n  axes: {{{RATIO}: [0.25]}}\neval:\n  axes: {{{TEST_RATIO}: [1.0]}}\n"
+        )
+        return expand(parse_spec(text, spec_dir=REPO))
+
+    plain, precise = plan("train.max_iter: 300"), plan("train.max_iter: 300, train.eval_precise_bn_iters: 40")
+    assert [run.run_id for run in plain.trainings] == [run.run_id for run in precise.trainings]
+    assert plain.evaluations[0].run_id != precise.evaluations[0].run_id
+
+
 # --- filters ---------------------------------------------------------------------------------------------
 
 

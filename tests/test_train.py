@@ -100,6 +100,24 @@ def test_evaluation_at_two_other_ratios_points_at_the_training(trained: Path, mi
         assert record.metrics.bbox.AP is not None and record.cost.train_wall_time_s is None
 
 
+def test_evaluation_with_precise_batchnorm_says_so_in_its_log_and_record(
+    trained: Path, micro_data: Path
+) -> None:
+    """``train.eval_precise_bn_iters=N``: BatchNorm re-estimated at the test ratio before evaluating
+    (``mimdet.run.precise_bn``), a change of protocol the record keeps among its overrides."""
+    output = trained.parent / "eval_precise_bn"
+    checkpoint = f"train.init_checkpoint={trained / 'model_final.pth'}"
+    setting = "train.eval_precise_bn_iters=2"
+    result = run_train(output, checkpoint, f"{RATIO}=0.25", setting, data=micro_data, eval_only=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = read_record(output / "record.json")
+    assert record.status == "completed" and setting in record.overrides
+    assert (
+        "BatchNorm statistics at the test sample ratio 0.25, over 2 training batches"
+        in (output / "log.txt").read_text()
+    )
+
+
 def test_evaluation_below_ratio_one_is_reproducible(trained: Path, micro_data: Path) -> None:
     aps = []
     for attempt in range(2):
@@ -249,6 +267,7 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
+        ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 (off) or a number of"),
         ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),

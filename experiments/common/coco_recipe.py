@@ -64,6 +64,7 @@ train.amp.enabled = True
 train.checkpointer.period = 5000
 train.eval_period = 0  # no periodic evaluation
 train.final_eval = True  # evaluate once at the end (sweeps turn it off: their eval stage does it)
+train.eval_precise_bn_iters = 0  # N > 0: BatchNorm statistics re-estimated at the test ratio first
 train.mae_checkpoint = ""  # official MAE pre-training checkpoint (mae_pretrain_vit_*_full.pth)
 train.allow_partial_init = False  # True: an init_checkpoint that does not fit loads what fits, else an error
 train.seed = 0

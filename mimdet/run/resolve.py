@@ -95,13 +95,14 @@ def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> Resol
             f"{', '.join(RUN_SECTIONS)}, as experiments/tiny_mimdet.py does)"
         )
     cfg = apply_checked_overrides(cfg, overrides)
-    check_length(cfg)
+    check_counts(cfg)
     return ResolvedRun(str(config_file), overrides, cfg)
 
 
-def check_length(cfg: DictConfig) -> None:
-    """OverrideError (one line) unless the run trains at least one iteration: ``train.max_iter`` as set, or
-    as derived from epochs and batch size (``mimdet.run.schedule``), which refuses ones that are not positive.
+def check_counts(cfg: DictConfig) -> None:
+    """OverrideError (one line) unless the run trains at least one iteration (``train.max_iter`` as set, or
+    as derived from epochs and batch size: ``mimdet.run.schedule`` refuses ones that are not positive) and
+    its evaluation re-estimates BatchNorm on no negative number of batches.
 
     detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed.
     """
@@ -115,6 +116,11 @@ def check_length(cfg: DictConfig) -> None:
         raise OverrideError(f"train.max_iter: {reason}") from None
     if isinstance(iterations, int) and iterations < 1:
         raise OverrideError(f"train.max_iter is {iterations}: a run trains at least 1 iteration")
+    precise_bn = OmegaConf.select(cfg, "train.eval_precise_bn_iters", default=0)
+    if isinstance(precise_bn, int) and precise_bn < 0:
+        raise OverrideError(
+            f"train.eval_precise_bn_iters is {precise_bn}: 0 (off) or a number of training batches"
+        )
 
 
 @functools.lru_cache(maxsize=32)
