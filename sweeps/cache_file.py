@@ -7,10 +7,17 @@ The engine keeps two kinds (``config_cache``: facts of config files, one file pe
 read on first use and written, atomically, only when there are new answers; writing it removes the
 owner's files of other digests (answers of code that has changed since). A cache file that cannot be
 read counts as empty, and one that cannot be written only costs time.
+
+Saving: ``save_at_exit`` registers a cache's save; ``save_all`` runs them, a command before it ends (so
+that a Ctrl-C while they write is the command's to report), and the process when it ends. A save cut
+short leaves the file as it was (the write is atomic); a Ctrl-C while the process ends drops what is left
+to save, without a traceback.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -65,3 +72,25 @@ class CacheFile:
         except OSError:
             pass
         self.dirty = False
+
+
+_SAVES: list[Callable[[], None]] = []
+
+
+def save_at_exit(save: Callable[[], None]) -> None:
+    """Have ``save_all`` run ``save``, at the latest when the process ends."""
+    _SAVES.append(save)
+
+
+def save_all() -> None:
+    """Write every cache's new answers (a save with none writes nothing)."""
+    for save in _SAVES:
+        save()
+
+
+def _save_at_exit() -> None:
+    with contextlib.suppress(KeyboardInterrupt):  # a cache only saves time: dropped, not a traceback
+        save_all()
+
+
+atexit.register(_save_at_exit)
