@@ -266,22 +266,19 @@ def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
 
 
 STALLED_SWEEP = """
-import json, runpy, sys, time
+import os, runpy, sys, time
 
 def stall(*_):
     print("stalled", file=sys.stderr, flush=True)
     time.sleep(60)
 
 point = sys.argv.pop(1)
-if point == "cache save":  # the first JSON file written (a cache's: plan writes nothing else) stops halfway
-    dump = json.dump
-    def half_then_stall(data, handle, **options):
-        json.dump = dump
-        text = json.dumps(data, **options)
-        handle.write(text[: len(text) // 2])
-        handle.flush()
+if point == "cache save":  # the first file written (a cache: plan writes no other) waits before its rename
+    fsync = os.fsync
+    def stall_once(fd):
+        os.fsync = fsync
         stall()
-    json.dump = half_then_stall
+    os.fsync = stall_once
 else:  # the first import of that module waits, as torch's takes seconds
     class Stall:
         def find_spec(self, name, *_):
@@ -296,8 +293,9 @@ runpy.run_module("cli.main", run_name="__main__", alter_sys=True)
 @pytest.mark.parametrize("point", ["rich.console", "torch", "cache save"])
 def test_ctrl_c_while_modules_load_or_caches_are_saved_is_one_line(point: str, tmp_path: Path) -> None:
     """``python -m cli.main plan``, stopped where it waits (a module of cli.main's own imports, torch as a
-    command loads it, the cache file half written) and sent SIGINT. Before: a KeyboardInterrupt traceback
-    from inside rich, or ``Exception ignored in atexit callback`` with its traceback and exit 0."""
+    command loads it, the cache file written but not yet renamed) and sent SIGINT. Before: a
+    KeyboardInterrupt traceback from inside rich, or ``Exception ignored in atexit callback`` with its
+    traceback and exit 0."""
     cache = tmp_path / "cache"
     spec, store = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "store"
     process = subprocess.Popen(
@@ -316,4 +314,4 @@ def test_ctrl_c_while_modules_load_or_caches_are_saved_is_one_line(point: str, t
     if point == "cache save":  # the save cut short left nothing; the one at exit wrote the whole file
         saved = list((cache / "sweeps").iterdir())
         assert [path.suffix for path in saved] == [".json"]
-        assert json.loads(saved[0].read_text())
+        assert json.loads(saved[0].read_bytes().partition(b"\n")[2])
