@@ -16,22 +16,34 @@ A write the file system refuses (full, read-only, a file where a folder should b
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from mimdet.record.atomic import storage_problem, write_bytes_atomic
-from mimdet.run.environment import quiet_third_party_warnings
-from sweeps.executor import ExecutorUnavailable
+def _interrupted() -> int:
+    """A Ctrl-C outside ``sweep run``'s runs (which says what it stopped itself): one line, exit 130."""
+    print("sweep: interrupted", file=sys.stderr)
+    return 130
+
+
+try:  # a Ctrl-C while the modules load is the same line as once main runs (where torch loads)
+    import argparse
+    import time
+    from collections import Counter
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import TYPE_CHECKING
+
+    from rich.console import Console, Group, RenderableType
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+
+    from mimdet.record.atomic import storage_problem, write_bytes_atomic
+    from mimdet.run.environment import quiet_third_party_warnings
+    from sweeps.cache_file import save_all
+    from sweeps.executor import ExecutorUnavailable
+except KeyboardInterrupt:
+    sys.exit(_interrupted())
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
     from sweeps.expand import SweepPlan
@@ -417,10 +429,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    quiet_third_party_warnings()
     try:
-        return args.handler(args)
+        args = parser().parse_args(argv)
+        quiet_third_party_warnings()
+        code: int = args.handler(args)
+        save_all()  # the caches' new answers before the end, where a Ctrl-C is this command's line
+        return code
     except (ValueError, FileNotFoundError) as error:  # SpecError, TableError, OverrideError among them
         print(f"sweep: error: {error}", file=sys.stderr)
         return 2
@@ -433,9 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sweep: error: {problem}", file=sys.stderr)
         return 4
-    except KeyboardInterrupt:  # before anything started (``sweep run`` says what it stopped itself)
-        print("sweep: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:
+        return _interrupted()
 
 
 if __name__ == "__main__":

@@ -6,18 +6,33 @@ The engine keeps two kinds (``config_cache``: facts of config files, one file pe
 ``<owner>-<digest>.json``: the owner says whose answers they are, the digest what they depend on. It is
 read on first use and written, atomically, only when there are new answers; writing it removes the
 owner's files of other digests (answers of code that has changed since). A cache file that cannot be
-read counts as empty, and one that cannot be written only costs time.
+read counts as empty, and one that cannot be written only costs time. Its first line is a digest of the
+rest, so that a file changed in any way but by this module (an edit, a bit flip, another program's
+values of the wrong shape) counts as empty too, rather than stopping a command with a traceback or
+changing run ids silently; a file that is not a regular one (a FIFO, a link to ``/dev/zero``) or is larger
+than ``MAX_BYTES`` is not read.
+
+Saving: ``save_at_exit`` registers a cache's save; ``save_all`` runs them, a command before it ends (so
+that a Ctrl-C while they write is the command's to report), and the process when it ends. A save cut
+short leaves the file as it was (the write is atomic); a Ctrl-C while the process ends drops what is left
+to save, without a traceback.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mimdet.record.atomic import write_json_atomic
+from mimdet.record.atomic import write_bytes_atomic
+
+MAX_BYTES = 2**30  # the rows of 100,000 records are ~250 MB
 
 
 def cache_folder() -> Path:
@@ -39,11 +54,7 @@ class CacheFile:
     def path(self) -> Path:
         if self._path is None:
             self._path = cache_folder() / f"{self.owner}-{self._digest()}.json"
-            try:
-                loaded = json.loads(self._path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                loaded = {}
-            self._entries = loaded if isinstance(loaded, dict) else {}
+            self._entries = _read(self._path)
         return self._path
 
     @property
@@ -58,10 +69,51 @@ class CacheFile:
             return
         path = self.path
         try:
-            write_json_atomic(path, self._entries, indent=None)
+            text = json.dumps(self._entries).encode()  # NaN and Infinity too: a spec may hold them
+            write_bytes_atomic(path, _digest_of(text) + b"\n" + text)
             for old in path.parent.glob(f"{self.owner}-*.json"):
                 if old != path:
                     old.unlink(missing_ok=True)
         except OSError:
             pass
         self.dirty = False
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The entries of a cache file, or none (module docstring); opened without blocking."""
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
+                return {}
+            digest, _, text = handle.read().partition(b"\n")
+        loaded = json.loads(text) if digest == _digest_of(text) else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _digest_of(text: bytes) -> bytes:
+    return hashlib.blake2b(text, digest_size=16).hexdigest().encode()
+
+
+_SAVES: list[Callable[[], None]] = []
+
+
+def save_at_exit(save: Callable[[], None]) -> None:
+    """Have ``save_all`` run ``save``, at the latest when the process ends."""
+    _SAVES.append(save)
+
+
+def save_all() -> None:
+    """Write every cache's new answers (a save with none writes nothing)."""
+    for save in _SAVES:
+        save()
+
+
+def _save_at_exit() -> None:
+    with contextlib.suppress(KeyboardInterrupt):  # a cache only saves time: dropped, not a traceback
+        save_all()
+
+
+atexit.register(_save_at_exit)

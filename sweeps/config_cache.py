@@ -16,7 +16,6 @@ as a computed one.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import functools
 import hashlib
@@ -31,7 +30,7 @@ from mimdet.run.config import EXPERIMENTS, resolve_config_path
 from mimdet.run.overrides import parse_override
 from mimdet.run.resolve import RunFacts, RunFactsError, resolve_run
 
-from .cache_file import CacheFile
+from .cache_file import CacheFile, save_at_exit
 
 T = TypeVar("T")
 REPO = EXPERIMENTS.parent
@@ -52,7 +51,7 @@ class _Cache:
 
 
 _CACHE = _Cache()
-atexit.register(_CACHE.save)
+save_at_exit(_CACHE.save)
 
 
 def cached(kind: str, config_file: str | Path | None, key: Any, compute: Callable[[], T]) -> T:

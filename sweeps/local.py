@@ -39,6 +39,14 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19] if fields[0] not in ("Z", "X") else None
 
 
+def _alive(handle: JobHandle) -> bool:
+    """Whether the handle's process lives: its pid with the start time recorded. A handle without one names
+    no process (its process was gone before it was read), nor does pid 0 (to ``cancel``: sweep's own
+    process group) or 1 (every process), whatever a ``job.json`` says."""
+    pid, ticks = handle.pid, handle.start_ticks
+    return pid is not None and pid > 1 and ticks is not None and _start_ticks(pid) == ticks
+
+
 class LocalExecutor:
     """Starts runs as child processes and reports their state from their handles (and, for its own
     children, from the processes themselves)."""
@@ -80,7 +88,7 @@ class LocalExecutor:
                 )
             elif handle.host != self.host:
                 found[run_id] = JobStatus(RunState.RUNNING, f"{where} (another host: not checked)")
-            elif handle.pid is not None and _start_ticks(handle.pid) == handle.start_ticks:
+            elif _alive(handle):
                 found[run_id] = JobStatus(RunState.RUNNING, where)
             else:
                 found[run_id] = _ended(handle.returncode)

@@ -14,7 +14,6 @@ beyond ``KEEP_STORES`` are removed.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
 import json
@@ -24,7 +23,7 @@ from typing import Any
 import mimdet.record.schema
 from mimdet.record.schema import record_to_row
 
-from .cache_file import CacheFile, cache_folder
+from .cache_file import CacheFile, cache_folder, save_at_exit
 from .store import Store
 
 Row = dict[str, Any]
@@ -74,7 +73,7 @@ class RecordRows:
 def rows_of(root: Path) -> RecordRows:
     """The rows of the store at ``root``, one reader per process, saved when the process ends."""
     rows = RecordRows(Store(root))
-    atexit.register(rows.save)
+    save_at_exit(rows.save)
     return rows
 
 

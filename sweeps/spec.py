@@ -22,9 +22,12 @@ table compares different models (Table 1: MIMDet against the Benchmarking ViT). 
 one training; ``eval: {}`` is one evaluation per training at the config's own test settings, and no
 ``eval`` section means no evaluations. ``train: {checkpoint: PATH}`` trains nothing: the evaluations
 evaluate that file (a released model after ``python -m mimdet.convert_reference``), which needs to
-exist only when the sweep runs. A filter is a tiny expression language (comparisons, ``and``,
-``or``, ``not``, parentheses, numbers, strings) over the axis names — the last component of each axis
-key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by node, never by ``eval``.
+exist only when the sweep runs. Evaluation axes vary only what an evaluation reads (the test sample
+ratio, ``eval_seed``, a model's ``test_*`` keys, ``dataloader.test`` and ``dataloader.evaluator``): the
+weights it loads were trained with everything else. A filter is a tiny expression language
+(comparisons, ``and``, ``or``, ``not``, parentheses, numbers, strings) over the axis names — the last
+component of each axis key, and ``row`` for a rows grid — parsed with ``ast`` and evaluated node by
+node, never by ``eval``.
 
 Base config paths may be given relative to the working directory, to ``experiments/``, to the repository
 or to the spec's folder; after loading, ``base_config`` holds a path that works from the working
@@ -72,6 +75,7 @@ from mimdet.run.resolve import resolve_run
 from . import safe_text
 from .config_cache import cached, parsed_override
 from .filters import compile_filter
+from .identity import TEST_TIME_KEYS
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top
@@ -83,6 +87,7 @@ DEFAULT_MAX_RUNS = 5_000
 SLURM_MAX_16 = 2**16 - 2  # SLURM keeps NO_VAL (all bits set) apart in each field
 SLURM_MAX_32 = 2**32 - 2
 _DEFAULT = Resources()
+EVAL_PREFIXES = ("dataloader.test.", "dataloader.evaluator.")  # read by an evaluation only
 
 
 class SpecError(ValueError):
@@ -443,6 +448,7 @@ def _check(spec: SweepSpec, spec_dir: Path) -> None:
     _check_size(spec)
     _check_scheduler_text(spec)
     _check_axis_names(spec)
+    _check_eval_axes(spec)
     _check_base_configs(spec, spec_dir)
     _check_values(spec)
     if spec.eval is not None and spec.eval.filter is not None:
@@ -558,6 +564,22 @@ def _check_axis_names(spec: SweepSpec) -> None:
             if key in spec.overrides:
                 raise spec.error(path, f"also a fixed override (overrides.{key}): give it in one place")
             seen[name] = path
+
+
+def _check_eval_axes(spec: SweepSpec) -> None:
+    """An evaluation loads its training's weights, so its axes may vary only how they are evaluated: a
+    ``num_decoders`` that does not fit the weights fails every evaluation at run time, an ``optimizer.lr``
+    is ignored and shows one number under two labels."""
+    for key in spec.eval.axes if spec.eval else {}:
+        test_time = key.startswith("model.") and axis_name(key).startswith("test_")
+        if not (test_time or key in TEST_TIME_KEYS or key.startswith(EVAL_PREFIXES)):
+            allowed = [*TEST_TIME_KEYS, "model keys named test_*", *(p + "*" for p in EVAL_PREFIXES)]
+            problem = (
+                f"{axis_name(key)} is a training setting: an evaluation loads its training's weights and "
+                f"cannot change it (allowed in eval.axes: the settings an evaluation reads, "
+                f"{', '.join(allowed)}; vary it in train.axes)"
+            )
+            raise spec.error(("eval", "axes", key), problem)
 
 
 def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from sweeps import config_cache
+from sweeps.cache_file import CacheFile
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = """
@@ -81,5 +84,53 @@ def test_a_config_outside_experiments_is_kept_for_the_process_only(
     assert calls == ["x", "y"]
     config_cache._CACHE.save()
     (saved,) = (tmp_path / "cache" / "sweeps").glob("*.json")
-    assert [key.split("|")[0] for key in json.loads(saved.read_text())] == ["fact"]
+    assert [key.split("|")[0] for key in json.loads(saved.read_bytes().partition(b"\n")[2])] == ["fact"]
     assert str(outside) not in saved.read_text()
+
+
+def test_a_cache_file_changed_by_anything_else_is_read_around(tmp_path: Path) -> None:
+    """Answers of the wrong shape in a file that is still JSON (an edit, another program). Before: a
+    ``TypeError`` traceback from every command (an ``override`` answer of 5 taken for a problem's text);
+    a changed ``content`` answer changed every run id, and the sweep's results were taken for none."""
+    first = plan_in_a_new_process(tmp_path / "cache", tmp_path / "store")
+    (cache_file,) = (tmp_path / "cache" / "sweeps").glob("*.json")
+    text = cache_file.read_text()
+    edited = re.sub(r'("override\|(?:[^"\\]|\\.)*"): null', r"\1: 5", text)
+    assert edited != text
+    cache_file.write_text(edited)
+    assert plan_in_a_new_process(tmp_path / "cache", tmp_path / "store")["ids"] == first["ids"]
+
+
+def test_a_cache_answer_of_nan_is_saved_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec may hold ``.nan`` (refused, but parsed and kept first). Before: the save raised ``ValueError``
+    (strict JSON), a traceback at exit, and none of the process's answers were kept."""
+    monkeypatch.setenv("MIMDET_CACHE", str(tmp_path / "cache"))
+    saved = CacheFile("test", lambda: "digest")
+    saved.entries["x"] = [float("nan"), float("inf")]
+    saved.dirty = True
+    saved.save()
+    assert repr(CacheFile("test", lambda: "digest").entries["x"]) == "[nan, inf]"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "folder"])
+def test_a_cache_file_that_is_not_a_file_reads_as_empty_at_once(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a FIFO waited forever for a writer, a link to ``/dev/zero`` filled the memory."""
+    monkeypatch.setenv("MIMDET_CACHE", str(tmp_path / "cache"))
+    cache = CacheFile("test", lambda: "digest")
+    path = tmp_path / "cache" / "sweeps" / "test-digest.json"
+    path.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(kind)
+    found: list[dict] = []
+    reader = threading.Thread(target=lambda: found.append(cache.entries), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert found == [{}]

@@ -3,6 +3,11 @@ they refuse, called in-process as ``cli.main.main`` (the engine's own tests run 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +263,55 @@ def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
         assert code == 2 and err == f"sweep: error: {folder / 'log.txt'}: cannot read: Is a directory\n"
     else:
         assert code == 0 and len(out) <= 4 * 2**20 + 1 and set(out) == {"\0", "\n"}
+
+
+STALLED_SWEEP = """
+import os, runpy, sys, time
+
+def stall(*_):
+    print("stalled", file=sys.stderr, flush=True)
+    time.sleep(60)
+
+point = sys.argv.pop(1)
+if point == "cache save":  # the first file written (a cache: plan writes no other) waits before its rename
+    fsync = os.fsync
+    def stall_once(fd):
+        os.fsync = fsync
+        stall()
+    os.fsync = stall_once
+else:  # the first import of that module waits, as torch's takes seconds
+    class Stall:
+        def find_spec(self, name, *_):
+            if name == point:
+                sys.meta_path.remove(self)
+                stall()
+    sys.meta_path.insert(0, Stall())
+runpy.run_module("cli.main", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("point", ["rich.console", "torch", "cache save"])
+def test_ctrl_c_while_modules_load_or_caches_are_saved_is_one_line(point: str, tmp_path: Path) -> None:
+    """``python -m cli.main plan``, stopped where it waits (a module of cli.main's own imports, torch as a
+    command loads it, the cache file written but not yet renamed) and sent SIGINT. Before: a
+    KeyboardInterrupt traceback from inside rich, or ``Exception ignored in atexit callback`` with its
+    traceback and exit 0."""
+    cache = tmp_path / "cache"
+    spec, store = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "store"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_SWEEP, point, "plan", str(spec), "--root", str(store)],
+        cwd=REPO,
+        env={**os.environ, "MIMDET_CACHE": str(cache)},  # a fresh cache: plan loads torch and saves answers
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    assert (process.returncode, rest) == (130, "sweep: interrupted\n")
+    if point == "cache save":  # the save cut short left nothing; the one at exit wrote the whole file
+        saved = list((cache / "sweeps").iterdir())
+        assert [path.suffix for path in saved] == [".json"]
+        assert json.loads(saved[0].read_bytes().partition(b"\n")[2])

@@ -518,6 +518,42 @@ def test_the_spec_refuses_with_the_models_own_line(spec_line: str, override: str
     assert str(built.value) == f"the model refuses its settings: {problem}"
 
 
+_EVAL_AXIS_LINE = f"    {TEST_RATIO}: [0.5, 1.0]\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "values"),
+    [
+        (DECODERS, "[1, 4]"),
+        ("model.backbone.bottom_up.sampling", "[random]"),
+        ("optimizer.lr", "[0.001, 0.01]"),
+        ("train.seed", "[0, 1]"),
+        ("train.init_checkpoint", "[other.pth]"),
+    ],
+)
+def test_an_evaluation_axis_over_a_training_setting_fails_plan_in_one_line(key: str, values: str) -> None:
+    """Before: ``sweep plan`` passed; each evaluation then loaded its training's weights into a model of
+    other settings and failed (``num_decoders``), or ignored the key and gave the same number under
+    another label (``optimizer.lr``)."""
+    error = one_line_error(VALID.replace(_EVAL_AXIS_LINE, _EVAL_AXIS_LINE + f"    {key}: {values}\n"))
+    assert (error.line, error.path) == (13, f"eval.axes.{key}"), str(error)
+    assert "a training setting" in error.problem
+    assert "allowed" in error.problem and TEST_RATIO in error.problem
+
+
+@pytest.mark.parametrize(
+    ("key", "values"),
+    [
+        (EVAL_SEED, "[0, 1]"),
+        ("model.roi_heads.box_predictor.test_score_thresh", "[0.05, 0.5]"),
+        ("dataloader.test.dataset.names", "[synthetic_val, synthetic_train]"),
+    ],
+)
+def test_an_evaluation_axis_over_a_test_time_setting_plans(key: str, values: str) -> None:
+    text = VALID.replace(_EVAL_AXIS_LINE, _EVAL_AXIS_LINE + f"    {key}: {values}\n")
+    assert len(expand(parse_spec(text, spec_dir=REPO)).evaluations) == 2 * 2 * 2  # trainings, ratios, values
+
+
 BOTTOM_UP = "model.backbone.bottom_up"
 
 

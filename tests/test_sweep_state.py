@@ -24,7 +24,7 @@ from sweeps.engine import decide
 from sweeps.executor import JobStatus
 from sweeps.expand import expand
 from sweeps.handle import JobHandle
-from sweeps.local import LocalExecutor
+from sweeps.local import LocalExecutor, _start_ticks
 from sweeps.runs import RunSpec, RunState
 from sweeps.slurm import _rows_by_job
 from sweeps.spec import load_spec
@@ -122,6 +122,27 @@ def test_a_job_json_that_is_endless_deep_or_a_fifo_reads_as_none(store: Store, m
     store.run_dir("a").mkdir(parents=True)
     make(store.run_dir("a") / "job.json")
     assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
+
+
+@pytest.mark.parametrize(("pid", "ticks"), [(2**31 - 1, None), (0, None), (1, "init's")])
+def test_a_handle_that_names_no_run_process_is_not_running_and_cancel_signals_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch, pid: int, ticks: str | None
+) -> None:
+    """Before: a handle without a start time read as running while no process had its pid (a run whose
+    process ended before its start time was read: waited for forever); pid 0 read as running too, and
+    ``sweep cancel`` sent SIGTERM to its own process group; pid 1 with init's start time was a
+    ``killpg(1)``, which is ``kill(-1)``: every process the user may signal."""
+    executor = LocalExecutor(store)
+    store.write_job(
+        "a", JobHandle("local", pid=pid, host=executor.host, start_ticks=ticks and _start_ticks(1))
+    )
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "killpg", lambda *args: signalled.append(args))
+    assert state_of(store, "a").state == RunState.INTERRUPTED
+    handle = store.job("a")
+    assert handle is not None
+    executor.cancel({"a": handle})
+    assert signalled == []
 
 
 def test_an_unreadable_record_is_a_failure_that_names_the_problem(store: Store) -> None:
