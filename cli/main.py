@@ -29,15 +29,13 @@ try:  # a Ctrl-C while the modules load is the same line as once main runs (wher
     import argparse
     import time
     from collections import Counter
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from pathlib import Path
     from typing import TYPE_CHECKING
 
-    from rich.console import Console, Group, RenderableType
     from rich.live import Live
-    from rich.table import Table
-    from rich.text import Text
 
+    from cli.views import cell_text, console, runs_table, status_view
     from mimdet.record.atomic import storage_problem, write_bytes_atomic
     from mimdet.run.environment import quiet_third_party_warnings
     from sweeps.cache_file import save_all
@@ -50,18 +48,6 @@ if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a c
     from sweeps.spec import SpecError, SweepSpec
     from sweeps.store import Store
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
-STATE_STYLE = {
-    "new": "dim",
-    "queued": "cyan",
-    "running": "yellow",
-    "completed": "green",
-    "failed": "red",
-    "interrupted": "bright_red",
-    "cancelled": "magenta",
-}
-RICH_ROWS = 200  # a longer table is printed as plain aligned columns: rich spends ~1 ms on a row
-
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, SweepPlan, Store]:
     from sweeps.expand import expand
@@ -70,31 +56,6 @@ def _load(args: argparse.Namespace) -> tuple[SweepSpec, SweepPlan, Store]:
 
     spec = load_spec(args.spec)
     return spec, expand(spec), Store(resolve_root(args.root, spec.root))
-
-
-def _cell(cell: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in cell.items())
-
-
-def _runs_table(title: str, columns: Sequence[str], rows: list[list[str]], state: int) -> RenderableType:
-    """A rich table with each run's state (column ``state``) in its colour, or, for more than
-    ``RICH_ROWS`` runs, the same columns as plain aligned text (10,000 runs in a fraction of a second)."""
-    if len(rows) <= RICH_ROWS:
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row[:state], f"[{STATE_STYLE[row[state]]}]{row[state]}[/]", *row[state + 1 :])
-        return table
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
-    lines = [
-        title,
-        *(
-            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-            for row in [list(columns), ["-" * w for w in widths], *rows]
-        ),
-    ]
-    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -112,7 +73,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             [
                 run.run_id,
                 run.stage,
-                _cell(run.cell),
+                cell_text(run.cell),
                 run.parent or "",
                 found[run.run_id].state.value,
                 f"{item.gpu_hours:.1f}" if item and item.gpu_hours is not None else "?",
@@ -122,7 +83,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     title = f"{args.spec}: {len(plan.trainings)} trainings, {len(plan.evaluations)} evaluations"
     columns = ("run", "stage", "cell", "after", "state", "GPU-h", "mem (bs 1)", "source")
-    console.print(_runs_table(title, columns, rows, state=4))
+    console.print(runs_table(title, columns, rows, state=4))
     missing = _missing_checkpoint(spec)
     if missing:
         console.print(f"note: {missing}")
@@ -197,49 +158,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _status_view(args: argparse.Namespace, plan: SweepPlan, store: Store) -> Group:
-    """The table of every run's state, and below it what ``sweep run`` would do about them."""
-    from sweeps.engine import statuses
-
-    found = statuses(store, plan.runs)
-    counts = Counter(status.state.value for status in found.values())
-    title = f"{args.spec}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    hints = {
-        "new": f"sweep run {args.spec} starts new runs",
-        "interrupted": f"sweep run {args.spec} resumes interrupted runs",
-        "failed": f"sweep run {args.spec} --retry-failed starts failed ones again",
-    }
-    rows = []
-    for run in plan.runs:
-        status = found[run.run_id]
-        box = status.row["bbox_AP"] if status.row else None
-        mask = status.row["segm_AP"] if status.row else None
-        rows.append(
-            [
-                run.run_id,
-                run.stage,
-                _cell(run.cell),
-                status.state.value,
-                "" if box is None else f"{box:.1f}",
-                "" if mask is None else f"{mask:.1f}",
-                status.detail[:80],
-            ]
-        )
-    columns = ("run", "stage", "cell", "state", "box AP", "mask AP", "detail")
-    next_steps = [Text(hint, style="bold") for state, hint in hints.items() if counts[state]]
-    return Group(_runs_table(title, columns, rows, state=3), *next_steps)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     _spec, plan, store = _load(args)
     if args.watch is None:
-        console.print(_status_view(args, plan, store))
+        console.print(status_view(args.spec, plan, store))
         return 0
-    with Live(_status_view(args, plan, store), console=console, refresh_per_second=1) as live:
+    with Live(status_view(args.spec, plan, store), console=console, refresh_per_second=1) as live:
         try:
             while True:
                 time.sleep(args.watch)
-                live.update(_status_view(args, plan, store))
+                live.update(status_view(args.spec, plan, store))
         except KeyboardInterrupt:
             pass
     return 0

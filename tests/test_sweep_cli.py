@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import RICH_ROWS, main
+from cli.main import main
+from cli.views import RICH_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 
