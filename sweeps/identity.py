@@ -20,27 +20,12 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from mimdet.run.overrides import ignored_keys, is_ignored
 from mimdet.run.resolve import resolve_run
 
 from .config_cache import cached, parsed_override
 
 ID_LENGTH = 16
-OPERATIONAL_KEYS = (
-    "train.output_dir",
-    "train.init_checkpoint",
-    "train.allow_partial_init",  # only decides whether a checkpoint that does not fit is an error
-    "train.log_period",
-    "train.checkpointer",
-    "train.final_eval",
-    "train.eval_period",
-    "dataloader.train.num_workers",
-    "dataloader.test.num_workers",
-)
-TEST_TIME_KEYS = (
-    "model.backbone.bottom_up.test_sample_ratio",
-    "model.backbone.bottom_up.eval_seed",
-    "train.eval_precise_bn_iters",
-)
 
 
 def canonical(value: Any) -> Any:
@@ -58,10 +43,6 @@ def canonical(value: Any) -> Any:
     if callable(value):
         return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
     return repr(value)
-
-
-def ignored_keys(stage: str) -> tuple[str, ...]:
-    return OPERATIONAL_KEYS + (TEST_TIME_KEYS if stage == "train" else ())
 
 
 @lru_cache(maxsize=64)
@@ -89,10 +70,6 @@ def _lookup(tree: dict[str, Any], key: str) -> Any:
 _MISSING = object()
 
 
-def _is_ignored(key: str, ignored: tuple[str, ...]) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in ignored)
-
-
 @lru_cache(maxsize=4096)
 def _parsed(override: str) -> tuple[str, Any]:
     return parsed_override(override)
@@ -118,7 +95,7 @@ def _effect(config_file: str, override: str, stage: str) -> tuple[str, Any, bool
     """(key, canonical value, whether it differs from the base config) of one override, None if this
     stage ignores its key; once per distinct override (a 10,000-run sweep repeats a few dozen)."""
     key, value = _parsed(override)
-    if _is_ignored(key, ignored_keys(stage)):
+    if is_ignored(key, ignored_keys(stage)):
         return None
     current = _lookup(base_config(config_file), key)
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -132,7 +109,7 @@ def _base_without(config_file: str, ignored: tuple[str, ...]) -> Any:
         if not isinstance(node, dict):
             return node
         return {
-            k: strip(v, f"{prefix}{k}.") for k, v in node.items() if not _is_ignored(f"{prefix}{k}", ignored)
+            k: strip(v, f"{prefix}{k}.") for k, v in node.items() if not is_ignored(f"{prefix}{k}", ignored)
         }
 
     return strip(base_config(config_file), "")

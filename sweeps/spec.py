@@ -69,13 +69,12 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record.schema import describe_value
 from mimdet.run.config import EXPERIMENTS, ConfigFileError
-from mimdet.run.overrides import override_string
+from mimdet.run.overrides import TEST_TIME_KEYS, override_string
 from mimdet.run.resolve import resolve_run
 
 from . import safe_text
 from .config_cache import cached, parsed_override
 from .filters import compile_filter
-from .identity import TEST_TIME_KEYS
 from .runs import Resources
 
 KeyPath = tuple[str | int, ...]  # a position in the spec: keys and list indexes from the top

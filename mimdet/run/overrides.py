@@ -28,6 +28,36 @@ if TYPE_CHECKING:
 
 _ABSENT = object()
 
+# Keys that cannot change a run's result: where it writes, how often it logs and checkpoints, data-loader
+# workers; and for a training, the test-time settings (its evaluation is a run of its own). Run identity
+# (``sweeps.identity``) leaves them out, and so do the tables when they tell repeats from other runs.
+OPERATIONAL_KEYS = (
+    "train.output_dir",
+    "train.init_checkpoint",
+    "train.allow_partial_init",  # only decides whether a checkpoint that does not fit is an error
+    "train.log_period",
+    "train.checkpointer",
+    "train.final_eval",
+    "train.eval_period",
+    "dataloader.train.num_workers",
+    "dataloader.test.num_workers",
+)
+TEST_TIME_KEYS = (
+    "model.backbone.bottom_up.test_sample_ratio",
+    "model.backbone.bottom_up.eval_seed",
+    "train.eval_precise_bn_iters",
+)
+
+
+def ignored_keys(stage: str) -> tuple[str, ...]:
+    """The keys that cannot change the result of a run of ``stage`` ("train" or "eval")."""
+    return OPERATIONAL_KEYS + (TEST_TIME_KEYS if stage == "train" else ())
+
+
+def is_ignored(key: str, ignored: tuple[str, ...]) -> bool:
+    """Whether ``key`` is one of ``ignored`` or lies under one (``train.checkpointer.period``)."""
+    return any(key == k or key.startswith(k + ".") for k in ignored)
+
 
 class OverrideError(ValueError):
     """A ``key=value`` override that names no key of the config or has the wrong type or choice; also a
