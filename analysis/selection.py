@@ -6,8 +6,12 @@ A table and its figure must never disagree, so both select, group and pick runs 
   selection, overridden by the caller's ``where``), checked for what every cell relies on;
 - ``group_cells`` groups them by the table's axis columns, ``training_rows`` / ``evaluation_rows`` keep
   those that can carry training cost resp. AP;
-- ``pick_run`` / ``pick_training`` choose a cell's run: a completed row wins (the latest by
-  ``created_at``, then ``run_id``), otherwise the most advanced state, otherwise ``missing``.
+- ``pick_run`` / ``pick_training`` choose a cell's runs: completed rows win, otherwise the most advanced
+  state, otherwise ``missing``. Completed rows that differ only in ``train.seed`` (their ``overrides``
+  compared, keys that cannot change a result left out) are repeats, and the cell's values are their
+  mean: the tiny model's run-to-run noise is larger than the paper's differences within a row. Of the
+  same setting and seed, the latest (by ``created_at``, then ``run_id``) counts; any other difference
+  is refused, as a table has no axis to show it on.
 
 Input the rules cannot serve raises ``TableError``, one sentence naming the table and the problem.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +33,7 @@ import pandas as pd
 from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record.schema import Variant
+from mimdet.run.overrides import OverrideError, ignored_keys, is_ignored, parse_override
 
 _N = TypeVar("_N", int, float)
 
@@ -42,6 +49,9 @@ VARIANT_COLUMNS = (
 )
 TRAINING_COLUMNS = tuple(c for c in VARIANT_COLUMNS if c != "test_sample_ratio")  # what training depends on
 SCALE_COLUMNS = ("embed_dim", "depth", "dataset_train", "dataset_test")
+REPEAT_KEY = "train.seed"  # runs that differ only in it are repeats of one setting: a cell averages them
+VARIANT_PREFIX = "model.backbone."  # its keys named as a variant column are compared by that column
+UNSET = "unset"  # an override a run does not give, as the refusal names it
 
 
 class TableError(ValueError):
@@ -61,14 +71,30 @@ def as_float(value: object, scale: float = 1.0) -> float | None:
 
 @dataclass(frozen=True)
 class Pick:
-    """A cell's run: its state, and its row when completed."""
+    """A cell's runs: its state and, when completed, the rows it averages (one per seed, the latest last)
+    and how many seeds the cell has, completed or not, so that a partial mean never looks final."""
 
     state: str
-    row: Mapping[str, Any] | None = None
+    rows: tuple[Mapping[str, Any], ...] = ()
+    planned: int = 1
+
+    @property
+    def row(self) -> Mapping[str, Any] | None:
+        """The latest completed row: what is not averaged (how memory was measured) comes from it."""
+        return self.rows[-1] if self.rows else None
 
     def value(self, column: str, scale: float = 1.0) -> float | None:
-        """The row's ``column`` times ``scale``; None without a completed run or a number there."""
-        return None if self.row is None else as_float(self.row.get(column), scale)
+        """The mean of the rows' ``column`` times ``scale``; None without a completed run or a number."""
+        numbers = self._numbers(column, scale)
+        return statistics.fmean(numbers) if numbers else None
+
+    def spread(self, column: str, scale: float = 1.0) -> float | None:
+        """The sample standard deviation of ``column`` over the repeats; None with fewer than two numbers."""
+        numbers = self._numbers(column, scale)
+        return statistics.stdev(numbers) if len(numbers) > 1 else None
+
+    def _numbers(self, column: str, scale: float) -> list[float]:
+        return [number for row in self.rows if (number := as_float(row.get(column), scale)) is not None]
 
 
 def merge_criteria(base: Mapping[str, object], where: Mapping[str, object] | None) -> dict[str, object]:
@@ -172,8 +198,14 @@ def evaluation_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[~silent_training]
 
 
-def pick_run(rows: pd.DataFrame | None, what: str, agree: Sequence[str] = VARIANT_COLUMNS) -> Pick:
-    """The run shown in a cell; completed rows must agree on the ``agree`` columns."""
+def pick_run(
+    rows: pd.DataFrame | None,
+    what: str,
+    agree: Sequence[str] = VARIANT_COLUMNS,
+    ignored: tuple[str, ...] = ignored_keys("eval"),
+) -> Pick:
+    """The runs shown in a cell; completed rows must agree on the ``agree`` columns and on every override
+    but ``train.seed`` and the ``ignored`` keys."""
     if rows is None or rows.empty:
         return Pick(MISSING)
     completed = rows[rows["status"] == COMPLETED]
@@ -182,13 +214,82 @@ def pick_run(rows: pd.DataFrame | None, what: str, agree: Sequence[str] = VARIAN
         return Pick(next(s for s in PENDING_STATES if s in states))
     check_agree(completed, agree, what)
     order = [c for c in ("created_at", "run_id") if c in completed.columns]
-    latest = completed.sort_values(order, kind="stable") if order else completed
-    return Pick(COMPLETED, latest.iloc[-1].to_dict())
+    ordered = completed.sort_values(order, kind="stable") if order else completed
+    runs = ordered.to_dict("records")
+    if len(rows) == 1:  # one run, nothing to compare: no overrides parsed
+        return Pick(COMPLETED, tuple(runs))
+    settings = [_setting(run, agree, ignored, what) for run in runs]
+    _check_one_setting([setting for _, setting in settings], what)
+    latest: dict[str, Mapping[str, Any]] = {}
+    for (seed, _), run in zip(settings, runs, strict=True):
+        latest.pop(seed, None)  # a seed run again: its latest run counts, and moves to the end
+        latest[seed] = run
+    seeds = {_setting(row, agree, ignored, what)[0] for row in rows.to_dict("records")}
+    return Pick(COMPLETED, tuple(latest.values()), len(seeds))
+
+
+Setting = dict[str, tuple[str, str]]  # override key -> (its value as canonical JSON, as written)
+
+
+def _setting(
+    row: Mapping[str, Any], agree: Sequence[str], ignored: tuple[str, ...], what: str
+) -> tuple[str, Setting]:
+    """A row's seed and the overrides that can change its result, but those its ``agree`` columns show."""
+    text = row.get("overrides")
+    try:
+        pairs = _parsed_overrides(text if isinstance(text, str) else "")
+    except OverrideError as err:
+        raise TableError(f"{what}: run {row.get('run_id')}: {err}") from None
+    seed = UNSET
+    setting: Setting = {}
+    for key, value, written in pairs:
+        if key == REPEAT_KEY:
+            seed = value
+        elif not is_ignored(key, ignored) and not (
+            key.startswith(VARIANT_PREFIX) and key.rpartition(".")[2] in agree
+        ):
+            setting[key] = (value, written)
+    return seed, setting
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_overrides(text: str) -> tuple[tuple[str, str, str], ...]:
+    """(key, value as canonical JSON, value as written) of each override of a row's ``overrides``: the
+    ``key=value`` strings joined by spaces, so a value with a space (``'a b'``) spans words."""
+    pairs = []
+    pending = ""
+    for word in text.split(" "):
+        pending = f"{pending} {word}" if pending else word
+        try:
+            key, value = parse_override(pending)
+        except OverrideError:
+            continue  # the value goes on in the next word
+        pairs.append((key, json.dumps(value, sort_keys=True), pending.partition("=")[2]))
+        pending = ""
+    if pending:
+        parse_override(pending)  # raises: the last override is unfinished
+    return tuple(pairs)
+
+
+def _check_one_setting(settings: Sequence[Setting], what: str) -> None:
+    """Completed rows of a cell that differ in more than the seed would be averaged as if repeats."""
+    keys = sorted({key for setting in settings for key in setting})
+    differing = {
+        key: sorted({setting.get(key, (UNSET, UNSET))[1] for setting in settings})
+        for key in keys
+        if len({setting.get(key, (UNSET, UNSET))[0] for setting in settings}) > 1
+    }
+    if differing:
+        detail = "; ".join(f"{key} {', '.join(values)}" for key, values in differing.items())
+        raise TableError(
+            f"{what} mixes completed runs that differ in {detail}, which the table has no axis for "
+            f"(it averages only {REPEAT_KEY} repeats): keep one value in the spec or filter the frame first"
+        )
 
 
 def pick_training(rows: pd.DataFrame | None, what: str) -> Pick:
-    """A training run for cost cells: its evaluation ratio does not matter."""
-    return pick_run(rows, what, TRAINING_COLUMNS)
+    """A training run for cost cells: its evaluation ratio and settings do not matter."""
+    return pick_run(rows, what, TRAINING_COLUMNS, ignored_keys("train"))
 
 
 @functools.cache

@@ -10,15 +10,24 @@ How cells are filled (the rules live in ``analysis.selection``, shared with ``an
 - Each table first selects the MIMDet runs of the paper's fixed setting (e.g. Table 2: 4 decoders,
   random sampling, hybrid FPN: its ``selection`` in ``mimdet.paper.tables.PAPER_TABLES``, which also
   gives its axes and paper rows); ``where={...}`` overrides keys of that selection, ``None`` drops one.
-- In a cell, a completed row wins (the latest by ``created_at``, then ``run_id``). Completed rows of one
-  cell must agree on every variant column, and those of one table on model size and datasets; otherwise
-  the table would silently mix different runs, so a ``TableError`` says which columns differ.
+- In a cell, completed rows win. Completed rows of one cell must agree on every variant column, and
+  those of one table on model size and datasets; otherwise the table would silently mix different runs,
+  so a ``TableError`` says which columns differ.
+- Repeats: completed rows of a cell whose ``overrides`` differ only in ``train.seed`` (keys that cannot
+  change a result, ``mimdet.run.overrides.OPERATIONAL_KEYS``, left out) are averaged, each quantity
+  (cost too) shown as its mean with the count and sample standard deviation, ``42.0 / 36.5 (n=2, sd 1.4 /
+  0.7)``, or ``(2 of 3 done, sd ...)`` while some seeds of the cell are not completed, so that a partial
+  mean never looks final. Of one seed the latest run counts (by ``created_at``, then ``run_id``): a cell
+  of one run reads as it always did. Rows that differ in any other override (``optimizer.lr``,
+  ``train.eval_precise_bn_iters``) are a ``TableError`` naming the keys and their values: the table has
+  no axis to show them on.
 - Without a completed row a cell shows the most advanced state: running, queued, new, interrupted,
   failed, cancelled, in that order; without any row, ``missing``. Time and memory come from the training
   run (``stage``).
 - Units: AP as recorded (COCO percent, one decimal); time in hours; memory in GiB ("G", as detectron2's
   ``max_mem`` and the paper), marked "CPU RSS" when measured as the CPU's resident set; parameters in M.
-- ``with_paper=True`` writes ``measured (paper P, Δ D)``. Δ is given for AP and parameters only: time
+- ``with_paper=True`` writes ``measured (paper P, Δ D)``, Δ from the mean of repeats. Δ is given for AP
+  and parameters only: time
   and memory depend on the hardware (the paper used 32 V100), so their difference is no finding.
 
 Rendering is deterministic (explicit ordering, fixed float formats). LaTeX output is one ``tabular`` to
@@ -140,6 +149,7 @@ def _cell(
         text = f"{ratio} ({text})" if ratio else text
         if quantity.note and pick.row and pick.row.get(quantity.note[0]) == quantity.note[1]:
             text += f" ({quantity.note[2]})"
+        text += _repeats(pick, quantity)
     if not with_paper or paper is None:
         return text
     paper_values = tuple(map(as_float, paper))
@@ -155,6 +165,19 @@ def _cell(
                 "Δ " + " / ".join("–" if d is None else _signed(d, quantity.decimals) for d in deltas)
             )
     return f"{text} ({', '.join(notes)})"
+
+
+def _repeats(pick: Pick, quantity: _Quantity) -> str:
+    """How many repeats a mean is over and how far apart they lie (sample sd), " (n=3, sd 1.4 / 1.2)",
+    or " (2 of 3 done, sd ...)" while some are not completed; nothing for a cell of one run."""
+    done = len(pick.rows)
+    if done == pick.planned == 1:
+        return ""
+    notes = [f"n={done}" if done == pick.planned else f"{done} of {pick.planned} done"]
+    if done > 1:
+        spreads = (pick.spread(column, quantity.scale) for column in quantity.columns)
+        notes.append("sd " + _values_text(tuple(spreads), quantity.decimals, ""))
+    return f" ({', '.join(notes)})"
 
 
 def _values_text(values: Sequence[object], decimals: int, unit: str) -> str:

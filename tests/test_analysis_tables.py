@@ -172,6 +172,108 @@ def test_cell_state_precedence_and_latest_completed() -> None:
     assert only_cell(newer, row(0.5, 1.0, 41.0, 36.0)) == "42.0 / 37.0"
 
 
+# --- repeats over seeds -----------------------------------------------------------------------------
+
+
+def seeded(seed: int, *args: Any, extra: str = "", **kwargs: Any) -> dict[str, Any]:
+    """A row of a run with ``train.seed=seed`` and the ``extra`` overrides, as a sweep over seeds writes
+    it (its own output folder, an operational key, besides)."""
+    overrides = f"train.output_dir=runs/s{seed} train.seed={seed} {extra}".strip()
+    return {**row(*args, **kwargs), "overrides": overrides}
+
+
+def one_cell(rows: pd.DataFrame, fmt: tables.Format = "md", with_paper: bool = False) -> str:
+    """Table 2 at training ratio 0.5 and inference ratio 1.0 only."""
+    return render_table2(rows, fmt=fmt, with_paper=with_paper, train_ratios=[0.5], infer_ratios=[1.0])
+
+
+def two_seeds(*more: dict[str, Any]) -> pd.DataFrame:
+    return frame(
+        seeded(0, 0.5, 1.0, 41.0, 36.0, hours=2.0),
+        seeded(1, 0.5, 1.0, 43.0, 37.0, hours=3.0, created_at="2025-01-02T00:00:00+00:00"),
+        *more,
+    )
+
+
+def test_seed_repeats_are_averaged_with_n_and_sd_in_markdown_and_latex() -> None:
+    """Before: the cell showed seed 1's 43.0 / 37.0 alone, seed 0 dropped without a word."""
+    assert md_cells(one_cell(two_seeds()))[1] == [
+        "50%",
+        "42.0 / 36.5 (n=2, sd 1.4 / 0.7)",
+        "2.5 h (n=2, sd 0.7)",
+        "4.0 G (n=2, sd 0.0)",
+    ]
+    assert "50\\% & 42.0 / 36.5 (n=2, sd 1.4 / 0.7) & 2.5 h (n=2, sd 0.7) & 4.0 G (n=2, sd 0.0) \\\\" in (
+        one_cell(two_seeds(), fmt="latex")
+    )
+    paper = load_paper_csv("table2").set_index(["train_ratio", "infer_ratio"]).loc[(0.5, 1.0)]
+    assert md_cells(one_cell(two_seeds(), with_paper=True))[1][1] == (
+        f"42.0 / 36.5 (n=2, sd 1.4 / 0.7) (paper {paper.ap_box:.1f} / {paper.ap_mask:.1f}, "
+        f"Δ −{paper.ap_box - 42.0:.1f} / −{paper.ap_mask - 36.5:.1f})"
+    )
+    # a seed run twice counts once, with its latest run; another output folder is no difference
+    again = seeded(0, 0.5, 1.0, 45.0, 38.0, hours=2.0, created_at="2025-01-03T00:00:00+00:00")
+    again["overrides"] = again["overrides"].replace("runs/s0", "runs/s0-again")
+    assert md_cells(one_cell(two_seeds(again)))[1][1] == "44.0 / 37.5 (n=2, sd 1.4 / 0.7)"
+
+
+def test_table3_relative_cells_are_means_over_repeats() -> None:
+    rows = frame(
+        *(seeded(s, 0.5, 1.0, 40.0 + s, 35.0, num_decoders=1, hours=1.0 + s) for s in (0, 1)),
+        seeded(0, 0.5, 1.0, 44.0, 39.0, num_decoders=4, hours=3.0),
+    )
+    cells = md_cells(render_table3(rows, decoders=[1, 4]))
+    assert cells[1][1] == "40.5 (n=2, sd 0.7)" and cells[1][5] == "1.00× (1.5 h) (n=2, sd 0.7)"
+    assert cells[2][1] == "44.0" and cells[2][5] == "2.00× (3.0 h)"
+
+
+def test_a_partial_repeat_says_how_many_are_done() -> None:
+    running = {**status_row("running"), "overrides": "train.seed=2"}
+    assert md_cells(one_cell(two_seeds(running)))[1][1:3] == [
+        "42.0 / 36.5 (2 of 3 done, sd 1.4 / 0.7)",
+        "2.5 h (2 of 3 done, sd 0.7)",
+    ]
+    failed = {**status_row("failed"), "overrides": "train.seed=1"}
+    alone = frame(seeded(0, 0.5, 1.0, 41.0, 36.0), failed)
+    assert md_cells(one_cell(alone))[1][1] == "41.0 / 36.0 (1 of 2 done)"
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        (("optimizer.lr=0.001", "optimizer.lr=2e-3"), "optimizer.lr 0.001, 2e-3"),
+        (("", "train.eval_precise_bn_iters=200"), "train.eval_precise_bn_iters 200, unset"),
+        (("dataloader.train.dataset.names='my data'", ""), "dataloader.train.dataset.names 'my data', unset"),
+    ],
+)
+def test_runs_that_differ_in_more_than_the_seed_are_refused_in_one_line(
+    extra: tuple[str, str], detail: str
+) -> None:
+    """Before: the cell showed the latest of them, as if the other had never run."""
+    rows = frame(
+        seeded(0, 0.5, 1.0, 41.0, 36.0, extra=extra[0]), seeded(1, 0.5, 1.0, 43.0, 37.0, extra=extra[1])
+    )
+    with pytest.raises(TableError) as error:
+        one_cell(rows)
+    assert str(error.value) == (
+        f"Table 2 cell (train 50%, inference 100%) mixes completed runs that differ in {detail}, which the "
+        "table has no axis for (it averages only train.seed repeats): keep one value in the spec or filter "
+        "the frame first"
+    )
+
+
+def test_training_cost_ignores_test_time_keys_and_restated_variant_keys() -> None:
+    """A training's cost does not depend on how it is evaluated (a sweep's trainings leave AP to their
+    evaluations); ``num_decoders=4`` restates a column the cell's runs agree on."""
+    rows = frame(
+        seeded(0, 0.5, 1.0, None, None, hours=2.0, extra="train.eval_precise_bn_iters=200"),
+        seeded(1, 0.5, 1.0, None, None, hours=3.0, extra="model.backbone.bottom_up.num_decoders=4"),
+        seeded(0, 0.5, 1.0, 41.0, 36.0, stage="eval"),
+        seeded(1, 0.5, 1.0, 43.0, 37.0, stage="eval", extra="model.backbone.bottom_up.num_decoders=4"),
+    )
+    assert md_cells(one_cell(rows))[1][1:3] == ["42.0 / 36.5 (n=2, sd 1.4 / 0.7)", "2.5 h (n=2, sd 0.7)"]
+
+
 # --- Table 3 --------------------------------------------------------------------------------------
 
 DECODER_RUNS = {1: (118_100_000, 1.0, 2.0), 2: (121_260_000, 1.25, 2.5), 4: (127_560_000, 1.5, 3.0)}

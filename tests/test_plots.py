@@ -23,7 +23,7 @@ from analysis.plots import (
     write_plots,
 )
 from mimdet.run.features import FeatureMaps, feature_maps, load_run_model
-from tests.test_analysis_tables import row, status_row, tiny_sweep
+from tests.test_analysis_tables import row, seeded, status_row, tiny_sweep
 
 GIB = 2**30
 
@@ -89,6 +89,20 @@ def test_heatmaps_annotate_values_and_states() -> None:
     image = pixels(box)
     assert image.mask[1, 0] and image.mask[0, 1]  # lower triangle and a queued cell carry no colour
     assert image[0, 2] == 30.0
+
+
+def test_heatmaps_and_cost_points_show_the_mean_of_seed_repeats() -> None:
+    """As the tables do: before, a figure showed the latest seed alone."""
+    rows = pd.DataFrame(
+        [
+            seeded(0, 0.5, 1.0, 41.0, 36.0, hours=2.0),
+            seeded(1, 0.5, 1.0, 43.0, 37.0, hours=3.0, created_at="2025-01-02T00:00:00+00:00"),
+        ]
+    )
+    box = titled(plot_table2_heatmaps(rows, with_paper=False), "AP box: measured")
+    assert cell_texts(box) == {(0, 0): "42.0"} and pixels(box)[0, 0] == 42.0
+    time_ax = titled(plot_accuracy_vs_cost(rows), "AP vs. training time")
+    assert xs(time_ax.get_lines()[0]) == [2.5] and ys(time_ax.get_lines()[0]) == [42.0]
 
 
 def test_heatmaps_say_missing_and_show_the_paper_below() -> None:
