@@ -227,6 +227,55 @@ def test_table_of_a_figure_says_how_to_draw_it(tmp_path: Path, capsys: pytest.Ca
     )
 
 
+def test_table_of_a_spec_over_seeds_shows_their_mean_and_what_is_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train.seed: [0, 1, 2]``, seeds 0 and 1 recorded (made-up records, no training), seed 2 not run:
+    before, each cell showed one seed's numbers and dropped the other without a word."""
+    from mimdet.record.examples import example_record
+    from mimdet.record.schema import DatasetInfo, write_record
+    from sweeps.config_cache import run_facts
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec = tmp_path / "seeds.yaml"
+    spec.write_text(
+        (REPO / "sweeps" / "tiny" / "table2.yaml")
+        .read_text()
+        .replace(
+            "train_sample_ratio: [0.25, 0.5, 1.0]", "train_sample_ratio: [0.5]\n    train.seed: [0, 1, 2]"
+        )
+    )
+    store = Store(tmp_path / "store")
+    for run in expand(load_spec(spec)).runs:
+        seed = run.cell["seed"]
+        if seed == 2:
+            continue
+        facts = run_facts(run.config_file, run.overrides)
+        ap = None if run.stage == "train" else 40.0 + 2 * seed + 10 * run.cell["test_sample_ratio"]
+        record = example_record(
+            run.run_id,
+            stage=run.stage,
+            parent_run_id=run.parent,
+            config_file=run.config_file,
+            overrides=list(run.overrides),
+            variant=facts.variant,
+            dataset=DatasetInfo(facts.dataset_train, facts.dataset_test),
+            iterations=facts.iterations,
+            box=ap,
+            mask=ap,
+        )
+        write_record(record, store.run_dir(run.run_id) / "record.json")
+    code = main(["table", str(spec), "--root", str(store.root), "--format", "md"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (
+        "| 50% | 46.0 / 46.0 (2 of 3 done, sd 1.4 / 1.4) | 51.0 / 51.0 (2 of 3 done, sd 1.4 / 1.4) |" in out
+    )
+    assert "| 1.0 h (2 of 3 done, sd 0.0) | 1.9 G (2 of 3 done, sd 0.0) |" in out
+
+
 def test_a_full_disk_leaves_no_half_written_figure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
