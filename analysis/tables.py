@@ -13,8 +13,9 @@ How cells are filled (the rules live in ``analysis.selection``, shared with ``an
 - In a cell, completed rows win. Completed rows of one cell must agree on every variant column, and
   those of one table on model size and datasets; otherwise the table would silently mix different runs,
   so a ``TableError`` says which columns differ.
-- Repeats: completed rows of a cell whose ``overrides`` differ only in ``train.seed`` (keys that cannot
-  change a result, ``mimdet.run.overrides.OPERATIONAL_KEYS``, left out) are averaged, each quantity
+- Repeats: completed rows of a cell whose ``overrides`` differ only in ``train.seed`` (left out: keys that
+  cannot change a result, ``mimdet.run.overrides.OPERATIONAL_KEYS``, for a training's cost also the
+  test-time ones, and backbone keys a variant column shows) are averaged, each quantity
   (cost too) shown as its mean with the count and sample standard deviation, ``42.0 / 36.5 (n=2, sd 1.4 /
   0.7)``, or ``(2 of 3 done, sd ...)`` while some seeds of the cell are not completed, so that a partial
   mean never looks final. Of one seed the latest run counts (by ``created_at``, then ``run_id``): a cell
@@ -27,8 +28,8 @@ How cells are filled (the rules live in ``analysis.selection``, shared with ``an
 - Units: AP as recorded (COCO percent, one decimal); time in hours; memory in GiB ("G", as detectron2's
   ``max_mem`` and the paper), marked "CPU RSS" when measured as the CPU's resident set; parameters in M.
 - ``with_paper=True`` writes ``measured (paper P, Δ D)``, Δ from the mean of repeats. Δ is given for AP
-  and parameters only: time
-  and memory depend on the hardware (the paper used 32 V100), so their difference is no finding.
+  and parameters only: time and memory depend on the hardware (the paper used 32 V100), so their
+  difference is no finding.
 
 Rendering is deterministic (explicit ordering, fixed float formats). LaTeX output is one ``tabular`` to
 ``\\input``; it needs ``\\usepackage{booktabs,amssymb}``.
