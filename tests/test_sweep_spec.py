@@ -58,6 +58,7 @@ SHIPPED = {  # spec -> (trainings, evaluations)
     "table2_released.yaml": (0, 3),
     "tiny/table1.yaml": (2, 2),
     "tiny/table2.yaml": (3, 6),
+    "tiny/table2_long.yaml": (6, 12),
     "tiny/table3.yaml": (4, 4),
     "tiny/table4.yaml": (4, 4),
     "tiny/fig2.yaml": (2, 2),
@@ -114,7 +115,7 @@ def test_shipped_spec_resources(name: str) -> None:
     elif name.startswith("tiny/"):
         assert spec.executor == "local"
         assert train.gpus == 0 and train.max_in_flight == 2
-        assert spec.overrides["train.max_iter"] == 1000
+        assert spec.overrides["train.max_iter"] == (3000 if name == "tiny/table2_long.yaml" else 1000)
     else:
         assert train.gpus == PAPER_GPUS  # 4 nodes x 8 GPUs, as the paper trained
         assert spec.overrides["dataloader.train.total_batch_size"] == 64
