@@ -7,11 +7,11 @@ A table and its figure must never disagree, so both select, group and pick runs 
 - ``group_cells`` groups them by the table's axis columns, ``training_rows`` / ``evaluation_rows`` keep
   those that can carry training cost resp. AP;
 - ``pick_run`` / ``pick_training`` choose a cell's runs: completed rows win, otherwise the most advanced
-  state, otherwise ``missing``. Completed rows that differ only in ``train.seed`` (their ``overrides``
-  compared, keys that cannot change a result left out) are repeats, and the cell's values are their
-  mean: the tiny model's run-to-run noise is larger than the paper's differences within a row. Of the
-  same setting and seed, the latest (by ``created_at``, then ``run_id``) counts; any other difference
-  is refused, as a table has no axis to show it on.
+  state, otherwise ``missing``. Completed rows that differ only in ``train.seed`` or ``eval_seed`` (their
+  ``overrides`` compared, keys that cannot change a result left out) are repeats, and the cell's values
+  are their mean: the tiny model's run-to-run noise is larger than the paper's differences within a row.
+  Of the same setting and seeds, the latest (by ``created_at``, then ``run_id``) counts; any other
+  difference is refused, as a table has no axis to show it on.
 
 Input the rules cannot serve raises ``TableError``, one sentence naming the table and the problem.
 """
@@ -49,7 +49,9 @@ VARIANT_COLUMNS = (
 )
 TRAINING_COLUMNS = tuple(c for c in VARIANT_COLUMNS if c != "test_sample_ratio")  # what training depends on
 SCALE_COLUMNS = ("embed_dim", "depth", "dataset_train", "dataset_test")
-REPEAT_KEY = "train.seed"  # runs that differ only in it are repeats of one setting: a cell averages them
+# runs that differ only in these are repeats of one setting (another training draw, another evaluation
+# draw of the kept tokens): a cell averages them
+REPEAT_KEYS = ("train.seed", "model.backbone.bottom_up.eval_seed")
 VARIANT_PREFIX = "model.backbone."  # its keys named as a variant column are compared by that column
 UNSET = "unset"  # an override a run does not give, as the refusal names it
 
@@ -205,7 +207,7 @@ def pick_run(
     ignored: tuple[str, ...] = ignored_keys("eval"),
 ) -> Pick:
     """The runs shown in a cell; completed rows must agree on the ``agree`` columns and on every override
-    but ``train.seed`` and the ``ignored`` keys."""
+    but the seeds (``REPEAT_KEYS``) and the ``ignored`` keys."""
     if rows is None or rows.empty:
         return Pick(MISSING)
     completed = rows[rows["status"] == COMPLETED]
@@ -234,22 +236,23 @@ Setting = dict[str, tuple[str, str]]  # override key -> (its value as canonical 
 def _setting(
     row: Mapping[str, Any], agree: Sequence[str], ignored: tuple[str, ...], what: str
 ) -> tuple[str, Setting]:
-    """A row's seed and the overrides that can change its result, but those its ``agree`` columns show."""
+    """A row's seeds (as one key) and the overrides that can change its result, but those its ``agree``
+    columns show."""
     text = row.get("overrides")
     try:
         pairs = _parsed_overrides(text if isinstance(text, str) else "")
     except OverrideError as err:
         raise TableError(f"{what}: run {row.get('run_id')}: {err}") from None
-    seed = UNSET
+    seeds = dict.fromkeys(REPEAT_KEYS, UNSET)
     setting: Setting = {}
     for key, value, written in pairs:
-        if key == REPEAT_KEY:
-            seed = value
+        if key in seeds:
+            seeds[key] = value
         elif not is_ignored(key, ignored) and not (
             key.startswith(VARIANT_PREFIX) and key.rpartition(".")[2] in agree
         ):
             setting[key] = (value, written)
-    return seed, setting
+    return " ".join(seeds.values()), setting
 
 
 @functools.lru_cache(maxsize=4096)
@@ -283,7 +286,8 @@ def _check_one_setting(settings: Sequence[Setting], what: str) -> None:
         detail = "; ".join(f"{key} {', '.join(values)}" for key, values in differing.items())
         raise TableError(
             f"{what} mixes completed runs that differ in {detail}, which the table has no axis for "
-            f"(it averages only {REPEAT_KEY} repeats): keep one value in the spec or filter the frame first"
+            f"(it averages only repeats over {' and '.join(REPEAT_KEYS)}): keep one value in the spec or "
+            "filter the frame first"
         )
 
 

@@ -13,7 +13,8 @@ How cells are filled (the rules live in ``analysis.selection``, shared with ``an
 - In a cell, completed rows win. Completed rows of one cell must agree on every variant column, and
   those of one table on model size and datasets; otherwise the table would silently mix different runs,
   so a ``TableError`` says which columns differ.
-- Repeats: completed rows of a cell whose ``overrides`` differ only in ``train.seed`` (left out: keys that
+- Repeats: completed rows of a cell whose ``overrides`` differ only in ``train.seed`` or the backbone's
+  ``eval_seed`` (``analysis.selection.REPEAT_KEYS``; left out: keys that
   cannot change a result, ``mimdet.run.overrides.OPERATIONAL_KEYS``, for a training's cost also the
   test-time ones, and backbone keys a variant column shows) are averaged, each quantity
   (cost too) shown as its mean with the count and sample standard deviation, ``42.0 / 36.5 (n=2, sd 1.4 /

@@ -217,6 +217,19 @@ def test_seed_repeats_are_averaged_with_n_and_sd_in_markdown_and_latex() -> None
     assert md_cells(one_cell(two_seeds(again)))[1][1] == "44.0 / 37.5 (n=2, sd 1.4 / 0.7)"
 
 
+def test_evaluation_draws_are_repeats_too() -> None:
+    """Evaluations of one training at several ``eval_seed``s (other draws of the kept tokens): averaged,
+    with the training seeds, instead of one shown (the CLI benchmark's store of 10,000 runs has them)."""
+    draws = [
+        seeded(
+            seed, 0.5, 1.0, 40.0 + 2 * seed + draw, 36.0, extra=f"model.backbone.bottom_up.eval_seed={draw}"
+        )
+        for seed in (0, 1)
+        for draw in (0, 1)
+    ]
+    assert md_cells(one_cell(frame(*draws)))[1][1] == "41.5 / 36.0 (n=4, sd 1.3 / 0.0)"
+
+
 def test_table3_relative_cells_are_means_over_repeats() -> None:
     rows = frame(
         *(seeded(s, 0.5, 1.0, 40.0 + s, 35.0, num_decoders=1, hours=1.0 + s) for s in (0, 1)),
@@ -257,8 +270,8 @@ def test_runs_that_differ_in_more_than_the_seed_are_refused_in_one_line(
         one_cell(rows)
     assert str(error.value) == (
         f"Table 2 cell (train 50%, inference 100%) mixes completed runs that differ in {detail}, which the "
-        "table has no axis for (it averages only train.seed repeats): keep one value in the spec or filter "
-        "the frame first"
+        "table has no axis for (it averages only repeats over train.seed and "
+        "model.backbone.bottom_up.eval_seed): keep one value in the spec or filter the frame first"
     )
 
 
