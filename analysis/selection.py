@@ -71,19 +71,24 @@ def as_float(value: object, scale: float = 1.0) -> float | None:
     return number * scale if math.isfinite(number) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pick:
     """A cell's runs: its state and, when completed, the rows it averages (one per seed, the latest last)
     and how many seeds the cell has, completed or not, so that a partial mean never looks final."""
 
     state: str
-    rows: tuple[Mapping[str, Any], ...] = ()
+    runs: pd.DataFrame | None = None  # a frame, not dicts: a cell of a large store averages thousands
     planned: int = 1
 
     @property
+    def count(self) -> int:
+        """How many completed runs the cell averages."""
+        return 0 if self.runs is None else len(self.runs)
+
+    @functools.cached_property
     def row(self) -> Mapping[str, Any] | None:
         """The latest completed row: what is not averaged (how memory was measured) comes from it."""
-        return self.rows[-1] if self.rows else None
+        return self.runs.iloc[-1].to_dict() if self.count else None  # type: ignore[union-attr]
 
     def value(self, column: str, scale: float = 1.0) -> float | None:
         """The mean of the rows' ``column`` times ``scale``; None without a completed run or a number."""
@@ -96,7 +101,11 @@ class Pick:
         return statistics.stdev(numbers) if len(numbers) > 1 else None
 
     def _numbers(self, column: str, scale: float) -> list[float]:
-        return [number for row in self.rows if (number := as_float(row.get(column), scale)) is not None]
+        if self.runs is None or column not in self.runs.columns:
+            return []
+        return [
+            number for value in self.runs[column].tolist() if (number := as_float(value, scale)) is not None
+        ]
 
 
 def merge_criteria(base: Mapping[str, object], where: Mapping[str, object] | None) -> dict[str, object]:
@@ -217,45 +226,53 @@ def pick_run(
     check_agree(completed, agree, what)
     order = [c for c in ("created_at", "run_id") if c in completed.columns]
     ordered = completed.sort_values(order, kind="stable") if order else completed
-    runs = ordered.to_dict("records")
     if len(rows) == 1:  # one run, nothing to compare: no overrides parsed
-        return Pick(COMPLETED, tuple(runs))
-    settings = [_setting(run, agree, ignored, what) for run in runs]
+        return Pick(COMPLETED, ordered)
+    settings = _settings(ordered, agree, ignored, what)
     _check_one_setting([setting for _, setting in settings], what)
-    latest: dict[str, Mapping[str, Any]] = {}
-    for (seed, _), run in zip(settings, runs, strict=True):
+    latest: dict[str, int] = {}
+    for position, (seed, _) in enumerate(settings):
         latest.pop(seed, None)  # a seed run again: its latest run counts, and moves to the end
-        latest[seed] = run
-    seeds = {_setting(row, agree, ignored, what)[0] for row in rows.to_dict("records")}
-    return Pick(COMPLETED, tuple(latest.values()), len(seeds))
+        latest[seed] = position
+    seeds = {seed for seed, _ in _settings(rows, agree, ignored, what)}
+    return Pick(COMPLETED, ordered.iloc[list(latest.values())], len(seeds))
 
 
 Setting = dict[str, tuple[str, str]]  # override key -> (its value as canonical JSON, as written)
 
 
-def _setting(
-    row: Mapping[str, Any], agree: Sequence[str], ignored: tuple[str, ...], what: str
-) -> tuple[str, Setting]:
-    """A row's seeds (as one key) and the overrides that can change its result, but those its ``agree``
-    columns show."""
-    text = row.get("overrides")
-    try:
-        pairs = _parsed_overrides(text if isinstance(text, str) else "")
-    except OverrideError as err:
-        raise TableError(f"{what}: run {row.get('run_id')}: {err}") from None
-    seeds = dict.fromkeys(REPEAT_KEYS, UNSET)
-    setting: Setting = {}
-    for key, value, written in pairs:
-        if key in seeds:
-            seeds[key] = value
-        elif not is_ignored(key, ignored) and not (
-            key.startswith(VARIANT_PREFIX) and key.rpartition(".")[2] in agree
-        ):
-            setting[key] = (value, written)
-    return " ".join(seeds.values()), setting
+def _settings(
+    rows: pd.DataFrame, agree: Sequence[str], ignored: tuple[str, ...], what: str
+) -> list[tuple[str, Setting]]:
+    """Each row's seeds (as one key) and the overrides that can change its result, but those its
+    ``agree`` columns show."""
+    texts = rows["overrides"] if "overrides" in rows.columns else pd.Series([""] * len(rows))
+    run_ids = rows["run_id"] if "run_id" in rows.columns else pd.Series([None] * len(rows))
+    settings = []
+    for text, run_id in zip(texts.tolist(), run_ids.tolist(), strict=True):
+        try:
+            pairs = _parsed_overrides(text if isinstance(text, str) else "")
+        except OverrideError as err:
+            raise TableError(f"{what}: run {run_id}: {err}") from None
+        seeds = dict.fromkeys(REPEAT_KEYS, UNSET)
+        setting: Setting = {}
+        for key, value, written in pairs:
+            if key in seeds:
+                seeds[key] = value
+            elif _compared(key, tuple(agree), ignored):
+                setting[key] = (value, written)
+        settings.append((" ".join(seeds.values()), setting))
+    return settings
 
 
 @functools.lru_cache(maxsize=4096)
+def _compared(key: str, agree: tuple[str, ...], ignored: tuple[str, ...]) -> bool:
+    """Whether runs of a cell must agree on ``key``: not when it cannot change a result, nor when a
+    variant column they agree on already shows it."""
+    shown = key.startswith(VARIANT_PREFIX) and key.rpartition(".")[2] in agree
+    return not shown and not is_ignored(key, ignored)
+
+
 def _parsed_overrides(text: str) -> tuple[tuple[str, str, str], ...]:
     """(key, value as canonical JSON, value as written) of each override of a row's ``overrides``: the
     ``key=value`` strings joined by spaces, so a value with a space (``'a b'``) spans words."""
@@ -263,15 +280,24 @@ def _parsed_overrides(text: str) -> tuple[tuple[str, str, str], ...]:
     pending = ""
     for word in text.split(" "):
         pending = f"{pending} {word}" if pending else word
-        try:
-            key, value = parse_override(pending)
-        except OverrideError:
-            continue  # the value goes on in the next word
-        pairs.append((key, json.dumps(value, sort_keys=True), pending.partition("=")[2]))
-        pending = ""
+        parsed = _parsed_override(pending)
+        if parsed is not None:
+            pairs.append(parsed)
+            pending = ""
     if pending:
         parse_override(pending)  # raises: the last override is unfinished
     return tuple(pairs)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parsed_override(text: str) -> tuple[str, str, str] | None:
+    """One ``key=value`` as ``_parsed_overrides`` gives it, None if it is unfinished; cached, as the runs of
+    a sweep repeat a few dozen overrides (10,000 rows parsed each time took seconds)."""
+    try:
+        key, value = parse_override(text)
+    except OverrideError:
+        return None
+    return key, json.dumps(value, sort_keys=True), text.partition("=")[2]
 
 
 def _check_one_setting(settings: Sequence[Setting], what: str) -> None:

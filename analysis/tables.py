@@ -172,7 +172,7 @@ def _cell(
 def _repeats(pick: Pick, quantity: _Quantity) -> str:
     """How many repeats a mean is over and how far apart they lie (sample sd), " (n=3, sd 1.4 / 1.2)",
     or " (2 of 3 done, sd ...)" while some are not completed; nothing for a cell of one run."""
-    done = len(pick.rows)
+    done = pick.count
     if done == pick.planned == 1:
         return ""
     notes = [f"n={done}" if done == pick.planned else f"{done} of {pick.planned} done"]
