@@ -12,7 +12,9 @@ Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``,
 record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
 (flags, overrides, a config file that does not load, settings the model refuses, a dataset or a
 checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
-permission). Anything else is a bug: its traceback is kept.
+permission). Anything else is a bug: its traceback is kept. A Ctrl-C is one line, ``mimdet.train:
+interrupted``, exit 130, and no record: the run was cut off, not failed, and ``--resume`` goes on from
+its last checkpoint.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
@@ -21,44 +23,58 @@ log_period, device, seed, final_eval, eval_precise_bn_iters, allow_partial_init}
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-import time
-from pathlib import Path
 
-import torch
-from detectron2.config import instantiate
-from detectron2.engine import (
-    AMPTrainer,
-    SimpleTrainer,
-    create_ddp_model,
-    default_argument_parser,
-    default_setup,
-    hooks,
-    launch,
-)
-from detectron2.evaluation import inference_on_dataset
-from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
-from omegaconf import DictConfig
-from torch import nn
+EXIT_INTERRUPTED = 130  # a Ctrl-C, as the shell reports a process it stopped (128 + SIGINT)
 
-from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
-from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
-from mimdet.modeling.param_count import count_parameters
-from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
-from mimdet.record.atomic import storage_problem
-from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
-from mimdet.record.schema import RunRecord, write_record
-from mimdet.run.checkpointer import RunCheckpointer
-from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
-from mimdet.run.cost import CostHook, TimedModel
-from mimdet.run.environment import quiet_third_party_warnings
-from mimdet.run.overrides import OverrideError
-from mimdet.run.precise_bn import recalibrate_batchnorm
-from mimdet.run.resolve import resolve_run
-from mimdet.run.writers import training_writers
+
+def _interrupted() -> int:
+    """A Ctrl-C, while the modules load or the run works: one line, no traceback, no record, so the run
+    stays resumable (``--resume`` goes on from its last checkpoint) and ``sweep`` reads it interrupted."""
+    print("mimdet.train: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as once main runs
+    import argparse
+    import logging
+    import time
+    from pathlib import Path
+
+    import torch
+    from detectron2.config import instantiate
+    from detectron2.engine import (
+        AMPTrainer,
+        SimpleTrainer,
+        create_ddp_model,
+        default_argument_parser,
+        default_setup,
+        hooks,
+        launch,
+    )
+    from detectron2.evaluation import inference_on_dataset
+    from detectron2.utils import comm
+    from detectron2.utils.logger import setup_logger
+    from omegaconf import DictConfig
+    from torch import nn
+
+    from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
+    from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
+    from mimdet.modeling.param_count import count_parameters
+    from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
+    from mimdet.record.atomic import storage_problem
+    from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
+    from mimdet.record.schema import RunRecord, write_record
+    from mimdet.run.checkpointer import RunCheckpointer
+    from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
+    from mimdet.run.cost import CostHook, TimedModel
+    from mimdet.run.environment import quiet_third_party_warnings
+    from mimdet.run.overrides import OverrideError
+    from mimdet.run.precise_bn import recalibrate_batchnorm
+    from mimdet.run.resolve import resolve_run
+    from mimdet.run.writers import training_writers
+except KeyboardInterrupt:
+    sys.exit(_interrupted())
 
 logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
@@ -228,7 +244,9 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     start_iter = trainer.iter + 1 if resuming else 0
     trainer.train(start_iter, cfg.train.max_iter)
     outcome = evaluate(cfg, model) if cfg.train.get("final_eval", True) else RunOutcome()
-    outcome.iterations = trainer.iter  # detectron2 leaves it at max_iter after the last step
+    # max_iter, or where a resumed run already was (stopped while it evaluated): there detectron2's
+    # trainer.iter, after a loop of no step, counts one iteration more than were trained
+    outcome.iterations = max(start_iter, cfg.train.max_iter)
     outcome.train_wall_time_s = cost.train_seconds
     outcome.sec_per_iter = cost.seconds_per_iteration
     outcome.shape_split = cost.shape_split
@@ -332,9 +350,9 @@ def _fmt(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_args(argv)
-    quiet_third_party_warnings()
     try:
+        args = argument_parser().parse_args(argv)
+        quiet_third_party_warnings()
         cfg = prepare_config(args)
         launch(
             run,
@@ -351,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         code, line = known
         print(f"mimdet.train: error: {line}", file=sys.stderr)
         return code
+    except KeyboardInterrupt:  # run() writes no record for it: the run was cut off, it did not fail
+        return _interrupted()
     return 0
 
 

@@ -27,6 +27,7 @@ from .runs import RunSpec, RunState
 from .store import Store
 
 STOP_WAIT_S = 30.0  # for a run stopped by Ctrl-C to end on SIGTERM, before SIGKILL
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # mimdet.train's exit on a Ctrl-C (SIGINT), its record unwritten
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -184,6 +185,8 @@ def _ended(returncode: int | None) -> JobStatus:
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else "?"
         return JobStatus(RunState.INTERRUPTED, f"killed by signal {-returncode} ({name})")
+    if returncode == EXIT_INTERRUPTED:
+        return JobStatus(RunState.INTERRUPTED, f"interrupted (SIGINT, exit code {returncode})")
     if returncode > 0:
         return JobStatus(RunState.FAILED, f"exited with code {returncode}")
     return JobStatus(RunState.COMPLETED)

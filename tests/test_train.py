@@ -159,6 +159,71 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
     assert record.status == "completed" and record.iterations == 16
 
 
+STALLED_TRAIN = """
+import runpy, sys, time
+
+def stall(*_):
+    print("stalled", file=sys.stderr, flush=True)
+    time.sleep(120)
+
+point = sys.argv.pop(1)
+if point == "torch":  # its first import waits, as it takes seconds
+    class Stall:
+        def find_spec(self, name, *_):
+            if name == point:
+                sys.meta_path.remove(self)
+                stall()
+    sys.meta_path.insert(0, Stall())
+elif point == "training":  # iteration 4 waits, after model_0000003.pth
+    from detectron2.engine import SimpleTrainer
+    run_step = SimpleTrainer.run_step
+    def stall_at_4(self):
+        if self.iter == 4:
+            stall()
+        run_step(self)
+    SimpleTrainer.run_step = stall_at_4
+else:  # the evaluation after the last iteration waits
+    import detectron2.evaluation
+    detectron2.evaluation.inference_on_dataset = stall
+runpy.run_module("mimdet.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("point", ["torch", "training", "evaluation"])
+def test_ctrl_c_is_one_line_and_the_run_resumes(point: str, tmp_path: Path, micro_data: Path) -> None:
+    """``python -m mimdet.train`` stopped where it waits (torch loading, an iteration, the evaluation) and
+    sent SIGINT: one line, exit 130, no record (interrupted, not failed); ``--resume`` ends the run from
+    its last checkpoint. Before: a KeyboardInterrupt traceback; resumed after its training, the record
+    counted one iteration more than it trained."""
+    output, settings = tmp_path / "run", ["train.max_iter=6", "train.checkpointer.period=2"]
+    config = ["--config-file", "experiments/tiny_mimdet.py", "--output", str(output)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_TRAIN, point, *config, *micro_overrides(micro_data), *settings],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert process.stderr is not None
+    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    assert (process.returncode, rest) == (130, "mimdet.train: interrupted\n")
+    assert not (output / "record.json").exists()
+    if point == "torch":
+        assert not output.exists()
+        return
+    last = {"training": "model_0000003.pth", "evaluation": "model_final.pth"}[point]
+    assert (output / "last_checkpoint").read_text() == last
+    result = run_train(output, *settings, data=micro_data, resume=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    assert f"Starting training from iteration {4 if point == 'training' else 6}" in log
+    record = read_record(output / "record.json")
+    assert record.status == "completed" and record.iterations == 6 and record.metrics.bbox.AP is not None
+
+
 def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, micro_data: Path) -> None:
     """model_final.pth cut short on disk: one clear line, then the run goes on from model_0000005.pth."""
     output = trained.parent / "truncated"
