@@ -38,6 +38,7 @@ def _interrupted() -> int:
 try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as once main runs
     import argparse
     import logging
+    import stat
     import time
     from pathlib import Path
 
@@ -79,6 +80,15 @@ except KeyboardInterrupt:
 logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
 TINY_MAE = "tiny-mae"  # train.mae_checkpoint value: the cached tiny MAE pre-training (made on first use)
+RUN_FILES = ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "record.json")  # in --output
+NOT_FILES = (
+    (stat.S_ISLNK, "a link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class RunConfigError(ValueError):
@@ -176,15 +186,29 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
 
 
 def check_output_folder(output: Path) -> None:
-    """The run's folder, or the nearest one above it that exists, must be a folder; nothing is created.
+    """The run's folder, or the nearest one above it that exists, must be a folder, and the files the run
+    writes or reads again in it must be plain files where they exist; nothing is created.
 
-    detectron2 would create it and go on when a file stands there, and fail later on its first write.
+    detectron2 would create the folder and go on when a file stands there, and fail later on its first
+    write. A FIFO as ``log.txt``, ``metrics.json``, ``config.yaml`` or ``last_checkpoint`` made it wait
+    forever; a link made it write into the file linked to (``config.yaml`` is rewritten), or read
+    ``/dev/zero`` until the memory was full.
     """
     for folder in (output, *output.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise RunConfigError(f"--output {output}: {folder} is a file, not a folder")
-            return
+            break
+    for name in RUN_FILES:
+        try:
+            mode = (output / name).lstat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISREG(mode):
+            kind = next((kind for test, kind in NOT_FILES if test(mode)), "not a plain file")
+            raise RunConfigError(
+                f"--output {output}: {name} is {kind}, not a file (the run writes it; remove it)"
+            )
 
 
 def resolve_mae_checkpoint(value: str) -> Path:
@@ -258,14 +282,19 @@ def resume_from_newest_readable(checkpointer: RunCheckpointer) -> bool:
     """Load the newest checkpoint of the run's folder that can be read; False if there is none.
 
     A checkpoint cut short on disk (a node lost mid-write, a full disk) is reported in one line and
-    the previous one is tried, so the run restarts from there instead of dying on an unpickling error.
+    the previous one is tried, so the run restarts from there instead of dying on an unpickling error;
+    so is a ``last_checkpoint`` that names a file outside the folder (another run's weights).
     """
     if not checkpointer.has_checkpoint():
         return False
     folder = Path(checkpointer.save_dir)
-    newest = Path(checkpointer.get_checkpoint_file())
+    try:
+        newest = [Path(checkpointer.get_checkpoint_file())]
+    except CheckpointUnreadable as error:
+        logger.error("%s: trying the folder's checkpoints", error)
+        newest = []
     older = sorted(folder.glob("model_*.pth"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for path in [newest, *(p for p in older if p != newest)]:
+    for path in [*newest, *(p for p in older if p not in newest)]:
         try:
             checkpointer.load(str(path))
             return True

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -469,6 +469,54 @@ def test_an_output_folder_that_is_a_file_is_one_line(
     line = _one_error_line(run_train(tmp_path / output, data=micro_data))
     assert f"{tmp_path / 'file'} {expected}" in line
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "kind"),
+    [
+        ("log.txt", os.mkfifo, "a FIFO"),
+        ("metrics.json", os.mkfifo, "a FIFO"),
+        ("config.yaml", lambda path: path.symlink_to(path.parent.parent / "precious.yaml"), "a link"),
+        ("last_checkpoint", os.mkfifo, "a FIFO"),
+        ("last_checkpoint", lambda path: path.symlink_to("/dev/zero"), "a link"),
+    ],
+    ids=["log-fifo", "metrics-fifo", "config-link", "tag-fifo", "tag-dev-zero"],
+)
+def test_a_run_file_that_is_not_a_plain_file_is_one_line_before_the_run(
+    tmp_path: Path, micro_data: Path, name: str, make: Callable[[Path], None], kind: str
+) -> None:
+    """``--resume`` into a folder where a file the run writes or reads again is not one. Before: a FIFO
+    hung the run (its first open), a ``config.yaml`` link had its target rewritten, a ``last_checkpoint``
+    link to ``/dev/zero`` was read until the OOM killer ended the run."""
+    output, precious = tmp_path / "run", tmp_path / "precious.yaml"
+    output.mkdir()
+    precious.write_text("kept\n")
+    make(output / name)
+    line = _one_error_line(run_train(output, data=micro_data, resume=True))
+    problem = f"{name} is {kind}, not a file (the run writes it; remove it)"
+    assert line == f"mimdet.train: error: --output {output}: {problem}"
+    assert precious.read_text() == "kept\n" and sorted(p.name for p in output.iterdir()) == [name]
+
+
+def test_a_last_checkpoint_naming_another_runs_file_is_not_resumed_from(
+    trained: Path, micro_data: Path
+) -> None:
+    """``last_checkpoint`` names ``../train/model_final.pth``: one line, and the run goes on from its own
+    newest checkpoint. Before: it went on silently from the other run's weights and iteration."""
+    output = trained.parent / "foreign_tag"
+    shutil.copytree(trained, output)
+    for name in ("record.json", "model_final.pth", "model_0000005.pth"):
+        (output / name).unlink()
+    (output / "last_checkpoint").write_text("../train/model_final.pth")
+    result = run_train(
+        output, "train.max_iter=9", "train.checkpointer.period=3", data=micro_data, resume=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    tag = output / "last_checkpoint"
+    assert f"{tag} names '../train/model_final.pth', not a checkpoint file of this folder" in log
+    assert "Starting training from iteration 3" in log and "Starting training from iteration 6" not in log
+    assert read_record(output / "record.json").iterations == 9
 
 
 @contextlib.contextmanager
