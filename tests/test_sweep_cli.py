@@ -137,24 +137,42 @@ EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["collect", "-o", "{tmp}/file/results.csv"], "file exists (writing {tmp}/file)"),
+        (["collect", "-o", "{tmp}/file/results.csv"], "{tmp}/file is a file, not a folder"),
         (["collect", "-o", "{tmp}/file/more/results.parquet"], "not a directory (writing {tmp}/file/more)"),
         (["table", "-o", "{tmp}"], "is a directory (writing {tmp})"),
         (["run", "--root", "{tmp}/store"], "not a directory (writing {tmp}/store/runs/"),
+        (["run", "--root", "{tmp}/store2"], "{tmp}/store2/runs/{run} is a file, not a folder"),
+        (["plot", "-o", "{tmp}/file"], "{tmp}/file is a file, not a folder"),
     ],
-    ids=["collect-under-a-file", "collect-deeper", "table-into-a-folder", "run-with-runs-a-file"],
+    ids=[
+        "collect-under-a-file",
+        "collect-deeper",
+        "table-into-a-folder",
+        "run-with-runs-a-file",
+        "run-with-a-run-folder-a-file",
+        "plot-into-a-file",
+    ],
 )
 def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Before, a file where a folder should be was ``file exists (writing PATH)``, which said neither."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec = REPO / "sweeps" / ("tiny/table3.yaml" if argv[0] == "plot" else "tiny/table2.yaml")
+    trainings = [run.run_id for run in expand(load_spec(spec)).trainings]
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "runs").write_text("not a folder")  # runs/ of a store, a file
+    (tmp_path / "store2" / "runs").mkdir(parents=True)
+    for run in trainings:  # each training's folder a file: none can start
+        (tmp_path / "store2" / "runs" / run).write_text("not a folder")
     args = [arg.format(tmp=tmp_path) for arg in argv]
-    code = main([args[0], str(REPO / "sweeps" / "tiny" / "table2.yaml"), *args[1:]])
+    code = main([args[0], str(spec), *args[1:]])
     err = capsys.readouterr().err
     assert code == EXIT_STORAGE and err.count("\n") == 1, err
-    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path)}"), err
+    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path, run=trainings[0])}"), err
 
 
 @pytest.mark.parametrize("command", ["collect", "table", "run"])

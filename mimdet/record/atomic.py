@@ -35,6 +35,8 @@ def storage_problem(error: BaseException) -> str | None:
     None: the caller's exit code for it is 4, in ``mimdet.train`` and ``sweep`` alike."""
     if not isinstance(error, OSError) or error.errno not in STORAGE_ERRNOS:
         return None
+    if error.errno == errno.EEXIST and error.filename and not os.path.isdir(error.filename):
+        return f"{error.filename} is a file, not a folder"  # mkdir's "file exists" says neither
     cause = os.strerror(error.errno)
     cause = cause[:1].lower() + cause[1:]
     return f"{cause} (writing {error.filename})" if error.filename else cause
