@@ -38,7 +38,6 @@ def _interrupted() -> int:
 try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as once main runs
     import argparse
     import logging
-    import stat
     import time
     from pathlib import Path
 
@@ -63,7 +62,7 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
     from mimdet.modeling.param_count import count_parameters
     from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
-    from mimdet.record.atomic import storage_problem
+    from mimdet.record.atomic import not_a_plain_file, storage_problem
     from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
     from mimdet.record.schema import RunRecord, write_record
     from mimdet.run.checkpointer import RunCheckpointer
@@ -81,14 +80,6 @@ logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
 TINY_MAE = "tiny-mae"  # train.mae_checkpoint value: the cached tiny MAE pre-training (made on first use)
 RUN_FILES = ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "record.json")  # in --output
-NOT_FILES = (
-    (stat.S_ISLNK, "a link"),
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a device"),
-    (stat.S_ISBLK, "a device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 
 class RunConfigError(ValueError):
@@ -200,12 +191,7 @@ def check_output_folder(output: Path) -> None:
                 raise RunConfigError(f"--output {output}: {folder} is a file, not a folder")
             break
     for name in RUN_FILES:
-        try:
-            mode = (output / name).lstat().st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISREG(mode):
-            kind = next((kind for test, kind in NOT_FILES if test(mode)), "not a plain file")
+        if kind := not_a_plain_file(output / name):
             raise RunConfigError(
                 f"--output {output}: {name} is {kind}, not a file (the run writes it; remove it)"
             )

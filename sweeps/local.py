@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from mimdet.record.atomic import not_a_plain_file
+
 from .executor import JobStatus
 from .handle import JobHandle
 from .runs import RunSpec, RunState
@@ -145,6 +147,9 @@ class LocalExecutor:
         folder.mkdir(parents=True, exist_ok=True)
         self.store.write_spec(run)
         parent_dir = self.store.run_dir(run.parent) if run.parent else None
+        for log in (folder / "stdout.log", folder / "stderr.log"):
+            if kind := not_a_plain_file(log):  # a FIFO: the open below would wait forever
+                raise ValueError(f"{log} is {kind}, not a file (the run's output goes there; remove it)")
         with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
             process = subprocess.Popen(
                 run.command(folder, parent_dir),

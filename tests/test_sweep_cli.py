@@ -175,6 +175,38 @@ def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path, run=trainings[0])}"), err
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "a link"])
+def test_a_run_log_that_is_not_a_plain_file_stops_sweep_run_in_one_line(kind: str, tmp_path: Path) -> None:
+    """Each training's ``stdout.log`` a FIFO (or a link to a file elsewhere) in the store: one line, exit 2,
+    nothing started. Before: ``sweep run`` waited forever in its open for writing (a link: the run's
+    output appended to the file linked to)."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec, store, elsewhere = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "store", tmp_path / "kept"
+    elsewhere.write_text("kept\n")
+    trainings = [run.run_id for run in expand(load_spec(spec)).trainings]
+    for run in trainings:
+        (store / "runs" / run).mkdir(parents=True)
+        log = store / "runs" / run / "stdout.log"
+        if kind == "a FIFO":
+            os.mkfifo(log)
+        else:
+            log.symlink_to(elsewhere)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(store)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = store / "runs" / trainings[0] / "stdout.log"
+    problem = f"{log} is {kind}, not a file (the run's output goes there; remove it)"
+    assert (result.returncode, result.stderr) == (2, f"sweep: error: {problem}\n")
+    assert elsewhere.read_text() == "kept\n"
+    assert not any((store / "runs" / run / "job.json").exists() for run in trainings)
+
+
 @pytest.mark.parametrize("command", ["collect", "table", "run"])
 def test_a_read_only_file_system_is_one_line_and_no_half_written_result(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
