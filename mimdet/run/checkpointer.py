@@ -24,7 +24,13 @@ from detectron2.checkpoint import DetectionCheckpointer
 from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
 
-from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file, save_torch_file
+from mimdet.modeling.checkpoint import (
+    CheckpointError,
+    CheckpointUnreadable,
+    check_checkpoint_file,
+    read_torch_file,
+    save_torch_file,
+)
 from mimdet.record.atomic import write_bytes_atomic
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
@@ -42,8 +48,8 @@ class RunCheckpointer(DetectionCheckpointer):
 
     def load(self, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """detectron2's load of a local file; a missing file or one that does not fit is one line."""
-        if path and not os.path.isfile(path):  # detectron2 asserts, in a traceback
-            raise CheckpointUnreadable(f"{path}: no such checkpoint file")
+        if path:  # detectron2 asserts, in a traceback
+            check_checkpoint_file(path)
         try:
             return super().load(path, *args, **kwargs)
         except CheckpointError as error:
