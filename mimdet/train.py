@@ -12,7 +12,9 @@ Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``,
 record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
 (flags, overrides, a config file that does not load, settings the model refuses, a dataset or a
 checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
-permission). Anything else is a bug: its traceback is kept.
+permission). Anything else is a bug: its traceback is kept. A Ctrl-C is one line, ``mimdet.train:
+interrupted``, exit 130, and no record: the run was cut off, not failed, and ``--resume`` goes on from
+its last checkpoint.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
@@ -21,48 +23,63 @@ log_period, device, seed, final_eval, eval_precise_bn_iters, allow_partial_init}
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-import time
-from pathlib import Path
 
-import torch
-from detectron2.config import instantiate
-from detectron2.engine import (
-    AMPTrainer,
-    SimpleTrainer,
-    create_ddp_model,
-    default_argument_parser,
-    default_setup,
-    hooks,
-    launch,
-)
-from detectron2.evaluation import inference_on_dataset
-from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
-from omegaconf import DictConfig
-from torch import nn
+EXIT_INTERRUPTED = 130  # a Ctrl-C, as the shell reports a process it stopped (128 + SIGINT)
 
-from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
-from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
-from mimdet.modeling.param_count import count_parameters
-from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
-from mimdet.record.atomic import storage_problem
-from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
-from mimdet.record.schema import RunRecord, write_record
-from mimdet.run.checkpointer import RunCheckpointer
-from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
-from mimdet.run.cost import CostHook, TimedModel
-from mimdet.run.environment import quiet_third_party_warnings
-from mimdet.run.overrides import OverrideError
-from mimdet.run.precise_bn import recalibrate_batchnorm
-from mimdet.run.resolve import resolve_run
-from mimdet.run.writers import training_writers
+
+def _interrupted() -> int:
+    """A Ctrl-C, while the modules load or the run works: one line, no traceback, no record, so the run
+    stays resumable (``--resume`` goes on from its last checkpoint) and ``sweep`` reads it interrupted."""
+    print("mimdet.train: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as once main runs
+    import argparse
+    import logging
+    import time
+    from pathlib import Path
+
+    import torch
+    from detectron2.config import instantiate
+    from detectron2.engine import (
+        AMPTrainer,
+        SimpleTrainer,
+        create_ddp_model,
+        default_argument_parser,
+        default_setup,
+        hooks,
+        launch,
+    )
+    from detectron2.evaluation import inference_on_dataset
+    from detectron2.utils import comm
+    from detectron2.utils.logger import setup_logger
+    from omegaconf import DictConfig
+    from torch import nn
+
+    from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
+    from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
+    from mimdet.modeling.param_count import count_parameters
+    from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
+    from mimdet.record.atomic import not_a_plain_file, storage_problem
+    from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
+    from mimdet.record.schema import RunRecord, write_record
+    from mimdet.run.checkpointer import RunCheckpointer
+    from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
+    from mimdet.run.cost import CostHook, TimedModel
+    from mimdet.run.environment import quiet_third_party_warnings
+    from mimdet.run.overrides import OverrideError
+    from mimdet.run.precise_bn import recalibrate_batchnorm
+    from mimdet.run.resolve import resolve_run
+    from mimdet.run.writers import training_writers
+except KeyboardInterrupt:
+    sys.exit(_interrupted())
 
 logger = logging.getLogger("mimdet.train")
 SYNTHETIC_NAMES = ("synthetic_train", "synthetic_val")
 TINY_MAE = "tiny-mae"  # train.mae_checkpoint value: the cached tiny MAE pre-training (made on first use)
+RUN_FILES = ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "record.json")  # in --output
 
 
 class RunConfigError(ValueError):
@@ -160,15 +177,24 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
 
 
 def check_output_folder(output: Path) -> None:
-    """The run's folder, or the nearest one above it that exists, must be a folder; nothing is created.
+    """The run's folder, or the nearest one above it that exists, must be a folder, and the files the run
+    writes or reads again in it must be plain files where they exist; nothing is created.
 
-    detectron2 would create it and go on when a file stands there, and fail later on its first write.
+    detectron2 would create the folder and go on when a file stands there, and fail later on its first
+    write. A FIFO as ``log.txt``, ``metrics.json``, ``config.yaml`` or ``last_checkpoint`` made it wait
+    forever; a link made it write into the file linked to (``config.yaml`` is rewritten), or read
+    ``/dev/zero`` until the memory was full.
     """
     for folder in (output, *output.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise RunConfigError(f"--output {output}: {folder} is a file, not a folder")
-            return
+            break
+    for name in RUN_FILES:
+        if kind := not_a_plain_file(output / name):
+            raise RunConfigError(
+                f"--output {output}: {name} is {kind}, not a file (the run writes it; remove it)"
+            )
 
 
 def resolve_mae_checkpoint(value: str) -> Path:
@@ -228,7 +254,9 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     start_iter = trainer.iter + 1 if resuming else 0
     trainer.train(start_iter, cfg.train.max_iter)
     outcome = evaluate(cfg, model) if cfg.train.get("final_eval", True) else RunOutcome()
-    outcome.iterations = trainer.iter  # detectron2 leaves it at max_iter after the last step
+    # max_iter, or where a resumed run already was (stopped while it evaluated): there detectron2's
+    # trainer.iter, after a loop of no step, counts one iteration more than were trained
+    outcome.iterations = max(start_iter, cfg.train.max_iter)
     outcome.train_wall_time_s = cost.train_seconds
     outcome.sec_per_iter = cost.seconds_per_iteration
     outcome.shape_split = cost.shape_split
@@ -240,14 +268,19 @@ def resume_from_newest_readable(checkpointer: RunCheckpointer) -> bool:
     """Load the newest checkpoint of the run's folder that can be read; False if there is none.
 
     A checkpoint cut short on disk (a node lost mid-write, a full disk) is reported in one line and
-    the previous one is tried, so the run restarts from there instead of dying on an unpickling error.
+    the previous one is tried, so the run restarts from there instead of dying on an unpickling error;
+    so is a ``last_checkpoint`` that names a file outside the folder (another run's weights).
     """
     if not checkpointer.has_checkpoint():
         return False
     folder = Path(checkpointer.save_dir)
-    newest = Path(checkpointer.get_checkpoint_file())
+    try:
+        newest = [Path(checkpointer.get_checkpoint_file())]
+    except CheckpointUnreadable as error:
+        logger.error("%s: trying the folder's checkpoints", error)
+        newest = []
     older = sorted(folder.glob("model_*.pth"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for path in [newest, *(p for p in older if p != newest)]:
+    for path in [*newest, *(p for p in older if p not in newest)]:
         try:
             checkpointer.load(str(path))
             return True
@@ -332,9 +365,9 @@ def _fmt(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_args(argv)
-    quiet_third_party_warnings()
     try:
+        args = argument_parser().parse_args(argv)
+        quiet_third_party_warnings()
         cfg = prepare_config(args)
         launch(
             run,
@@ -351,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         code, line = known
         print(f"mimdet.train: error: {line}", file=sys.stderr)
         return code
+    except KeyboardInterrupt:  # run() writes no record for it: the run was cut off, it did not fail
+        return _interrupted()
     return 0
 
 

@@ -21,12 +21,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from mimdet.record.atomic import not_a_plain_file
+
 from .executor import JobStatus
 from .handle import JobHandle
 from .runs import RunSpec, RunState
 from .store import Store
 
 STOP_WAIT_S = 30.0  # for a run stopped by Ctrl-C to end on SIGTERM, before SIGKILL
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # mimdet.train's exit on a Ctrl-C (SIGINT), its record unwritten
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -144,6 +147,9 @@ class LocalExecutor:
         folder.mkdir(parents=True, exist_ok=True)
         self.store.write_spec(run)
         parent_dir = self.store.run_dir(run.parent) if run.parent else None
+        for log in (folder / "stdout.log", folder / "stderr.log"):
+            if kind := not_a_plain_file(log):  # a FIFO: the open below would wait forever
+                raise ValueError(f"{log} is {kind}, not a file (the run's output goes there; remove it)")
         with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
             process = subprocess.Popen(
                 run.command(folder, parent_dir),
@@ -184,6 +190,8 @@ def _ended(returncode: int | None) -> JobStatus:
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else "?"
         return JobStatus(RunState.INTERRUPTED, f"killed by signal {-returncode} ({name})")
+    if returncode == EXIT_INTERRUPTED:
+        return JobStatus(RunState.INTERRUPTED, f"interrupted (SIGINT, exit code {returncode})")
     if returncode > 0:
         return JobStatus(RunState.FAILED, f"exited with code {returncode}")
     return JobStatus(RunState.COMPLETED)

@@ -15,7 +15,12 @@ import pytest
 import torch
 
 from mimdet.modeling import BenchmarkingViT, MIMDetBackbone
-from mimdet.modeling.checkpoint import CheckpointError, convert_mae_state, load_mae_checkpoint
+from mimdet.modeling.checkpoint import (
+    CheckpointError,
+    CheckpointUnreadable,
+    convert_mae_state,
+    load_mae_checkpoint,
+)
 from mimdet.modeling.pos_embed import sincos_2d_table
 from mimdet.run.checkpointer import RunCheckpointer
 
@@ -236,6 +241,18 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         load_mae_checkpoint(mimdet(), garbage)
+
+
+def test_a_checkpoint_that_is_a_folder_or_a_fifo_is_not_called_missing(tmp_path: Path) -> None:
+    """Before: ``no such checkpoint file`` of a path where a folder or a FIFO stands."""
+    os.mkfifo(tmp_path / "fifo.pth")
+    (tmp_path / "folder.pth").mkdir()
+    for name in ("fifo.pth", "folder.pth"):
+        path = tmp_path / name
+        with pytest.raises(CheckpointUnreadable, match=f"^{path}: not a plain file"):
+            RunCheckpointer(mimdet(), str(tmp_path)).load(str(path))
+        with pytest.raises(CheckpointUnreadable, match=f"^{path}: not a plain file"):
+            load_mae_checkpoint(mimdet(), path)
 
 
 def test_a_run_checkpoint_of_another_model_is_refused_naming_what_did_not_fit(tmp_path: Path) -> None:

@@ -138,24 +138,74 @@ EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["collect", "-o", "{tmp}/file/results.csv"], "file exists (writing {tmp}/file)"),
+        (["collect", "-o", "{tmp}/file/results.csv"], "{tmp}/file is a file, not a folder"),
         (["collect", "-o", "{tmp}/file/more/results.parquet"], "not a directory (writing {tmp}/file/more)"),
         (["table", "-o", "{tmp}"], "is a directory (writing {tmp})"),
         (["run", "--root", "{tmp}/store"], "not a directory (writing {tmp}/store/runs/"),
+        (["run", "--root", "{tmp}/store2"], "{tmp}/store2/runs/{run} is a file, not a folder"),
+        (["plot", "-o", "{tmp}/file"], "{tmp}/file is a file, not a folder"),
     ],
-    ids=["collect-under-a-file", "collect-deeper", "table-into-a-folder", "run-with-runs-a-file"],
+    ids=[
+        "collect-under-a-file",
+        "collect-deeper",
+        "table-into-a-folder",
+        "run-with-runs-a-file",
+        "run-with-a-run-folder-a-file",
+        "plot-into-a-file",
+    ],
 )
 def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Before, a file where a folder should be was ``file exists (writing PATH)``, which said neither."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec = REPO / "sweeps" / ("tiny/table3.yaml" if argv[0] == "plot" else "tiny/table2.yaml")
+    trainings = [run.run_id for run in expand(load_spec(spec)).trainings]
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "runs").write_text("not a folder")  # runs/ of a store, a file
+    (tmp_path / "store2" / "runs").mkdir(parents=True)
+    for run in trainings:  # each training's folder a file: none can start
+        (tmp_path / "store2" / "runs" / run).write_text("not a folder")
     args = [arg.format(tmp=tmp_path) for arg in argv]
-    code = main([args[0], str(REPO / "sweeps" / "tiny" / "table2.yaml"), *args[1:]])
+    code = main([args[0], str(spec), *args[1:]])
     err = capsys.readouterr().err
     assert code == EXIT_STORAGE and err.count("\n") == 1, err
-    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path)}"), err
+    assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path, run=trainings[0])}"), err
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a link"])
+def test_a_run_log_that_is_not_a_plain_file_stops_sweep_run_in_one_line(kind: str, tmp_path: Path) -> None:
+    """Each training's ``stdout.log`` a FIFO (or a link to a file elsewhere) in the store: one line, exit 2,
+    nothing started. Before: ``sweep run`` waited forever in its open for writing (a link: the run's
+    output appended to the file linked to)."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+
+    spec, store, elsewhere = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "store", tmp_path / "kept"
+    elsewhere.write_text("kept\n")
+    trainings = [run.run_id for run in expand(load_spec(spec)).trainings]
+    for run in trainings:
+        (store / "runs" / run).mkdir(parents=True)
+        log = store / "runs" / run / "stdout.log"
+        if kind == "a FIFO":
+            os.mkfifo(log)
+        else:
+            log.symlink_to(elsewhere)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(store)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = store / "runs" / trainings[0] / "stdout.log"
+    problem = f"{log} is {kind}, not a file (the run's output goes there; remove it)"
+    assert (result.returncode, result.stderr) == (2, f"sweep: error: {problem}\n")
+    assert elsewhere.read_text() == "kept\n"
+    assert not any((store / "runs" / run / "job.json").exists() for run in trainings)
 
 
 @pytest.mark.parametrize("command", ["collect", "table", "run"])

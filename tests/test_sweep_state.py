@@ -190,6 +190,7 @@ def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> Non
     ("extra", "state", "detail"),
     [
         ({"returncode": -signal.SIGKILL}, RunState.INTERRUPTED, "killed by signal 9 (SIGKILL)"),
+        ({"returncode": 130}, RunState.INTERRUPTED, "interrupted (SIGINT, exit code 130)"),  # mimdet.train's
         ({"returncode": 2}, RunState.FAILED, "exited with code 2"),
         ({}, RunState.INTERRUPTED, "ended while no sweep run watched it"),
         ({"returncode": 0}, RunState.FAILED, "no record"),  # ended well but wrote nothing

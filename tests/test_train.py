@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -157,6 +157,71 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
     assert resumed_at[0] == 0 and resumed_at[-1] >= 8
     record = read_record(output / "record.json")
     assert record.status == "completed" and record.iterations == 16
+
+
+STALLED_TRAIN = """
+import runpy, sys, time
+
+def stall(*_):
+    print("stalled", file=sys.stderr, flush=True)
+    time.sleep(120)
+
+point = sys.argv.pop(1)
+if point == "torch":  # its first import waits, as it takes seconds
+    class Stall:
+        def find_spec(self, name, *_):
+            if name == point:
+                sys.meta_path.remove(self)
+                stall()
+    sys.meta_path.insert(0, Stall())
+elif point == "training":  # iteration 4 waits, after model_0000003.pth
+    from detectron2.engine import SimpleTrainer
+    run_step = SimpleTrainer.run_step
+    def stall_at_4(self):
+        if self.iter == 4:
+            stall()
+        run_step(self)
+    SimpleTrainer.run_step = stall_at_4
+else:  # the evaluation after the last iteration waits
+    import detectron2.evaluation
+    detectron2.evaluation.inference_on_dataset = stall
+runpy.run_module("mimdet.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("point", ["torch", "training", "evaluation"])
+def test_ctrl_c_is_one_line_and_the_run_resumes(point: str, tmp_path: Path, micro_data: Path) -> None:
+    """``python -m mimdet.train`` stopped where it waits (torch loading, an iteration, the evaluation) and
+    sent SIGINT: one line, exit 130, no record (interrupted, not failed); ``--resume`` ends the run from
+    its last checkpoint. Before: a KeyboardInterrupt traceback; resumed after its training, the record
+    counted one iteration more than it trained."""
+    output, settings = tmp_path / "run", ["train.max_iter=6", "train.checkpointer.period=2"]
+    config = ["--config-file", "experiments/tiny_mimdet.py", "--output", str(output)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_TRAIN, point, *config, *micro_overrides(micro_data), *settings],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert process.stderr is not None
+    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    assert (process.returncode, rest) == (130, "mimdet.train: interrupted\n")
+    assert not (output / "record.json").exists()
+    if point == "torch":
+        assert not output.exists()
+        return
+    last = {"training": "model_0000003.pth", "evaluation": "model_final.pth"}[point]
+    assert (output / "last_checkpoint").read_text() == last
+    result = run_train(output, *settings, data=micro_data, resume=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    assert f"Starting training from iteration {4 if point == 'training' else 6}" in log
+    record = read_record(output / "record.json")
+    assert record.status == "completed" and record.iterations == 6 and record.metrics.bbox.AP is not None
 
 
 def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, micro_data: Path) -> None:
@@ -404,6 +469,54 @@ def test_an_output_folder_that_is_a_file_is_one_line(
     line = _one_error_line(run_train(tmp_path / output, data=micro_data))
     assert f"{tmp_path / 'file'} {expected}" in line
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "kind"),
+    [
+        ("log.txt", os.mkfifo, "a FIFO"),
+        ("metrics.json", os.mkfifo, "a FIFO"),
+        ("config.yaml", lambda path: path.symlink_to(path.parent.parent / "precious.yaml"), "a link"),
+        ("last_checkpoint", os.mkfifo, "a FIFO"),
+        ("last_checkpoint", lambda path: path.symlink_to("/dev/zero"), "a link"),
+    ],
+    ids=["log-fifo", "metrics-fifo", "config-link", "tag-fifo", "tag-dev-zero"],
+)
+def test_a_run_file_that_is_not_a_plain_file_is_one_line_before_the_run(
+    tmp_path: Path, micro_data: Path, name: str, make: Callable[[Path], None], kind: str
+) -> None:
+    """``--resume`` into a folder where a file the run writes or reads again is not one. Before: a FIFO
+    hung the run (its first open), a ``config.yaml`` link had its target rewritten, a ``last_checkpoint``
+    link to ``/dev/zero`` was read until the OOM killer ended the run."""
+    output, precious = tmp_path / "run", tmp_path / "precious.yaml"
+    output.mkdir()
+    precious.write_text("kept\n")
+    make(output / name)
+    line = _one_error_line(run_train(output, data=micro_data, resume=True))
+    problem = f"{name} is {kind}, not a file (the run writes it; remove it)"
+    assert line == f"mimdet.train: error: --output {output}: {problem}"
+    assert precious.read_text() == "kept\n" and sorted(p.name for p in output.iterdir()) == [name]
+
+
+def test_a_last_checkpoint_naming_another_runs_file_is_not_resumed_from(
+    trained: Path, micro_data: Path
+) -> None:
+    """``last_checkpoint`` names ``../train/model_final.pth``: one line, and the run goes on from its own
+    newest checkpoint. Before: it went on silently from the other run's weights and iteration."""
+    output = trained.parent / "foreign_tag"
+    shutil.copytree(trained, output)
+    for name in ("record.json", "model_final.pth", "model_0000005.pth"):
+        (output / name).unlink()
+    (output / "last_checkpoint").write_text("../train/model_final.pth")
+    result = run_train(
+        output, "train.max_iter=9", "train.checkpointer.period=3", data=micro_data, resume=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (output / "log.txt").read_text()
+    tag = output / "last_checkpoint"
+    assert f"{tag} names '../train/model_final.pth', not a checkpoint file of this folder" in log
+    assert "Starting training from iteration 3" in log and "Starting training from iteration 6" not in log
+    assert read_record(output / "record.json").iterations == 9
 
 
 @contextlib.contextmanager

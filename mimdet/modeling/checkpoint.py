@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,15 @@ def convert_mae_state(
     return convert_state(mae_state, target_state, key_map, resizable=POSITION_TABLES)
 
 
+def check_checkpoint_file(path: str | Path) -> None:
+    """A checkpoint is a plain file (or a link to one); else one ``CheckpointUnreadable`` line that says
+    whether nothing is there or something else is (a folder, a FIFO: not "no such file")."""
+    if not os.path.isfile(path):
+        there = os.path.exists(path)
+        problem = "not a plain file (a folder, a FIFO or a device)" if there else "no such checkpoint file"
+        raise CheckpointUnreadable(f"{path}: {problem}")
+
+
 def read_torch_file(path: str | Path) -> Any:
     """A torch checkpoint's content, loaded without running code from it (``weights_only``).
 
@@ -141,8 +151,7 @@ def read_torch_file(path: str | Path) -> Any:
     whatever the file contains.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointUnreadable(f"{path}: no such checkpoint file")
+    check_checkpoint_file(path)
     if path.stat().st_size == 0:
         raise CheckpointUnreadable(f"{path}: empty file (0 bytes), not a checkpoint")
     try:

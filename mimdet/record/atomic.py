@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +36,25 @@ def storage_problem(error: BaseException) -> str | None:
     None: the caller's exit code for it is 4, in ``mimdet.train`` and ``sweep`` alike."""
     if not isinstance(error, OSError) or error.errno not in STORAGE_ERRNOS:
         return None
+    if error.errno == errno.EEXIST and error.filename and not os.path.isdir(error.filename):
+        return f"{error.filename} is a file, not a folder"  # mkdir's "file exists" says neither
     cause = os.strerror(error.errno)
     cause = cause[:1].lower() + cause[1:]
     return f"{cause} (writing {error.filename})" if error.filename else cause
+
+
+def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:
+    """What stands at ``path`` when it is not a plain file ("a FIFO", "a link", "a folder", ...); None when
+    it is one or nothing is there. For a file opened in place to be written: a FIFO makes the open wait for
+    a reader, forever, and a link makes the writes land in the file linked to."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISLNK, "a link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"))
+    return next((kind for test, kind in kinds if test(mode)), "a device or a socket")
 
 
 def write_json_atomic(

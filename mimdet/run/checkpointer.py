@@ -24,10 +24,17 @@ from detectron2.checkpoint import DetectionCheckpointer
 from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
 
-from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, read_torch_file, save_torch_file
+from mimdet.modeling.checkpoint import (
+    CheckpointError,
+    CheckpointUnreadable,
+    check_checkpoint_file,
+    read_torch_file,
+    save_torch_file,
+)
 from mimdet.record.atomic import write_bytes_atomic
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
+MAX_TAG_BYTES = 4096  # last_checkpoint holds a file name
 
 
 class RunCheckpointer(DetectionCheckpointer):
@@ -41,8 +48,8 @@ class RunCheckpointer(DetectionCheckpointer):
 
     def load(self, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """detectron2's load of a local file; a missing file or one that does not fit is one line."""
-        if path and not os.path.isfile(path):  # detectron2 asserts, in a traceback
-            raise CheckpointUnreadable(f"{path}: no such checkpoint file")
+        if path:  # detectron2 asserts, in a traceback
+            check_checkpoint_file(path)
         try:
             return super().load(path, *args, **kwargs)
         except CheckpointError as error:
@@ -61,6 +68,21 @@ class RunCheckpointer(DetectionCheckpointer):
         self.logger.info("Saving checkpoint to %s", Path(self.save_dir) / basename)
         save_torch_file(data, Path(self.save_dir) / basename)
         self.tag_last_checkpoint(basename)
+
+    def get_checkpoint_file(self) -> str:
+        """The checkpoint the folder's ``last_checkpoint`` names ("" for none), read no further than a file
+        name could be. detectron2 writes a file name of this folder there; a path (``../other/model.pth``,
+        ``/abs/model.pth``) is ``CheckpointUnreadable``, or a resume would go on from another run's weights.
+        """
+        tag = Path(self.save_dir) / "last_checkpoint"
+        try:
+            with open(tag, "rb") as handle:
+                name = handle.read(MAX_TAG_BYTES).decode("utf-8", errors="replace").strip()
+        except OSError:  # deleted meantime, as detectron2 allows
+            return ""
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise CheckpointUnreadable(f"{tag} names {name!r}, not a checkpoint file of this folder")
+        return os.path.join(self.save_dir, name)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         write_bytes_atomic(Path(self.save_dir) / "last_checkpoint", last_filename_basename.encode())
