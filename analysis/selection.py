@@ -219,6 +219,7 @@ def pick_run(
     but the seeds (``REPEAT_KEYS``) and the ``ignored`` keys."""
     if rows is None or rows.empty:
         return Pick(MISSING)
+    rows = rows if rows.index.is_unique else rows.reset_index(drop=True)  # positions found by label below
     completed = rows[rows["status"] == COMPLETED]
     if completed.empty:
         states = set(rows["status"])
@@ -228,13 +229,14 @@ def pick_run(
     ordered = completed.sort_values(order, kind="stable") if order else completed
     if len(rows) == 1:  # one run, nothing to compare: no overrides parsed
         return Pick(COMPLETED, ordered)
-    settings = _settings(ordered, agree, ignored, what)
+    by_row = _settings(rows, agree, ignored, what)
+    settings = [by_row[position] for position in rows.index.get_indexer(ordered.index)]
     _check_one_setting([setting for _, setting in settings], what)
     latest: dict[str, int] = {}
     for position, (seed, _) in enumerate(settings):
         latest.pop(seed, None)  # a seed run again: its latest run counts, and moves to the end
         latest[seed] = position
-    seeds = {seed for seed, _ in _settings(rows, agree, ignored, what)}
+    seeds = {seed for seed, _ in by_row}
     return Pick(COMPLETED, ordered.iloc[list(latest.values())], len(seeds))
 
 
