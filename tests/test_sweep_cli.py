@@ -366,11 +366,8 @@ def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
 
 
 STALLED_SWEEP = """
-import os, runpy, sys, time
-
-def stall(*_):
-    print("stalled", file=sys.stderr, flush=True)
-    time.sleep(60)
+import os, runpy, sys
+from tests.stalling import stall, stall_first_import
 
 point = sys.argv.pop(1)
 if point == "cache save":  # the first file written (a cache: plan writes no other) waits before its rename
@@ -379,13 +376,8 @@ if point == "cache save":  # the first file written (a cache: plan writes no oth
         os.fsync = fsync
         stall()
     os.fsync = stall_once
-else:  # the first import of that module waits, as torch's takes seconds
-    class Stall:
-        def find_spec(self, name, *_):
-            if name == point:
-                sys.meta_path.remove(self)
-                stall()
-    sys.meta_path.insert(0, Stall())
+else:
+    stall_first_import(point)
 runpy.run_module("cli.main", run_name="__main__", alter_sys=True)
 """
 

@@ -160,20 +160,12 @@ def test_sigkill_then_resume_ends_at_the_same_iteration(tmp_path: Path, micro_da
 
 
 STALLED_TRAIN = """
-import runpy, sys, time
-
-def stall(*_):
-    print("stalled", file=sys.stderr, flush=True)
-    time.sleep(120)
+import runpy, sys
+from tests.stalling import stall, stall_first_import
 
 point = sys.argv.pop(1)
-if point == "torch":  # its first import waits, as it takes seconds
-    class Stall:
-        def find_spec(self, name, *_):
-            if name == point:
-                sys.meta_path.remove(self)
-                stall()
-    sys.meta_path.insert(0, Stall())
+if point == "torch":
+    stall_first_import(point)
 elif point == "training":  # iteration 4 waits, after model_0000003.pth
     from detectron2.engine import SimpleTrainer
     run_step = SimpleTrainer.run_step
