@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import sys
 
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
+
 
 def _interrupted() -> int:
     """A Ctrl-C outside ``sweep run``'s runs (which says what it stopped itself): one line, exit 130."""
     print("sweep: interrupted", file=sys.stderr)
-    return 130
+    return EXIT_INTERRUPTED
 
 
 try:  # a Ctrl-C while the modules load is the same line as once main runs (where torch loads)
@@ -139,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         what = ", ".join(f"{run.stage} {run.run_id}" for run in stop.stopped)
         stopped = f"stopped {what}; they resume" if what else "none of its runs was running; the rest start"
         console.print(f"interrupted: {stopped} with: sweep run {args.spec}")
-        return 130
+        return EXIT_INTERRUPTED
     if outcome.left_alone:
         console.print(f"left alone: {outcome.left_alone} runs another sweep run submitted meanwhile")
     for run_id, reason in outcome.not_submitted.items():
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except (ValueError, FileNotFoundError) as error:  # SpecError, TableError, OverrideError among them
         print(f"sweep: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except ExecutorUnavailable as error:
         print(f"sweep: error: {error}; nothing was changed, try again later", file=sys.stderr)
         return 3
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem is None:
             raise
         print(f"sweep: error: {problem}", file=sys.stderr)
-        return 4
+        return EXIT_STORAGE
     except KeyboardInterrupt:
         return _interrupted()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 
-EXIT_INTERRUPTED = 130  # a Ctrl-C, as the shell reports a process it stopped (128 + SIGINT)
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
 
 
 def _interrupted() -> int:
@@ -95,8 +95,6 @@ USER_ERRORS = (
     DatasetError,
     CheckpointError,
 )
-EXIT_BAD_INPUT = 2
-EXIT_STORAGE = 4
 
 
 def known_failure(error: BaseException) -> tuple[int, str] | None:

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mimdet.record.atomic import not_a_plain_file
+from mimdet.run.exit_codes import EXIT_INTERRUPTED
 
 from .executor import JobStatus
 from .handle import JobHandle
@@ -29,7 +30,6 @@ from .runs import RunSpec, RunState
 from .store import Store
 
 STOP_WAIT_S = 30.0  # for a run stopped by Ctrl-C to end on SIGTERM, before SIGKILL
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # mimdet.train's exit on a Ctrl-C (SIGINT), its record unwritten
 
 
 def _start_ticks(pid: int) -> str | None:

@@ -1,0 +1,9 @@
+"""The exit codes of ``mimdet.train`` and ``sweep``: what a run's process tells the one that started it.
+
+The local executor reads them to tell an interrupted run (resumed by a plain ``sweep run``) from a failed
+one; the standard library only, so that the entry points can import it before torch loads.
+"""
+
+EXIT_BAD_INPUT = 2  # flags, overrides, a spec, a config, a dataset or a checkpoint that cannot be used
+EXIT_STORAGE = 4  # the file system refused a write (full, read-only, no permission)
+EXIT_INTERRUPTED = 130  # a Ctrl-C, as the shell reports a process SIGINT stopped (128 + 2); no record
