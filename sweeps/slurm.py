@@ -3,9 +3,10 @@
 ``submit`` sends the trainings with equal resources as one array, then the evaluations of each training
 as one array that waits for it (``afterok``; ``--kill-on-invalid-dep`` cancels them if it fails). An
 evaluation whose training already failed, was cancelled or was not submitted is left out (``skipped``).
-``describe`` asks sacct once for all jobs and squeue once for the live ones (why they wait); ``cancel``
-scancels the live ones. Each asks ``scontrol ping`` first: with slurmctld down, accounting still answers
-with states that may no longer hold, and squeue takes 10-20 s to fail, so that is said at once instead.
+``describe`` asks sacct once for all jobs and squeue once for those the controller holds (why they
+wait); ``cancel`` scancels the live ones. Each asks ``scontrol ping`` first: with slurmctld down,
+accounting still answers with states that may no longer hold, and squeue takes 10-20 s to fail, so that
+is said at once instead.
 Every job is submitted ``--requeue``: one whose node is lost starts again.
 
 Files. Each job's submitit folder (its pickles and logs) is its run's ``runs/<id>/slurm/``. submitit
@@ -285,12 +286,13 @@ class SlurmExecutor:
 
     # ------------------------------------------------------------------ follow
     def describe(self, handles: Mapping[str, JobHandle]) -> dict[str, JobStatus]:
-        """Each run's job: one sacct for all jobs (every start of each), one squeue for the live ones.
+        """Each run's job: one sacct for all jobs (every start of each), one squeue for the controller's.
 
         squeue decides the state of live jobs (accounting lags starts and requeues) and says why one waits;
         accounting, that of ended ones and their earlier starts, which the detail names (``restart 1 after
-        NODE_FAIL``). A job neither knows has vanished without accounting: interrupted (the caller reads
-        records first).
+        NODE_FAIL``), except a job that ended so recently that only the controller knows it (a waiting job
+        cancelled with the one it depends on may leave the queue before accounting hears of it at all). A
+        job neither knows has vanished without accounting: interrupted (the caller reads records first).
         """
         job_ids = {run_id: str(handle.job_id) for run_id, handle in handles.items()}
         if not job_ids:
@@ -298,20 +300,19 @@ class SlurmExecutor:
         bases = sorted({job_id.split("_")[0] for job_id in job_ids.values()})
         _ping_controller()  # accounting answers without it, with states that may no longer be true
         starts = _sacct_starts(bases)
-        live = _squeue_jobs(bases)
+        known = _squeue_jobs(bases)
         found = {}
         for run_id, job_id in job_ids.items():
             history = starts.get(job_id, [])
-            if job_id in live:  # squeue is fresher about live jobs: accounting may lag a start or a requeue
-                ended = history and JOB_STATES.get(history[-1], RunState.FAILED).finished
-                history = [*(history if ended else history[:-1]), live[job_id][0]]
+            if job_id in known:  # the controller is fresher: accounting may lag a start, requeue or end
+                history = _with_controller_state(history, known[job_id][0])
             if not history:
                 logger.warning("run %s: job %s is unknown to sacct and squeue", run_id, job_id)
                 found[run_id] = JobStatus(RunState.INTERRUPTED, f"slurm job {job_id} is unknown to SLURM")
                 continue
             current = history[-1]
             state = JOB_STATES.get(current, RunState.FAILED)
-            reason = live.get(job_id, ("", ""))[1] if state == RunState.QUEUED else ""
+            reason = known.get(job_id, ("", ""))[1] if state == RunState.QUEUED else ""
             detail = f"slurm job {job_id} {current}"
             if len(history) > 1:
                 detail += f", restart {len(history) - 1} after {' '.join(history[:-1])}"
@@ -513,10 +514,20 @@ def _controller_down(why: str) -> ExecutorUnavailable:
     return ExecutorUnavailable(f"the SLURM controller does not answer ({why})")
 
 
+def _with_controller_state(history: list[str], current: str) -> list[str]:
+    """A job's starts from accounting, oldest first, with the controller's state of its last start: a new
+    start when accounting's last one has ended (a requeue), else in place of accounting's (which lags)."""
+    accounted = bool(history) and JOB_STATES.get(history[-1], RunState.FAILED).finished
+    if not accounted:
+        return [*history[:-1], current]
+    return [*history, current] if JOB_STATES.get(current, RunState.FAILED).active else history
+
+
 def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
-    """State and pending reason of the live ones among these jobs (squeue fails when none is live, and
-    when the controller is down: then states from accounting alone could be stale, so nothing is told)."""
-    command = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)]
+    """State and pending reason of these jobs as the controller knows them: the live ones and those that
+    ended in its last few minutes (``MinJobAge``). squeue fails when it knows none of them, and when the
+    controller is down: then states from accounting alone could be stale, so nothing is told."""
+    command = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(bases)]
     try:
         out = _slurm(command)
     except subprocess.CalledProcessError as error:

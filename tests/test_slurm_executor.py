@@ -525,7 +525,8 @@ def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
         assert store.job(run.run_id) == handles[run.run_id]
     finally:
         restore_node()
-    assert executor.states(handles)[run.run_id] == RunState.RUNNING  # the job lived on meanwhile
+    status = executor.describe(handles)[run.run_id]
+    assert status.state == RunState.RUNNING, status  # the job lived on meanwhile
 
 
 def test_two_sweep_runs_at_once_submit_each_run_once(store: Store, micro_data: Path, tmp_path: Path) -> None:

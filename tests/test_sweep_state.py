@@ -26,7 +26,7 @@ from sweeps.expand import expand
 from sweeps.handle import JobHandle
 from sweeps.local import LocalExecutor, _start_ticks
 from sweeps.runs import RunSpec, RunState
-from sweeps.slurm import _rows_by_job
+from sweeps.slurm import SlurmExecutor, _rows_by_job, _with_controller_state
 from sweeps.spec import load_spec
 from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store
@@ -287,16 +287,44 @@ def test_sacct_and_squeue_rows_by_job() -> None:
     }
 
 
+def test_the_controller_state_wins_where_accounting_lags() -> None:
+    """Accounting hears of starts, requeues and ends late: a job's last state is the controller's unless
+    accounting's last start has ended and the controller's has too (then it is the same start)."""
+    assert _with_controller_state([], "CANCELLED") == ["CANCELLED"]  # ended before accounting heard of it
+    assert _with_controller_state(["PENDING"], "RUNNING") == ["RUNNING"]
+    assert _with_controller_state(["RUNNING"], "COMPLETED") == ["COMPLETED"]
+    assert _with_controller_state(["NODE_FAIL"], "PENDING") == ["NODE_FAIL", "PENDING"]  # requeued
+    assert _with_controller_state(["CANCELLED by 0"], "CANCELLED") == ["CANCELLED by 0"]
+
+
+def fake_slurm(folder: Path, scripts: Mapping[str, str]) -> dict[str, str]:
+    """An environment whose SLURM commands are these shell scripts (a command not given answers nothing)."""
+    folder.mkdir()
+    for name in ("scontrol", "sacct", "squeue", "sbatch"):
+        (folder / name).write_text(f"#!/bin/sh\n{scripts.get(name, 'exit 0')}\n")
+        (folder / name).chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_a_job_ended_before_accounting_heard_of_it_reads_as_the_controller_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evaluation waiting on a training that is cancelled is cancelled with it by the controller, and
+    can leave the queue before accounting ever lists it (it never became eligible): squeue's ``-t all``
+    still knows it for minutes; reading it as vanished called it interrupted, to be started again."""
+    squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|DependencyNeverSatisfied";; esac'
+    env = fake_slurm(tmp_path / "bin", {"squeue": squeue})
+    monkeypatch.setenv("PATH", env["PATH"])
+    executor = SlurmExecutor(Store(tmp_path / "results"))
+    (status,) = executor.describe({"a": JobHandle("slurm", job_id="13")}).values()
+    assert status == JobStatus(RunState.CANCELLED, "slurm job 13 CANCELLED")
+
+
 def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:
     """With the controller and accounting down, no run's state can be told: ``sweep status`` and
     ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    for name in ("scontrol", "sacct", "squeue", "sbatch"):
-        (fake / name).write_text(
-            "#!/bin/sh\necho 'Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
-        )
-        (fake / name).chmod(0o755)
+    down = "echo 'Unable to contact slurm controller (connect failure)' >&2\nexit 1"
+    env = fake_slurm(tmp_path / "bin", dict.fromkeys(("scontrol", "sacct", "squeue", "sbatch"), down))
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "name: down\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  axes:\n    train.seed: [1]\n"
@@ -304,7 +332,7 @@ def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Pa
     store = Store(tmp_path / "results")
     (run,) = expand(load_spec(spec)).runs
     store.write_job(run.run_id, JobHandle("slurm", job_id="12"))
-    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
+    env["PYTHONWARNINGS"] = "ignore"
     for command in ("status", "run"):
         result = subprocess.run(
             [sys.executable, "-m", "cli.main", command, str(spec), "--root", str(store.root)],
