@@ -9,8 +9,8 @@ owner's files of other digests (answers of code that has changed since). A cache
 read counts as empty, and one that cannot be written only costs time. Its first line is a digest of the
 rest, so that a file changed in any way but by this module (an edit, a bit flip, another program's
 values of the wrong shape) counts as empty too, rather than stopping a command with a traceback or
-changing run ids silently; a file that is not a regular one (a FIFO, a link to ``/dev/zero``) or is larger
-than ``MAX_BYTES`` is not read.
+changing run ids silently; a FIFO reads as empty, and a file larger than ``MAX_BYTES`` (a link to
+``/dev/zero``) is not read further.
 
 Saving: ``save_at_exit`` registers a cache's save; ``save_all`` runs them, a command before it ends (so
 that a Ctrl-C while they write is the command's to report), and the process when it ends. A save cut
@@ -25,12 +25,11 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mimdet.record.atomic import write_bytes_atomic
+from mimdet.record.atomic import read_at_most, write_bytes_atomic
 
 MAX_BYTES = 2**30  # the rows of 100,000 records are ~250 MB
 
@@ -82,11 +81,10 @@ class CacheFile:
 def _read(path: Path) -> dict[str, Any]:
     """The entries of a cache file, or none (module docstring); opened without blocking."""
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            status = os.fstat(handle.fileno())
-            if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
-                return {}
-            digest, _, text = handle.read().partition(b"\n")
+        data = read_at_most(path, MAX_BYTES)
+        if len(data) > MAX_BYTES:
+            return {}
+        digest, _, text = data.partition(b"\n")
         loaded = json.loads(text) if digest == _digest_of(text) else None
     except (OSError, ValueError, RecursionError):
         return {}

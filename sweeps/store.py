@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from mimdet.record.atomic import write_json_atomic
+from mimdet.record.atomic import read_at_most, write_json_atomic
 from mimdet.record.schema import RecordError, RunRecord, parse_record, read_record_bytes
 
 from .handle import JobHandle
@@ -57,8 +57,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     object, or larger than ``MAX_JSON_BYTES`` (a link to ``/dev/zero`` is read no further); opened without
     blocking (a FIFO reads as empty)."""
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            text = handle.read(MAX_JSON_BYTES + 1)
+        text = read_at_most(path, MAX_JSON_BYTES)
         data = json.loads(text) if len(text) <= MAX_JSON_BYTES else None
     except (OSError, ValueError, RecursionError):
         return None

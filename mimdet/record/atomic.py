@@ -57,6 +57,15 @@ def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:
     return next((kind for test, kind in kinds if test(mode)), "a device or a socket")
 
 
+def read_at_most(path: str | os.PathLike[str], limit: int) -> bytes:
+    """A shared file's bytes, ``limit`` + 1 at most (one more than allowed, so that the caller can tell
+    an oversized file from a full one): a link to ``/dev/zero`` or a huge file is not read into memory.
+    Opened without blocking, so that a FIFO with no writer reads as empty instead of waiting forever.
+    ``OSError`` as ``open`` and ``read`` raise it."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        return handle.read(limit + 1)
+
+
 def write_json_atomic(
     path: str | os.PathLike[str], data: Any, *, indent: int | None = 2, sort_keys: bool = False
 ) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from mimdet.record.atomic import write_json_atomic
+from mimdet.record.atomic import read_at_most, write_json_atomic
 
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 16 * 2**20  # a record is a few KB; a larger file is not read further
@@ -212,14 +212,11 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
 
 
 def read_record_bytes(path: str | os.PathLike[str]) -> bytes:
-    """A record file's bytes, at most ``MAX_RECORD_BYTES`` + 1 (``parse_record`` refuses more), so that a
-    record that is a link to ``/dev/zero`` or a huge file is not read into memory; opened without blocking,
-    so that a FIFO with no writer reads as empty instead of waiting forever. A file that cannot be read is
-    a one-line ``RecordError``."""
+    """A record file's bytes, at most ``MAX_RECORD_BYTES`` + 1 (``parse_record`` refuses more; see
+    ``read_at_most``); a file that cannot be read is a one-line ``RecordError``."""
     source = str(path)
     try:
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            return handle.read(MAX_RECORD_BYTES + 1)
+        return read_at_most(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         raise RecordError(source, None, "no such file") from None
     except OSError as err:
