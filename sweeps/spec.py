@@ -67,6 +67,7 @@ from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEv
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.paper.tables import PAPER_TABLES
+from mimdet.record.atomic import read_at_most
 from mimdet.record.schema import describe_value
 from mimdet.run.config import EXPERIMENTS, ConfigFileError
 from mimdet.run.overrides import TEST_TIME_KEYS, override_string
@@ -203,8 +204,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read, parse and check a spec file; any problem is a one-line ``SpecError``."""
     source = str(path)
     try:
-        with open(path, "rb") as handle:  # no more than the bound: the path may be a pipe or a huge file
-            text = handle.read(MAX_SPEC_BYTES + 1).decode("utf-8")
+        text = read_at_most(path, MAX_SPEC_BYTES, whole_pipe=True).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError.at(source, 1, "(file)", f"cannot read: {error}") from None
     return parse_spec(text, source=source, spec_dir=Path(path).parent)

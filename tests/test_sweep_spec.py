@@ -7,7 +7,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import re
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ from sweeps.estimate import PAPER_GPUS, estimate
 from sweeps.expand import SweepPlan, expand
 from sweeps.filters import compile_filter
 from sweeps.runs import Resources
-from sweeps.spec import ResourcesSpec, SpecError, load_spec, parse_spec
+from sweeps.spec import ResourcesSpec, SpecError, SweepSpec, load_spec, parse_spec
 from sweeps.store import Store
 from tests.micro import edited_tiny_config
 
@@ -650,6 +653,49 @@ def test_an_oversized_spec_file_is_refused_unread(tmp_path: Path) -> None:
     path.write_text(VALID + ("# " + "x" * 1000 + "\n") * 5000)
     with pytest.raises(SpecError, match=r"big\.yaml:1: \(file\): larger than 4 MiB"):
         load_spec(path)
+
+
+def _load_in_thread(path: Path, timeout_s: float = 20) -> SweepSpec | SpecError:
+    """``load_spec``'s answer, or a test failure where it waits instead of answering."""
+    answers: list[SweepSpec | SpecError] = []
+
+    def load() -> None:
+        try:
+            answers.append(load_spec(path))
+        except SpecError as error:
+            answers.append(error)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert answers, f"load_spec({path}) still waits after {timeout_s:.0f} s"
+    return answers[0]
+
+
+def test_a_fifo_nothing_writes_to_is_an_empty_spec_not_a_wait(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo.yaml")
+    error = _load_in_thread(tmp_path / "fifo.yaml")
+    assert isinstance(error, SpecError) and "fifo.yaml:1: (top level): empty spec" in str(error)
+
+
+def test_a_spec_from_a_pipe_is_read_until_its_writer_closes_it(tmp_path: Path) -> None:
+    """``sweep plan <(generate-spec)``: the writer may be slower than the reader."""
+    pipe = tmp_path / "spec.yaml"
+    os.mkfifo(pipe)
+    half = len(VALID) // 2
+
+    def write() -> None:
+        with open(pipe, "w") as handle:
+            handle.write(VALID[:half])
+            handle.flush()
+            time.sleep(0.5)
+            handle.write(VALID[half:])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    time.sleep(0.2)  # the writer has opened its end
+    spec = _load_in_thread(pipe)
+    assert isinstance(spec, SweepSpec), spec
 
 
 def _seeds_grid(trainings: int, evaluations: int, extra: str = "") -> str:

@@ -57,13 +57,17 @@ def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:
     return next((kind for test, kind in kinds if test(mode)), "a device or a socket")
 
 
-def read_at_most(path: str | os.PathLike[str], limit: int) -> bytes:
+def read_at_most(path: str | os.PathLike[str], limit: int, *, whole_pipe: bool = False) -> bytes:
     """A shared file's bytes, ``limit`` + 1 at most (one more than allowed, so that the caller can tell
     an oversized file from a full one): a link to ``/dev/zero`` or a huge file is not read into memory.
-    Opened without blocking, so that a FIFO with no writer reads as empty instead of waiting forever.
-    ``OSError`` as ``open`` and ``read`` raise it."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-        return handle.read(limit + 1)
+    Opened without waiting for a writer, so that a FIFO nothing writes to reads as empty instead of
+    waiting forever; a pipe with a writer gives what is in it now, or with ``whole_pipe`` everything
+    until its writer closes it (a file given on a command line as ``<(...)``). ``OSError`` as ``open``
+    and ``read`` raise it."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(descriptor, whole_pipe)
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read(limit + 1) or b""
 
 
 def write_json_atomic(
