@@ -41,6 +41,10 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     import time
     from pathlib import Path
 
+    from mimdet.run.environment import quiet_third_party_warnings
+
+    if __name__ == "__main__":  # detectron2 warns of torch's deprecations as it loads, a run's first lines
+        quiet_third_party_warnings()
     import torch
     from detectron2.config import instantiate
     from detectron2.engine import (
@@ -68,7 +72,6 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from mimdet.run.checkpointer import RunCheckpointer
     from mimdet.run.config import ConfigFileError, ModelConfigError, build_model
     from mimdet.run.cost import CostHook, TimedModel
-    from mimdet.run.environment import quiet_third_party_warnings
     from mimdet.run.overrides import OverrideError
     from mimdet.run.precise_bn import recalibrate_batchnorm
     from mimdet.run.resolve import resolve_run

@@ -67,7 +67,7 @@ from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEv
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record.atomic import read_at_most
+from mimdet.record.atomic import NOT_A_PLAIN_FILE, read_at_most
 from mimdet.record.schema import describe_value
 from mimdet.run.config import EXPERIMENTS, ConfigFileError
 from mimdet.run.overrides import TEST_TIME_KEYS, override_string
@@ -589,7 +589,10 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
     ]
     for path, holder in entries:
         name = holder.base_config
-        found = _find_config(name, spec_dir)
+        try:
+            found = _find_config(name, spec_dir)
+        except ConfigFileError as error:
+            raise spec.error(path, str(error)) from None
         if found is None:
             folders = dict.fromkeys(str(f) for f in (Path.cwd(), EXPERIMENTS, EXPERIMENTS.parent, spec_dir))
             where = ", ".join(folders)
@@ -605,12 +608,14 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
 
 
 def _find_config(name: str, spec_dir: Path) -> str | None:
-    """A path to config ``name`` that works from the working directory, or None."""
-    if Path(name).is_file() or (EXPERIMENTS / name).is_file():
-        return name  # what mimdet.run.config.resolve_config_path finds as written
-    for folder in (EXPERIMENTS.parent, spec_dir):
-        if (folder / name).is_file():
-            return str((folder / name).resolve())
+    """A path to config ``name`` that works from the working directory, or None; ``ConfigFileError`` where
+    the first thing of that name is not a file (a FIFO would have the load wait for a writer, forever)."""
+    for folder in (Path(), EXPERIMENTS, EXPERIMENTS.parent, spec_dir):
+        path = folder / name
+        if path.is_file():  # as written where mimdet.run.config.resolve_config_path finds it
+            return name if folder in (Path(), EXPERIMENTS) else str(path.resolve())
+        if path.exists():
+            raise ConfigFileError(f"{path}: {NOT_A_PLAIN_FILE}")
     return None
 
 

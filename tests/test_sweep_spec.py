@@ -678,6 +678,15 @@ def test_a_fifo_nothing_writes_to_is_an_empty_spec_not_a_wait(tmp_path: Path) ->
     assert isinstance(error, SpecError) and "fifo.yaml:1: (top level): empty spec" in str(error)
 
 
+def test_a_base_config_that_is_a_fifo_is_one_line_not_a_wait(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "config.py")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(VALID.replace("experiments/tiny_mimdet.py", str(tmp_path / "config.py")))
+    error = _load_in_thread(spec)
+    assert isinstance(error, SpecError) and (error.line, error.path) == (2, "base_config")
+    assert error.problem == f"{tmp_path / 'config.py'}: not a plain file (a folder, a FIFO or a device)"
+
+
 def test_a_spec_from_a_pipe_is_read_until_its_writer_closes_it(tmp_path: Path) -> None:
     """``sweep plan <(generate-spec)``: the writer may be slower than the reader."""
     pipe = tmp_path / "spec.yaml"

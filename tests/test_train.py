@@ -418,6 +418,28 @@ def test_a_file_that_is_not_a_run_config_is_one_line(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("make", [os.mkfifo, os.mkdir], ids=["fifo", "folder"])
+def test_a_config_path_that_is_not_a_file_is_the_only_line_on_stderr(
+    tmp_path: Path, make: Callable[[Path], None]
+) -> None:
+    """Before: a FIFO was "config file not found"; and every run began with detectron2's FutureWarnings
+    about torch.jit, four lines before anything of the run's own (here: nothing else at all)."""
+    config = tmp_path / "config.py"
+    make(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "mimdet.train", "--config-file", str(config), "--output", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"},
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"mimdet.train: error: {config}: not a plain file (a folder, a FIFO or a device)\n"
+    )
+
+
 def _saved(content: object) -> bytes:
     buffer = io.BytesIO()
     torch.save(content, buffer)

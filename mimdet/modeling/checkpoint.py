@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mimdet.record.atomic import write_bytes_atomic
+from mimdet.record.atomic import NOT_A_PLAIN_FILE, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def check_checkpoint_file(path: str | Path) -> None:
     whether nothing is there or something else is (a folder, a FIFO: not "no such file")."""
     if not os.path.isfile(path):
         there = os.path.exists(path)
-        problem = "not a plain file (a folder, a FIFO or a device)" if there else "no such checkpoint file"
+        problem = NOT_A_PLAIN_FILE if there else "no such checkpoint file"
         raise CheckpointUnreadable(f"{path}: {problem}")
 
 

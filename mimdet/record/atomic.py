@@ -43,6 +43,10 @@ def storage_problem(error: BaseException) -> str | None:
     return f"{cause} (writing {error.filename})" if error.filename else cause
 
 
+# what a path that exists but cannot be read as a file is (a link to a plain file can)
+NOT_A_PLAIN_FILE = "not a plain file (a folder, a FIFO or a device)"
+
+
 def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:
     """What stands at ``path`` when it is not a plain file ("a FIFO", "a link", "a folder", ...); None when
     it is one or nothing is there. For a file opened in place to be written: a FIFO makes the open wait for

@@ -16,6 +16,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mimdet.record.atomic import NOT_A_PLAIN_FILE
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
     from torch import nn
@@ -32,12 +34,13 @@ class ModelConfigError(ValueError):
 
 
 def resolve_config_path(config_file: str | Path) -> Path:
-    """The config file as given if it exists, else the one of that name under ``experiments/``."""
-    path = Path(config_file)
-    if path.is_file():
-        return path
-    if (EXPERIMENTS / path).is_file():
-        return EXPERIMENTS / path
+    """The config file as given if it exists, else the one of that name under ``experiments/``; a FIFO, a
+    folder or a device there is not one (a FIFO would have the load wait for a writer, forever)."""
+    for path in (Path(config_file), EXPERIMENTS / config_file):
+        if path.is_file():
+            return path
+        if path.exists():
+            raise ConfigFileError(f"{path}: {NOT_A_PLAIN_FILE}")
     raise FileNotFoundError(f"config file not found: {config_file} (looked here and in {EXPERIMENTS})")
 
 
