@@ -14,7 +14,8 @@ record, and no traceback (``known_failure`` sorts them); the exit code says whic
 checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
 permission). Anything else is a bug: its traceback is kept. A Ctrl-C is one line, ``mimdet.train:
 interrupted``, exit 130, and no record: the run was cut off, not failed, and ``--resume`` goes on from
-its last checkpoint.
+its last checkpoint. One that comes while the record is written waits until it is on disk: a run that
+failed stays failed.
 
 Config keys read: ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``, ``lr_multiplier``,
 ``train.{output_dir, init_checkpoint, mae_checkpoint, max_iter, amp.enabled, ddp, checkpointer,
@@ -75,6 +76,7 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from mimdet.run.overrides import OverrideError
     from mimdet.run.precise_bn import recalibrate_batchnorm
     from mimdet.run.resolve import resolve_run
+    from mimdet.run.sigint import sigint_deferred
     from mimdet.run.writers import training_writers
 except KeyboardInterrupt:
     sys.exit(_interrupted())
@@ -344,20 +346,23 @@ def run(cfg: DictConfig, args: argparse.Namespace) -> None:
 def _write(
     cfg: DictConfig, args: argparse.Namespace, model: nn.Module | None, outcome: RunOutcome
 ) -> RunRecord:
-    params = count_parameters(model) if model is not None else {"total": 0}
-    parent = read_parent_run_id(cfg.train.init_checkpoint) if args.eval_only else None
-    record = build_record(
-        cfg,
-        run_id=args.run_id or Path(cfg.train.output_dir).name,
-        stage="eval" if args.eval_only else "train",
-        parent_run_id=parent,
-        config_file=args.config_file,
-        overrides=list(args.opts),
-        params=params,
-        outcome=outcome,
-        processes=comm.get_world_size(),
-    )
-    write_record(record, Path(cfg.train.output_dir) / "record.json")
+    """The run's record; a Ctrl-C meanwhile waits until it is on disk (``sigint_deferred``): cut off, a
+    failed run's record was none, and the run read as interrupted, to be restarted by a plain re-run."""
+    with sigint_deferred():
+        params = count_parameters(model) if model is not None else {"total": 0}
+        parent = read_parent_run_id(cfg.train.init_checkpoint) if args.eval_only else None
+        record = build_record(
+            cfg,
+            run_id=args.run_id or Path(cfg.train.output_dir).name,
+            stage="eval" if args.eval_only else "train",
+            parent_run_id=parent,
+            config_file=args.config_file,
+            overrides=list(args.opts),
+            params=params,
+            outcome=outcome,
+            processes=comm.get_world_size(),
+        )
+        write_record(record, Path(cfg.train.output_dir) / "record.json")
     return record
 
 

@@ -3,13 +3,19 @@
 ``TrainJob`` keeps nothing in memory (STYLE item 11): its only input is the run's argv, and a training's
 argv always carries ``--resume``, so the fresh ``TrainJob`` that ``checkpoint()`` hands to submitit on
 preemption or timeout continues from the newest checkpoint detectron2 left in the run's folder.
+
+A Ctrl-C (``scancel --signal=INT``) ends the job with mimdet.train's exit code 130 and its one line, not
+with a failure's traceback, so that ``sweeps.slurm`` reads the run interrupted, as the local executor does.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
+
+from mimdet.run.exit_codes import EXIT_INTERRUPTED
 
 
 class TrainJob(Checkpointable):
@@ -28,6 +34,8 @@ class TrainJob(Checkpointable):
         if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
             _join_process_group()
         code = main(list(argv))
+        if code == EXIT_INTERRUPTED:  # SystemExit passes submitit by (it catches Exception): the job's code
+            sys.exit(code)
         if code != 0:
             raise RuntimeError(f"mimdet.train exited with code {code} (the run's log says why)")
         return code

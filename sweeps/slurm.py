@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -48,6 +49,8 @@ from typing import Any, TypeVar
 import submitit
 from submitit.core.utils import FailedJobError
 from submitit.slurm.slurm import read_job_id
+
+from mimdet.run.exit_codes import EXIT_INTERRUPTED
 
 from .executor import ExecutorUnavailable, JobStatus
 from .handle import JobHandle
@@ -66,6 +69,10 @@ FIRST_RETRY_S = 2.0
 MAX_RETRY_S = 60.0
 SLURM_ERRORS = (subprocess.CalledProcessError, subprocess.TimeoutExpired, FailedJobError)
 MARKER = "submitting"
+# a FAILED job that a Ctrl-C ended (``scancel --signal=INT``): mimdet.train exits 130 on it, as it does
+# locally, and a task the SIGINT reached before mimdet.train ran dies of it; exit codes as ``code:signal``
+SIGINT_EXITS = (f"{EXIT_INTERRUPTED}:0", f"0:{signal.SIGINT.value}")
+ENDED_BY_SIGINT = "FAILED (SIGINT)"  # such a job's state here: not SLURM's word for it, which is FAILED
 # sacct/squeue states -> run states; any other (FAILED, OUT_OF_MEMORY, ...) means the job gave up
 JOB_STATES = {
     **dict.fromkeys(
@@ -76,6 +83,7 @@ JOB_STATES = {
     "CANCELLED": RunState.CANCELLED,
     # cut off by the cluster, not by the run: a re-run resumes from the checkpoints
     **dict.fromkeys(("NODE_FAIL", "PREEMPTED", "TIMEOUT", "BOOT_FAIL", "DEADLINE"), RunState.INTERRUPTED),
+    ENDED_BY_SIGINT: RunState.INTERRUPTED,  # a Ctrl-C cut the run off: a re-run resumes it
 }
 
 
@@ -485,15 +493,21 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     Without an answer nothing can be told apart (a job that ended from one never seen), so a failing
     sacct is ``ExecutorUnavailable``, never a guess.
     """
-    command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", "JobID,State"]
+    # DerivedExitCode: ExitCode shows a job's exit code 130 as 2, minus 128, as it shows exit code 2
+    command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", "JobID,State,DerivedExitCode"]
     try:
         out = _slurm(command)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         raise ExecutorUnavailable(f"SLURM accounting does not answer (sacct: {_why(error)})") from None
     rows = _rows_by_job(out.splitlines())
-    return {
-        job_id: [fields[0].split()[0] for fields in starts] for job_id, starts in rows.items()
-    }  # "CANCELLED by 0"
+    return {job_id: [_start_state(*fields[:2]) for fields in starts] for job_id, starts in rows.items()}
+
+
+def _start_state(state: str, exit_code: str = "") -> str:
+    """A start's state as SLURM names it, less what follows (``CANCELLED by 0``), or ``ENDED_BY_SIGINT`` for
+    a FAILED one whose exit code (``code:signal``) is a Ctrl-C's: the run was cut off, it did not give up."""
+    state = state.split()[0]
+    return ENDED_BY_SIGINT if state == "FAILED" and exit_code in SIGINT_EXITS else state
 
 
 def _ping_controller() -> None:
@@ -527,7 +541,8 @@ def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
     """State and pending reason of these jobs as the controller knows them: the live ones and those that
     ended in its last few minutes (``MinJobAge``). squeue fails when it knows none of them, and when the
     controller is down: then states from accounting alone could be stale, so nothing is told."""
-    command = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(bases)]
+    fields = "JobArrayID:0|,State:0|,DerivedEC:0|,Reason:0"  # -O: -o has no letter for the exit code
+    command = ["squeue", "-h", "-r", "-t", "all", "-O", fields, "-j", ",".join(bases)]
     try:
         out = _slurm(command)
     except subprocess.CalledProcessError as error:
@@ -536,5 +551,14 @@ def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
         out = error.stdout or ""
     except subprocess.TimeoutExpired as error:
         raise _controller_down(_why(error)) from None
-    rows = _rows_by_job(out.splitlines())
-    return {job_id: (fields[-1][0], "|".join(fields[-1][1:])) for job_id, fields in rows.items()}
+    jobs = {}
+    for job_id, rows in _rows_by_job(out.splitlines()).items():
+        state, status, *reason = rows[-1]
+        jobs[job_id] = (_start_state(state, _exit_code(status)), "|".join(reason))
+    return jobs
+
+
+def _exit_code(status: str) -> str:
+    """squeue's exit code, a wait status (``33280``), as sacct writes one (``130:0``: code, signal)."""
+    value = int(status) if status.isdigit() else 0
+    return f"{value >> 8}:{value & 0x7F}"

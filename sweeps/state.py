@@ -6,8 +6,9 @@ failed run's job is queued or running again (requeued after a preemption or a lo
 the scheduler's accounting says); else the job handle: none means new, a cancelled mark means cancelled,
 else the executor reports the job — queued or running, or ended without a record: *failed* when the run
 itself gave up (a non-zero exit, out of memory), *interrupted* when something outside cut it off (killed
-by a signal, its node lost, its time limit reached for good). A plain ``sweep run`` starts interrupted
-runs again (a training resumes from its last checkpoint); failed ones wait for ``--retry-failed``.
+by a signal or a Ctrl-C, its node lost, its time limit reached for good). A plain ``sweep run`` starts
+interrupted runs again (a training resumes from its last checkpoint); failed ones wait for
+``--retry-failed``.
 """
 
 from __future__ import annotations

@@ -493,6 +493,47 @@ def test_a_cancelled_training_is_cancelled_not_failed(store: Store, micro_data: 
     assert "DataLoader" not in status.detail and "CANCELLED" in status.detail.upper(), status.detail
 
 
+def test_a_training_stopped_by_ctrl_c_is_interrupted_and_a_plain_rerun_resumes_it(
+    store: Store, micro_data: Path, tmp_path: Path
+) -> None:
+    """``scancel --signal=INT`` (a user's Ctrl-C reaching the job): mimdet.train stops in one line, exit 130,
+    no record, its checkpoints kept; the run is interrupted and a plain ``sweep run`` resumes it. Before:
+    the job function turned exit 130 into a RuntimeError: the job FAILED, only ``--retry-failed`` ran it."""
+    settings = {**micro_settings(micro_data), "train.max_iter": 40, "train.checkpointer.period": 4}
+    spec = one_training_spec(tmp_path, "ctrl-c", settings, time_min=10)
+    (run,) = expand(load_spec(spec)).runs
+    executor = SlurmExecutor(store, poll_s=1)
+    handles = executor.submit([run])
+    folder = store.run_dir(run.run_id)
+    wait_for(lambda: (folder / "last_checkpoint").exists(), "a checkpoint", 120)
+    subprocess.run(["scancel", "--signal=INT", handles[run.run_id].job_id], check=True, timeout=30)
+    assert executor.wait(handles, timeout_s=60) == {run.run_id: RunState.INTERRUPTED}
+    status = collect_states(store, [run], {"slurm": executor})[run.run_id]
+    assert status.state == RunState.INTERRUPTED, status
+    assert "FAILED (SIGINT)" in status.detail, status.detail
+    assert store.record(run.run_id) is None
+    job_log = store.log_tail(run.run_id, lines=5)
+    assert "mimdet.train: interrupted" in job_log and "Traceback" not in job_log, job_log
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(store.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    resubmitted = {run.run_id: store.job(run.run_id)}
+    assert resubmitted[run.run_id] not in (None, handles[run.run_id])
+    states = executor.wait(resubmitted, timeout_s=SWEEP_TIMEOUT_S)  # type: ignore[arg-type]
+    assert states == {run.run_id: RunState.COMPLETED}
+    first, second = starts_of_training(folder / "log.txt")
+    assert first == 0 and second >= 4
+    record = store.record(run.run_id)
+    assert record is not None and record.status == "completed" and record.iterations == 40
+
+
 def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
     store: Store, micro_data: Path, slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:

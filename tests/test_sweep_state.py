@@ -312,12 +312,36 @@ def test_a_job_ended_before_accounting_heard_of_it_reads_as_the_controller_says(
     """An evaluation waiting on a training that is cancelled is cancelled with it by the controller, and
     can leave the queue before accounting ever lists it (it never became eligible): squeue's ``-t all``
     still knows it for minutes; reading it as vanished called it interrupted, to be started again."""
-    squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|DependencyNeverSatisfied";; esac'
+    squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|0|DependencyNeverSatisfied";; esac'
     env = fake_slurm(tmp_path / "bin", {"squeue": squeue})
     monkeypatch.setenv("PATH", env["PATH"])
     executor = SlurmExecutor(Store(tmp_path / "results"))
     (status,) = executor.describe({"a": JobHandle("slurm", job_id="13")}).values()
     assert status == JobStatus(RunState.CANCELLED, "slurm job 13 CANCELLED")
+
+
+def test_a_job_a_ctrl_c_ended_is_interrupted_and_any_other_failure_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FAILED job whose exit code is a SIGINT's (``scancel --signal=INT``: mimdet.train's 130, or a task
+    killed by the signal before it ran) was cut off, as a local run that exits 130 is: interrupted, in
+    accounting's ``code:signal`` and in the controller's wait status (accounting lags an end); other exit
+    codes (2: bad input) are the run's own failure. Before: every FAILED job was a failed run."""
+    sacct = 'printf "14|FAILED|130:0\\n15|FAILED|0:2\\n16|FAILED|2:0\\n17|RUNNING|0:0\\n18|RUNNING|0:0\\n"'
+    squeue = (
+        'case "$*" in *"-t all"*) printf "17|FAILED|33280|NonZeroExitCode\\n18|FAILED|512|None\\n";; esac'
+    )
+    monkeypatch.setenv("PATH", fake_slurm(tmp_path / "bin", {"sacct": sacct, "squeue": squeue})["PATH"])
+    executor = SlurmExecutor(Store(tmp_path / "results"))
+    found = executor.describe({str(job): JobHandle("slurm", job_id=str(job)) for job in range(14, 19)})
+    assert {job: status.state for job, status in found.items()} == {
+        "14": RunState.INTERRUPTED,
+        "15": RunState.INTERRUPTED,
+        "16": RunState.FAILED,
+        "17": RunState.INTERRUPTED,
+        "18": RunState.FAILED,
+    }
+    assert found["14"].detail == "slurm job 14 FAILED (SIGINT)"
 
 
 def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:

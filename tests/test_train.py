@@ -216,6 +216,46 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(point: str, tmp_path: Path, micr
     assert record.status == "completed" and record.iterations == 6 and record.metrics.bbox.AP is not None
 
 
+CTRL_C_MID_RECORD = """
+import os, runpy, signal
+
+replace = os.replace
+def ctrl_c_then_replace(source, target):  # the record is in its temporary file, not yet in place
+    if os.path.basename(target) == "record.json":
+        os.kill(os.getpid(), signal.SIGINT)
+    replace(source, target)
+os.replace = ctrl_c_then_replace
+runpy.run_module("mimdet.train", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_ctrl_c_while_a_failed_record_is_written_leaves_the_failed_record(
+    tmp_path: Path, micro_data: Path
+) -> None:
+    """A run that really fails (a dataset file missing) is sent SIGINT in the middle of writing its failed
+    record: the record is written whole, then the Ctrl-C ends the process (one line, exit 130), and the run
+    stays failed. Before: the write was cut off, no record, and the run read as interrupted: a plain
+    ``sweep run`` started the failure again."""
+    missing = tmp_path / "nowhere" / "instances.json"
+    output = tmp_path / "bad"
+    config = ["--config-file", "experiments/tiny_mimdet.py", "--output", str(output)]
+    ghost = [f"dataset_paths={{ghost:[{missing},{tmp_path}]}}", "dataloader.test.dataset.names=ghost"]
+    overrides = [*micro_overrides(micro_data), *ghost]
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_MID_RECORD, *config, *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == "mimdet.train: interrupted" and "Traceback" not in result.stderr
+    record = read_record(output / "record.json")
+    assert record.status == "failed" and str(missing) in (record.error or "")
+    assert not list(output.glob(".record.json.*"))  # no temporary file left
+
+
 def test_a_truncated_checkpoint_resumes_from_the_previous_one(trained: Path, micro_data: Path) -> None:
     """model_final.pth cut short on disk: one clear line, then the run goes on from model_0000005.pth."""
     output = trained.parent / "truncated"
