@@ -73,6 +73,9 @@ MARKER = "submitting"
 # locally, and a task the SIGINT reached before mimdet.train ran dies of it; exit codes as ``code:signal``
 SIGINT_EXITS = (f"{EXIT_INTERRUPTED}:0", f"0:{signal.SIGINT.value}")
 ENDED_BY_SIGINT = "FAILED (SIGINT)"  # such a job's state here: not SLURM's word for it, which is FAILED
+# an evaluation the controller cancelled because its training ended without completing (afterok can no
+# longer be met): it never started, and the next run of its training brings it again
+TRAINING_DID_NOT_COMPLETE = "CANCELLED (its training did not complete)"
 # sacct/squeue states -> run states; any other (FAILED, OUT_OF_MEMORY, ...) means the job gave up
 JOB_STATES = {
     **dict.fromkeys(
@@ -84,6 +87,7 @@ JOB_STATES = {
     # cut off by the cluster, not by the run: a re-run resumes from the checkpoints
     **dict.fromkeys(("NODE_FAIL", "PREEMPTED", "TIMEOUT", "BOOT_FAIL", "DEADLINE"), RunState.INTERRUPTED),
     ENDED_BY_SIGINT: RunState.INTERRUPTED,  # a Ctrl-C cut the run off: a re-run resumes it
+    TRAINING_DID_NOT_COMPLETE: RunState.INTERRUPTED,  # a re-run starts it with its training, if that runs
 }
 
 
@@ -494,20 +498,31 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     sacct is ``ExecutorUnavailable``, never a guess.
     """
     # DerivedExitCode: ExitCode shows a job's exit code 130 as 2, minus 128, as it shows exit code 2
-    command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", "JobID,State,DerivedExitCode"]
+    fields = "JobID,State,DerivedExitCode,Reason"
+    command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", fields]
     try:
         out = _slurm(command)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         raise ExecutorUnavailable(f"SLURM accounting does not answer (sacct: {_why(error)})") from None
     rows = _rows_by_job(out.splitlines())
-    return {job_id: [_start_state(*fields[:2]) for fields in starts] for job_id, starts in rows.items()}
+    return {
+        job_id: [
+            # a user's scancel is "CANCELLED by UID"; the controller's, of a dependency never met, is bare
+            _start_state(state, exit_code, dependency_failed=state == "CANCELLED" and reason == "Dependency")
+            for state, exit_code, reason, *_ in (fields + ["", "", ""] for fields in starts)
+        ]
+        for job_id, starts in rows.items()
+    }
 
 
-def _start_state(state: str, exit_code: str = "") -> str:
-    """A start's state as SLURM names it, less what follows (``CANCELLED by 0``), or ``ENDED_BY_SIGINT`` for
-    a FAILED one whose exit code (``code:signal``) is a Ctrl-C's: the run was cut off, it did not give up."""
+def _start_state(state: str, exit_code: str = "", *, dependency_failed: bool = False) -> str:
+    """A start's state as SLURM names it, less what follows (``CANCELLED by 0``); ``ENDED_BY_SIGINT`` for a
+    FAILED one whose exit code (``code:signal``) is a Ctrl-C's: the run was cut off, it did not give up;
+    ``TRAINING_DID_NOT_COMPLETE`` for a job cancelled because what it waits on can no longer complete."""
     state = state.split()[0]
-    return ENDED_BY_SIGINT if state == "FAILED" and exit_code in SIGINT_EXITS else state
+    if state == "FAILED" and exit_code in SIGINT_EXITS:
+        return ENDED_BY_SIGINT
+    return TRAINING_DID_NOT_COMPLETE if state == "CANCELLED" and dependency_failed else state
 
 
 def _ping_controller() -> None:
@@ -554,7 +569,11 @@ def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
     jobs = {}
     for job_id, rows in _rows_by_job(out.splitlines()).items():
         state, status, *reason = rows[-1]
-        jobs[job_id] = (_start_state(state, _exit_code(status)), "|".join(reason))
+        never_met = reason == ["DependencyNeverSatisfied"]  # a user's cancel of a waiting job: "Dependency"
+        jobs[job_id] = (
+            _start_state(state, _exit_code(status), dependency_failed=never_met),
+            "|".join(reason),
+        )
     return jobs
 
 

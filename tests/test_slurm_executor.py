@@ -248,7 +248,7 @@ def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store,
     assert states == {
         good.run_id: RunState.COMPLETED,
         bad.run_id: RunState.FAILED,
-        after_bad.run_id: RunState.CANCELLED,  # --kill-on-invalid-dep: its training can never succeed
+        after_bad.run_id: RunState.INTERRUPTED,  # --kill-on-invalid-dep: never ran, comes with its training
     }
     record = store.record(bad.run_id)
     assert record is not None and record.status == "failed" and str(missing) in (record.error or "")
@@ -258,8 +258,9 @@ def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store,
     assert [statuses[run.run_id].state for run in (good, bad, after_bad)] == [
         RunState.COMPLETED,
         RunState.FAILED,
-        RunState.CANCELLED,
+        RunState.INTERRUPTED,
     ]
+    assert "CANCELLED (its training did not complete)" in statuses[after_bad.run_id].detail
     # an evaluation of a training known to have failed is not submitted at all
     late = evaluation(micro_data, bad, 0.25)
     assert executor.submit([late]) == {} and "failed" in executor.skipped[late.run_id]
@@ -276,7 +277,7 @@ def test_cancel_ends_the_training_and_its_waiting_evaluation(store: Store, micro
 
     assert executor.cancel(train_handle) == 1
     states = executor.wait(handles, timeout_s=60)
-    assert states == {long.run_id: RunState.CANCELLED, after.run_id: RunState.CANCELLED}
+    assert states == {long.run_id: RunState.CANCELLED, after.run_id: RunState.INTERRUPTED}  # it never ran
     assert store.job(long.run_id) == dataclasses.replace(handles[long.run_id], cancelled=True)
     assert executor.cancel(handles) == 0  # nothing live is left
 
@@ -500,14 +501,16 @@ def test_a_training_stopped_by_ctrl_c_is_interrupted_and_a_plain_rerun_resumes_i
     no record, its checkpoints kept; the run is interrupted and a plain ``sweep run`` resumes it. Before:
     the job function turned exit 130 into a RuntimeError: the job FAILED, only ``--retry-failed`` ran it."""
     settings = {**micro_settings(micro_data), "train.max_iter": 40, "train.checkpointer.period": 4}
-    spec = one_training_spec(tmp_path, "ctrl-c", settings, time_min=10)
-    (run,) = expand(load_spec(spec)).runs
+    spec = one_training_spec(tmp_path, "ctrl-c", settings, time_min=10, eval_ratios=[1.0])
+    run, evaluation_run = expand(load_spec(spec)).runs
     executor = SlurmExecutor(store, poll_s=1)
-    handles = executor.submit([run])
+    handles = executor.submit([run, evaluation_run])
     folder = store.run_dir(run.run_id)
     wait_for(lambda: (folder / "last_checkpoint").exists(), "a checkpoint", 120)
     subprocess.run(["scancel", "--signal=INT", handles[run.run_id].job_id], check=True, timeout=30)
-    assert executor.wait(handles, timeout_s=60) == {run.run_id: RunState.INTERRUPTED}
+    # the waiting evaluation never ran: it comes again with its training (before: cancelled for good)
+    interrupted = {run.run_id: RunState.INTERRUPTED, evaluation_run.run_id: RunState.INTERRUPTED}
+    assert executor.wait(handles, timeout_s=60) == interrupted
     status = collect_states(store, [run], {"slurm": executor})[run.run_id]
     assert status.state == RunState.INTERRUPTED, status
     assert "FAILED (SIGINT)" in status.detail, status.detail
@@ -524,10 +527,10 @@ def test_a_training_stopped_by_ctrl_c_is_interrupted_and_a_plain_rerun_resumes_i
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    resubmitted = {run.run_id: store.job(run.run_id)}
-    assert resubmitted[run.run_id] not in (None, handles[run.run_id])
+    resubmitted = {each.run_id: store.job(each.run_id) for each in (run, evaluation_run)}
+    assert all(resubmitted[key] not in (None, handles[key]) for key in resubmitted)
     states = executor.wait(resubmitted, timeout_s=SWEEP_TIMEOUT_S)  # type: ignore[arg-type]
-    assert states == {run.run_id: RunState.COMPLETED}
+    assert states == dict.fromkeys(resubmitted, RunState.COMPLETED)
     first, second = starts_of_training(folder / "log.txt")
     assert first == 0 and second >= 4
     record = store.record(run.run_id)

@@ -309,15 +309,40 @@ def fake_slurm(folder: Path, scripts: Mapping[str, str]) -> dict[str, str]:
 def test_a_job_ended_before_accounting_heard_of_it_reads_as_the_controller_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An evaluation waiting on a training that is cancelled is cancelled with it by the controller, and
-    can leave the queue before accounting ever lists it (it never became eligible): squeue's ``-t all``
-    still knows it for minutes; reading it as vanished called it interrupted, to be started again."""
-    squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|0|DependencyNeverSatisfied";; esac'
+    """A job can leave the queue before accounting lists it: squeue's ``-t all`` still knows it for
+    minutes; reading it as vanished called it interrupted, to be started again."""
+    squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|0|None";; esac'
     env = fake_slurm(tmp_path / "bin", {"squeue": squeue})
     monkeypatch.setenv("PATH", env["PATH"])
     executor = SlurmExecutor(Store(tmp_path / "results"))
     (status,) = executor.describe({"a": JobHandle("slurm", job_id="13")}).values()
     assert status == JobStatus(RunState.CANCELLED, "slurm job 13 CANCELLED")
+
+
+def test_an_evaluation_its_failed_training_took_along_is_started_again_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller cancels an evaluation whose training ended without completing (``afterok``, with
+    ``--kill-on-invalid-dep``): it never ran, so it reads interrupted and the next ``sweep run`` that
+    starts its training starts it too; one a user cancelled while it waited stays cancelled. As SLURM
+    22.05 words them: accounting ``CANCELLED|Dependency`` vs ``CANCELLED by 0|Dependency``, the controller
+    ``DependencyNeverSatisfied`` vs ``Dependency``. Before: cancelled, so only ``--retry-failed`` ran it,
+    after a Ctrl-C of its training too."""
+    sacct = 'printf "20|CANCELLED|0:0|Dependency\n21|CANCELLED by 0|0:0|Dependency\n"'
+    squeue = (
+        'case "$*" in *"-t all"*) printf "22|CANCELLED|0|DependencyNeverSatisfied\n'
+        '23|CANCELLED|0|Dependency\n";; esac'
+    )
+    monkeypatch.setenv("PATH", fake_slurm(tmp_path / "bin", {"sacct": sacct, "squeue": squeue})["PATH"])
+    executor = SlurmExecutor(Store(tmp_path / "results"))
+    found = executor.describe({str(job): JobHandle("slurm", job_id=str(job)) for job in range(20, 24)})
+    assert {job: status.state for job, status in found.items()} == {
+        "20": RunState.INTERRUPTED,
+        "21": RunState.CANCELLED,
+        "22": RunState.INTERRUPTED,
+        "23": RunState.CANCELLED,
+    }
+    assert found["20"].detail == "slurm job 20 CANCELLED (its training did not complete)"
 
 
 def test_a_job_a_ctrl_c_ended_is_interrupted_and_any_other_failure_failed(
