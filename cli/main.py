@@ -38,7 +38,7 @@ try:  # a Ctrl-C while the modules load is the same line as once main runs (wher
     from rich.live import Live
 
     from cli.views import cell_text, console, runs_table, status_view
-    from mimdet.record.atomic import storage_problem, write_bytes_atomic
+    from mimdet.record.atomic import not_a_plain_file, storage_problem, write_bytes_atomic
     from mimdet.run.environment import quiet_third_party_warnings
     from sweeps.cache_file import save_all
     from sweeps.executor import ExecutorUnavailable
@@ -210,11 +210,26 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from sweeps.collect import results_frame, write_results
     from sweeps.engine import statuses
 
+    _check_output_file(args)
     _spec, plan, store = _load(args)
     frame = results_frame(plan, store, statuses(store, plan.runs))
     write_results(frame, Path(args.output))
     console.print(f"{len(frame)} rows -> {args.output}")
     return 0
+
+
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``collect -o`` and ``table -o`` write a new file and rename it over the output: a FIFO, a link or a
+    device there would be replaced by a plain file (a link's target never written), so it is refused before
+    anything is read. A folder there is left to the write, whose one line names it (exit 4)."""
+    if args.output is None:
+        return
+    kind = not_a_plain_file(args.output)
+    if kind is not None and kind != "a folder":
+        raise ValueError(
+            f"{args.output} is {kind}, not a file (sweep {args.command} writes a new file in its place; "
+            "remove it)"
+        )
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -223,6 +238,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from sweeps.engine import statuses
     from sweeps.spec import SpecError
 
+    _check_output_file(args)
     spec, plan, store = _load(args)
     if spec.table not in TABLES:
         figure = f"names {spec.table}, a figure: sweep plot {args.spec} -o DIR"  # Fig. 2: from checkpoints

@@ -14,6 +14,7 @@ import pytest
 
 from cli.main import main
 from cli.views import RICH_ROWS
+from mimdet.run.exit_codes import EXIT_BAD_INPUT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,6 +175,32 @@ def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     err = capsys.readouterr().err
     assert code == EXIT_STORAGE and err.count("\n") == 1, err
     assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path, run=trainings[0])}"), err
+
+
+@pytest.mark.parametrize("command", ["collect", "table"])
+@pytest.mark.parametrize(
+    "target", [None, "kept.csv", "folder"], ids=["fifo", "link-to-a-file", "link-to-a-folder"]
+)
+def test_an_output_that_is_not_a_plain_file_is_one_line_and_left_as_it_was(
+    command: str, target: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``collect -o`` / ``table -o`` of a FIFO or a link (to a file elsewhere, to a folder): one line, exit 2,
+    nothing read or written. Before: the rename of the new file replaced the FIFO, or the link itself (its
+    target never written), with a plain file."""
+    spec, output = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "out.csv"
+    (tmp_path / "kept.csv").write_text("kept\n")
+    (tmp_path / "folder").mkdir()
+    if target is None:
+        os.mkfifo(output)
+    else:
+        output.symlink_to(tmp_path / target)
+    code = main([command, str(spec), "--root", str(tmp_path / "store"), "-o", str(output)])
+    err = capsys.readouterr().err
+    kind = "a FIFO" if target is None else "a link"
+    problem = f"{output} is {kind}, not a file (sweep {command} writes a new file in its place; remove it)"
+    assert (code, err) == (EXIT_BAD_INPUT, f"sweep: error: {problem}\n")
+    assert output.is_fifo() if target is None else output.readlink() == tmp_path / target
+    assert (tmp_path / "kept.csv").read_text() == "kept\n" and not any((tmp_path / "folder").iterdir())
 
 
 @pytest.mark.parametrize("kind", ["a FIFO", "a link"])
