@@ -175,6 +175,20 @@ def test_a_record_that_is_endless_huge_or_a_fifo_is_a_failure_read_no_further(
     assert store.load_record("a") == (None, status.detail)
 
 
+@pytest.mark.parametrize("token", ["Infinity", "-Infinity", "NaN", "100.5"])
+def test_a_record_whose_ap_is_not_a_percentage_is_a_failure_not_a_result(store: Store, token: str) -> None:
+    """Before: a box AP of Infinity (or NaN) read as null, the run **completed** and tabled without its
+    number; now it is **failed**, with the one line naming the field and what is allowed, and no row."""
+    data = make_record(run_id="a").to_dict()
+    data["metrics"]["bbox"]["AP"] = "AP"
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "record.json").write_text(json.dumps(data).replace('"AP": "AP"', f'"AP": {token}'))
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and status.row is None
+    problem = "metrics.bbox.AP: expected a number from 0 to 100 or null, got "
+    assert status.detail.startswith(f"{store.run_dir('a') / 'record.json'}: {problem}")
+
+
 def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> None:
     write_record(make_record(run_id="b"), store.run_dir("a") / "record.json")  # copied from b's folder
     status = state_of(store, "a")
