@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from mimdet.record.atomic import file_in_the_way
+
 from .executor import Executor, JobStatus
 from .handle import JobHandle
 from .record_rows import Row, rows_of
@@ -59,8 +61,9 @@ def collect_states(
             elif handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(handle.executor, {})[run.run_id] = handle
-        elif handle is None:
-            statuses[run.run_id] = RunStatus(run, RunState.NEW)
+        elif handle is None:  # new; a file where its folder should be is said: sweep run stops on it
+            in_the_way = file_in_the_way(store.run_dir(run.run_id), shown_from=store.root)
+            statuses[run.run_id] = RunStatus(run, RunState.NEW, in_the_way or "")
         elif handle.cancelled:
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
         else:

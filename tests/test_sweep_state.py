@@ -97,6 +97,17 @@ def test_no_record_no_job_is_new(store: Store) -> None:
     assert state_of(store, "a").state == RunState.NEW
 
 
+@pytest.mark.parametrize("in_the_way", ["runs/a", "runs"])
+def test_a_file_where_the_runs_folder_should_be_is_said(store: Store, in_the_way: str) -> None:
+    """``runs/ID`` (or ``runs``) a file: the run is new, nothing of it ran, and the detail says what
+    ``sweep run`` will stop on. Before: **new** without a word, its record and job unreadable under a file."""
+    (store.root / in_the_way).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / in_the_way).write_text("not a folder")
+    status = state_of(store, "a")
+    assert (status.state, status.detail) == (RunState.NEW, f"{in_the_way} is a file, not a folder")
+    assert state_of(Store(store.root / "elsewhere"), "a").detail == ""
+
+
 @pytest.mark.parametrize(
     "content",
     ["{garbage", '{"executor": "local", "pid": "abc"}', '{"executor": "slurm", "submitted_at": [1]}'],
