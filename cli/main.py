@@ -46,6 +46,8 @@ except KeyboardInterrupt:
     sys.exit(_interrupted())
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
+    import pandas as pd
+
     from sweeps.expand import SweepPlan
     from sweeps.spec import SpecError, SweepSpec
     from sweeps.store import Store
@@ -206,13 +208,29 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_collect(args: argparse.Namespace) -> int:
-    from sweeps.collect import results_frame, write_results
+def _results(plan: SweepPlan, store: Store) -> pd.DataFrame:
+    """The sweep's results frame, after one warning line on stderr for each run whose record does not match
+    it: that row is left out (the run's cell says failed), and would otherwise be lost without a word."""
+    from sweeps.collect import results_frame
     from sweeps.engine import statuses
+
+    found = statuses(store, plan.runs)
+    for run_id, status in found.items():
+        if status.mismatch:
+            print(
+                f"sweep: warning: run {run_id}: record.json does not match its run, left out as failed: "
+                f"{status.mismatch}",
+                file=sys.stderr,
+            )
+    return results_frame(plan, store, found)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from sweeps.collect import write_results
 
     _check_output_file(args)
     _spec, plan, store = _load(args)
-    frame = results_frame(plan, store, statuses(store, plan.runs))
+    frame = _results(plan, store)
     write_results(frame, Path(args.output))
     console.print(f"{len(frame)} rows -> {args.output}")
     return 0
@@ -234,8 +252,7 @@ def _check_output_file(args: argparse.Namespace) -> None:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from analysis.tables import TABLES, render_table
-    from sweeps.collect import results_frame, table_layout
-    from sweeps.engine import statuses
+    from sweeps.collect import table_layout
     from sweeps.spec import SpecError
 
     _check_output_file(args)
@@ -244,7 +261,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         figure = f"names {spec.table}, a figure: sweep plot {args.spec} -o DIR"  # Fig. 2: from checkpoints
         what = figure if spec.table else "names no table"
         raise SpecError(f"{args.spec}: the spec {what} (table: {'|'.join(TABLES)})")
-    frame = results_frame(plan, store, statuses(store, plan.runs))
+    frame = _results(plan, store)
     text = render_table(
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
     )
@@ -259,8 +276,6 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from analysis.plots import write_plots
     from mimdet.paper.tables import PAPER_TABLES
-    from sweeps.collect import results_frame
-    from sweeps.engine import statuses
     from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
@@ -272,7 +287,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
         return 0
-    paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
+    paths = write_plots(_results(plan, store), spec.table, Path(args.output))
     console.print(f"{len(paths)} files -> {args.output}")
     return 0
 

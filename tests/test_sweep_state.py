@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
-from mimdet.record.schema import record_to_row, write_record
+from mimdet.record.examples import example_variant
+from mimdet.record.schema import DatasetInfo, record_to_row, write_record
 from sweeps.engine import decide
 from sweeps.executor import JobStatus
 from sweeps.expand import expand
@@ -46,7 +47,8 @@ class FixedWatcher:
 
 
 def run_spec(run_id: str) -> RunSpec:
-    return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", ())
+    """The run ``make_record`` records: a record of another variant does not match it."""
+    return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", tuple(make_record().overrides))
 
 
 def state_of(store: Store, run_id: str, **executors: Any) -> RunStatus:
@@ -198,6 +200,35 @@ def test_a_record_whose_ap_is_not_a_percentage_is_a_failure_not_a_result(store: 
     assert status.state == RunState.FAILED and status.row is None
     problem = "metrics.bbox.AP: expected a number from 0 to 100 or null, got "
     assert status.detail.startswith(f"{store.run_dir('a') / 'record.json'}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "mismatch"),
+    [
+        (
+            {"variant": example_variant(embed_dim=64, depth=4, num_decoders=2, train_sample_ratio=0.25)},
+            "variant.train_sample_ratio: expected 0.5, found 0.25",
+        ),
+        ({"stage": "eval"}, "stage: expected 'train', found 'eval'"),
+        (
+            {"dataset": DatasetInfo("coco_2017_train", "synthetic_val")},
+            "dataset.train: expected 'synthetic_train', found 'coco_2017_train'",
+        ),
+    ],
+    ids=["variant", "stage", "dataset"],
+)
+def test_a_record_that_does_not_match_its_run_is_a_failure_that_says_what_differs(
+    store: Store, changes: dict[str, Any], mismatch: str
+) -> None:
+    """A record edited by hand (its variant, stage or data not what the run's config and overrides make):
+    **failed**, no row, saying which field differs, expected and found. Before: **completed**, its row
+    filling another cell of the table, or none, without a word."""
+    write_record(make_record(run_id="a", **changes), store.run_dir("a") / "record.json")
+    status = state_of(store, "a")
+    assert (status.state, status.row, status.mismatch) == (RunState.FAILED, None, mismatch)
+    assert status.detail == f"record.json does not match its run: {mismatch}"
+    write_record(make_record(run_id="a"), store.run_dir("a") / "record.json")
+    assert state_of(store, "a").state == RunState.COMPLETED
 
 
 def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> None:
