@@ -28,8 +28,9 @@ from pathlib import Path
 
 from bench_plan import write_spec
 
-from mimdet.record.examples import example_record, example_variant
+from mimdet.record.examples import example_record
 from mimdet.record.schema import DatasetInfo
+from sweeps.config_cache import run_facts
 from sweeps.expand import expand
 from sweeps.spec import load_spec
 
@@ -58,20 +59,20 @@ def write_store(folder: Path, seeds: int) -> tuple[Path, Path]:
     spec.write_text(TABLE2.format(seeds=seeds_text, max_runs=f"max_runs: {seeds * 40}\n"))
     root = folder / "store"
     for run in expand(load_spec(spec)).runs:
-        ratio, test = run.cell["train_sample_ratio"], run.cell.get("test_sample_ratio", 1.0)
+        facts = run_facts(run.config_file, run.overrides)  # as the run would record them: the engine checks
         record = example_record(
             run.run_id,
             stage=run.stage,
             parent_run_id=run.parent,
-            variant=example_variant(embed_dim=64, depth=4, train_sample_ratio=ratio, test_sample_ratio=test),
-            box=20.0 + 10 * test,
+            variant=facts.variant,
+            box=20.0 + 10 * facts.variant.test_sample_ratio,
             mask=22.0,
             created_at="2026-11-27T10:00:00+00:00",
             output_dir=str(root / "runs" / run.run_id),
             config_file=run.config_file,
             overrides=list(run.overrides),
-            dataset=DatasetInfo("shapes_train", "shapes_val"),
-            iterations=300,
+            dataset=DatasetInfo(facts.dataset_train, facts.dataset_test),
+            iterations=facts.iterations,
         )
         path = root / "runs" / run.run_id / "record.json"
         path.parent.mkdir(parents=True, exist_ok=True)

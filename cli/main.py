@@ -38,7 +38,7 @@ try:  # a Ctrl-C while the modules load is the same line as once main runs (wher
     from rich.live import Live
 
     from cli.views import cell_text, console, runs_table, status_view
-    from mimdet.record.atomic import storage_problem, write_bytes_atomic
+    from mimdet.record.atomic import not_a_plain_file, storage_problem, write_bytes_atomic
     from mimdet.run.environment import quiet_third_party_warnings
     from sweeps.cache_file import save_all
     from sweeps.executor import ExecutorUnavailable
@@ -46,6 +46,8 @@ except KeyboardInterrupt:
     sys.exit(_interrupted())
 
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
+    import pandas as pd
+
     from sweeps.expand import SweepPlan
     from sweeps.spec import SpecError, SweepSpec
     from sweeps.store import Store
@@ -206,29 +208,60 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_collect(args: argparse.Namespace) -> int:
-    from sweeps.collect import results_frame, write_results
+def _results(plan: SweepPlan, store: Store) -> pd.DataFrame:
+    """The sweep's results frame, after one warning line on stderr for each run whose record does not match
+    it: that row is left out (the run's cell says failed), and would otherwise be lost without a word."""
+    from sweeps.collect import results_frame
     from sweeps.engine import statuses
 
+    found = statuses(store, plan.runs)
+    for run_id, status in found.items():
+        if status.mismatch:
+            print(
+                f"sweep: warning: run {run_id}: record.json does not match its run, left out as failed: "
+                f"{status.mismatch}",
+                file=sys.stderr,
+            )
+    return results_frame(plan, store, found)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from sweeps.collect import write_results
+
+    _check_output_file(args)
     _spec, plan, store = _load(args)
-    frame = results_frame(plan, store, statuses(store, plan.runs))
+    frame = _results(plan, store)
     write_results(frame, Path(args.output))
     console.print(f"{len(frame)} rows -> {args.output}")
     return 0
 
 
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``collect -o`` and ``table -o`` write a new file and rename it over the output: a FIFO, a link or a
+    device there would be replaced by a plain file (a link's target never written), so it is refused before
+    anything is read. A folder there is left to the write, whose one line names it (exit 4)."""
+    if args.output is None:
+        return
+    kind = not_a_plain_file(args.output)
+    if kind is not None and kind != "a folder":
+        raise ValueError(
+            f"{args.output} is {kind}, not a file (sweep {args.command} writes a new file in its place; "
+            "remove it)"
+        )
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from analysis.tables import TABLES, render_table
-    from sweeps.collect import results_frame, table_layout
-    from sweeps.engine import statuses
+    from sweeps.collect import table_layout
     from sweeps.spec import SpecError
 
+    _check_output_file(args)
     spec, plan, store = _load(args)
     if spec.table not in TABLES:
         figure = f"names {spec.table}, a figure: sweep plot {args.spec} -o DIR"  # Fig. 2: from checkpoints
         what = figure if spec.table else "names no table"
         raise SpecError(f"{args.spec}: the spec {what} (table: {'|'.join(TABLES)})")
-    frame = results_frame(plan, store, statuses(store, plan.runs))
+    frame = _results(plan, store)
     text = render_table(
         spec.table, frame, fmt=args.format, with_paper=args.with_paper, **table_layout(spec.table, plan)
     )
@@ -243,8 +276,6 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from analysis.plots import write_plots
     from mimdet.paper.tables import PAPER_TABLES
-    from sweeps.collect import results_frame
-    from sweeps.engine import statuses
     from sweeps.spec import SpecError
 
     spec, plan, store = _load(args)
@@ -256,7 +287,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")
         return 0
-    paths = write_plots(results_frame(plan, store, statuses(store, plan.runs)), spec.table, Path(args.output))
+    paths = write_plots(_results(plan, store), spec.table, Path(args.output))
     console.print(f"{len(paths)} files -> {args.output}")
     return 0
 

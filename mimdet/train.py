@@ -67,7 +67,7 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
     from mimdet.modeling.param_count import count_parameters
     from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
-    from mimdet.record.atomic import not_a_plain_file, storage_problem
+    from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
     from mimdet.record.from_run import RunOutcome, build_record, read_parent_run_id
     from mimdet.record.schema import RunRecord, write_record
     from mimdet.run.checkpointer import RunCheckpointer
@@ -188,11 +188,8 @@ def check_output_folder(output: Path) -> None:
     forever; a link made it write into the file linked to (``config.yaml`` is rewritten), or read
     ``/dev/zero`` until the memory was full.
     """
-    for folder in (output, *output.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise RunConfigError(f"--output {output}: {folder} is a file, not a folder")
-            break
+    if in_the_way := file_in_the_way(output):
+        raise RunConfigError(f"--output {output}: {in_the_way}")
     for name in RUN_FILES:
         if kind := not_a_plain_file(output / name):
             raise RunConfigError(

@@ -6,7 +6,6 @@ Status rows carry the run's variant (read from its config and overrides) so the 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,12 @@ import pandas as pd
 from mimdet.paper.tables import PAPER_TABLES
 from mimdet.record.atomic import write_bytes_atomic
 
-from .config_cache import run_facts
+from .config_cache import variant_columns
 from .expand import SweepPlan
 from .record_rows import rows_of
 from .runs import RunState
 from .state import RunStatus
 from .store import Store
-
-
-def _variant_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
-    """The run's variant and data as record columns (``run_facts``: read once per machine)."""
-    facts = run_facts(config_file, overrides)
-    return {
-        **dataclasses.asdict(facts.variant),
-        "dataset_train": facts.dataset_train,
-        "dataset_test": facts.dataset_test,
-    }
 
 
 def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus]) -> pd.DataFrame:
@@ -51,7 +40,7 @@ def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus])
                 "error": status.detail,
                 "config_file": run.config_file,
                 "overrides": " ".join(run.overrides),
-                **_variant_columns(run.config_file, run.overrides),
+                **variant_columns(run.config_file, run.overrides),
             }
         row.update({f"cell_{key}": value for key, value in run.cell.items()})
         rows.append(row)

@@ -9,13 +9,22 @@ itself gave up (a non-zero exit, out of memory), *interrupted* when something ou
 by a signal or a Ctrl-C, its node lost, its time limit reached for good). A plain ``sweep run`` starts
 interrupted runs again (a training resumes from its last checkpoint); failed ones wait for
 ``--retry-failed``.
+
+A record whose stage, variant or data differ from what its run's config and overrides make (edited by
+hand) is no result of that run: the run is failed with what differs (``RunStatus.mismatch``, which
+``sweep table`` and ``collect`` also say), rather than its row filling another cell, or none, unsaid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
+from mimdet.record.atomic import file_in_the_way
+from mimdet.record.schema import Variant
+from mimdet.run.resolve import RunFactsError
+
+from .config_cache import variant_columns
 from .executor import Executor, JobStatus
 from .handle import JobHandle
 from .record_rows import Row, rows_of
@@ -31,6 +40,7 @@ class RunStatus:
     row: Row | None = None  # the record as a table row, as read to decide the state: callers need not read it
     # job.json as read (who started it); not read, None, for a completed run: nothing will start it again
     handle: JobHandle | None = field(default=None, compare=False)
+    mismatch: str = ""  # how its record differs from the run (then failed, the record not its result)
 
 
 def collect_states(
@@ -46,13 +56,16 @@ def collect_states(
     for run in runs:
         by_id[run.run_id] = run
         row, unreadable = rows.load(run.run_id)
+        mismatch = record_mismatch(run, row) if row is not None else ""
+        if mismatch:
+            row, unreadable = None, f"record.json does not match its run: {mismatch}"
         if row is not None and row["status"] == "completed":  # decided: its job.json is not read
             statuses[run.run_id] = RunStatus(run, RunState.COMPLETED, "", row)
             handles[run.run_id] = None
             continue
         handle = handles[run.run_id] = store.job(run.run_id)
-        if unreadable:
-            statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable)  # kept: --retry-failed
+        if unreadable:  # kept: --retry-failed
+            statuses[run.run_id] = RunStatus(run, RunState.FAILED, unreadable, mismatch=mismatch)
         elif row is not None:  # failed
             statuses[run.run_id] = RunStatus(run, RunState.FAILED, row["error"] or "", row)
             if handle is not None and handle.cancelled:
@@ -60,8 +73,9 @@ def collect_states(
             elif handle is not None:
                 failed[run.run_id] = statuses[run.run_id]
                 live.setdefault(handle.executor, {})[run.run_id] = handle
-        elif handle is None:
-            statuses[run.run_id] = RunStatus(run, RunState.NEW)
+        elif handle is None:  # new; a file where its folder should be is said: sweep run stops on it
+            in_the_way = file_in_the_way(store.run_dir(run.run_id), shown_from=store.root)
+            statuses[run.run_id] = RunStatus(run, RunState.NEW, in_the_way or "")
         elif handle.cancelled:
             statuses[run.run_id] = RunStatus(run, RunState.CANCELLED, "cancelled")
         else:
@@ -84,6 +98,28 @@ def collect_states(
             detail = job.detail if state.active else _ended_detail(store, run_id, state, job.detail)
             statuses[run_id] = RunStatus(by_id[run_id], state, detail)
     return {run_id: replace(status, handle=handles[run_id]) for run_id, status in statuses.items()}
+
+
+CHECKED_FIELDS = {  # row column -> the record's field, as a mismatch names it
+    "stage": "stage",
+    **{item.name: f"variant.{item.name}" for item in fields(Variant)},
+    "dataset_train": "dataset.train",
+    "dataset_test": "dataset.test",
+}
+
+
+def record_mismatch(run: RunSpec, row: Row) -> str:
+    """Where a record's row differs from its run (``variant.train_sample_ratio: expected 0.5, found 0.25``,
+    each field so), '' where it does not or the run's config says nothing to compare (``RunFactsError``)."""
+    try:
+        expected = {"stage": run.stage, **variant_columns(run.config_file, run.overrides)}
+    except RunFactsError:
+        return ""
+    return "; ".join(
+        f"{name}: expected {expected[column]!r}, found {row.get(column)!r}"
+        for column, name in CHECKED_FIELDS.items()
+        if row.get(column) != expected[column]
+    )
 
 
 def _ended_detail(store: Store, run_id: str, state: RunState, how: str) -> str:

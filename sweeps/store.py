@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from mimdet.record.atomic import read_at_most, write_json_atomic
+from mimdet.record.atomic import file_in_the_way, read_at_most, write_json_atomic
 from mimdet.record.schema import RecordError, RunRecord, parse_record, read_record_bytes
 
 from .handle import JobHandle
@@ -46,9 +46,8 @@ def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
     if problem := store_root_problem(root):
         raise ValueError(f"store root from {source}: {problem}")
     path = Path(root).expanduser().resolve()
-    folder = next(folder for folder in (path, *path.parents) if folder.exists())
-    if not folder.is_dir():
-        raise ValueError(f"store root from {source}: {folder} is a file, not a folder")
+    if in_the_way := file_in_the_way(path):
+        raise ValueError(f"store root from {source}: {in_the_way}")
     return path
 
 

@@ -563,8 +563,8 @@ def test_booleans_are_not_numbers(path: tuple[Any, ...], value: bool) -> None:
 
 
 _NON_FINITE_FIELDS = [
-    ("metrics.bbox.AP", None),
-    ("cost.sec_per_iter", None),
+    ("metrics.bbox.AP", "expected a number from 0 to 100 or null, got "),
+    ("cost.sec_per_iter", "expected a finite number or null, got "),
     ("variant.train_sample_ratio", "expected a finite number, got "),
     ("iterations", "expected an integer, got "),
     ("cost.peak_mem_bytes_bs1", "expected an integer or null, got "),
@@ -574,22 +574,36 @@ _NON_FINITE_FIELDS = [
 
 @pytest.mark.parametrize("token", _NON_FINITE)
 @pytest.mark.parametrize(("field", "expected"), _NON_FINITE_FIELDS, ids=[f for f, _ in _NON_FINITE_FIELDS])
-def test_non_finite_numbers_are_null_where_nullable_and_refused_elsewhere(
-    tmp_path: Path, token: str, field: str, expected: str | None
+def test_non_finite_numbers_are_refused_naming_the_field(
+    tmp_path: Path, token: str, field: str, expected: str
 ) -> None:
-    """NaN, Infinity and 1e309 (which is infinite) read as null in optional float fields, as ``to_dict``
-    writes them (detectron2 reports NaN AP for absent sizes); where a number is required they are refused."""
+    """NaN, Infinity and 1e309 (which is infinite) are no value a run writes (``to_dict`` writes a NaN AP,
+    detectron2's for absent sizes, as null; the writer refuses non-finite numbers): a record holding one was
+    changed by something else, and is refused. Before, an optional field read them as null, so a box AP of
+    Infinity was a completed run without a number, tabled as if it had not been evaluated."""
     data = copy.deepcopy(_FUZZ_BASE)
     _set(data, field, _PLACEHOLDER.format(0))
     file = tmp_path / "record.json"
     file.write_text(_json_text(data, [token]))
-    if expected is None:
-        _set(data, field, None)
-        assert read_record(file) == RunRecord.from_dict(data)
-    else:
-        with pytest.raises(RecordError) as info:
-            read_record(file)
-        assert info.value.field == field and info.value.problem.startswith(expected), info.value.problem
+    with pytest.raises(RecordError) as info:
+        read_record(file)
+    assert info.value.field == field and info.value.problem.startswith(expected), info.value.problem
+
+
+@pytest.mark.parametrize("value", [100.5, -0.1, -1, 1e6])
+@pytest.mark.parametrize("field", ["metrics.bbox.AP", "metrics.segm.APl"])
+def test_an_ap_outside_0_to_100_is_refused(field: str, value: float) -> None:
+    """AP is COCO's percent scale: a value outside [0, 100] is no result (a hand edit, a fraction written as
+    a percent), and is refused, naming the range; 0 and 100 are values."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    _set(data, field, value)
+    with pytest.raises(RecordError) as info:
+        RunRecord.from_dict(data, source="record.json")
+    expected = f"record.json: {field}: expected a number from 0 to 100 or null, got {value!r}"
+    assert str(info.value) == expected
+    for edge in (0, 100.0):
+        _set(data, field, edge)
+        assert _node(RunRecord.from_dict(data).to_dict(), tuple(field.split("."))) == edge
 
 
 # regressions found by the fuzzing above: each escaped read_record as something other than RecordError
@@ -617,7 +631,11 @@ def test_regression_integer_beyond_the_float_range_in_a_float_field() -> None:
     """10**400 in a float field raised OverflowError from math.isfinite; now it is infinite, like 1e400."""
     data = copy.deepcopy(_FUZZ_BASE)
     data["metrics"]["bbox"]["AP"] = 10**400
-    assert RunRecord.from_dict(data).metrics.bbox.AP is None
+    with pytest.raises(
+        RecordError, match=r": metrics.bbox.AP: expected a number from 0 to 100 or null, got 1000"
+    ):
+        RunRecord.from_dict(data)
+    data["metrics"]["bbox"]["AP"] = None
     data["variant"]["train_sample_ratio"] = -(10**400)
     with pytest.raises(
         RecordError, match=r": variant.train_sample_ratio: expected a finite number, got -1000"

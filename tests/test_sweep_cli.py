@@ -3,17 +3,25 @@ they refuse, called in-process as ``cli.main.main`` (the engine's own tests run 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cli.main import main
 from cli.views import RICH_ROWS
+from mimdet.run.exit_codes import EXIT_BAD_INPUT
+
+if TYPE_CHECKING:
+    from sweeps.runs import RunSpec
+    from sweeps.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,6 +184,32 @@ def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     assert err.startswith(f"sweep: error: {problem.format(tmp=tmp_path, run=trainings[0])}"), err
 
 
+@pytest.mark.parametrize("command", ["collect", "table"])
+@pytest.mark.parametrize(
+    "target", [None, "kept.csv", "folder"], ids=["fifo", "link-to-a-file", "link-to-a-folder"]
+)
+def test_an_output_that_is_not_a_plain_file_is_one_line_and_left_as_it_was(
+    command: str, target: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``collect -o`` / ``table -o`` of a FIFO or a link (to a file elsewhere, to a folder): one line, exit 2,
+    nothing read or written. Before: the rename of the new file replaced the FIFO, or the link itself (its
+    target never written), with a plain file."""
+    spec, output = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "out.csv"
+    (tmp_path / "kept.csv").write_text("kept\n")
+    (tmp_path / "folder").mkdir()
+    if target is None:
+        os.mkfifo(output)
+    else:
+        output.symlink_to(tmp_path / target)
+    code = main([command, str(spec), "--root", str(tmp_path / "store"), "-o", str(output)])
+    err = capsys.readouterr().err
+    kind = "a FIFO" if target is None else "a link"
+    problem = f"{output} is {kind}, not a file (sweep {command} writes a new file in its place; remove it)"
+    assert (code, err) == (EXIT_BAD_INPUT, f"sweep: error: {problem}\n")
+    assert output.is_fifo() if target is None else output.readlink() == tmp_path / target
+    assert (tmp_path / "kept.csv").read_text() == "kept\n" and not any((tmp_path / "folder").iterdir())
+
+
 @pytest.mark.parametrize("kind", ["a FIFO", "a link"])
 def test_a_run_log_that_is_not_a_plain_file_stops_sweep_run_in_one_line(kind: str, tmp_path: Path) -> None:
     """Each training's ``stdout.log`` a FIFO (or a link to a file elsewhere) in the store: one line, exit 2,
@@ -277,33 +311,16 @@ def test_table_of_a_figure_says_how_to_draw_it(tmp_path: Path, capsys: pytest.Ca
     )
 
 
-def test_table_of_a_spec_over_seeds_shows_their_mean_and_what_is_left(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``train.seed: [0, 1, 2]``, seeds 0 and 1 recorded (made-up records, no training), seed 2 not run:
-    before, each cell showed one seed's numbers and dropped the other without a word."""
+def write_made_up_records(store: Store, runs: list[RunSpec], box_ap: Callable[[RunSpec], float]) -> None:
+    """A completed record of each of ``runs`` as the run would write it (its variant and data from its config
+    and overrides; no training), box and mask AP ``box_ap(run)`` for an evaluation."""
     from mimdet.record.examples import example_record
     from mimdet.record.schema import DatasetInfo, write_record
     from sweeps.config_cache import run_facts
-    from sweeps.expand import expand
-    from sweeps.spec import load_spec
-    from sweeps.store import Store
 
-    spec = tmp_path / "seeds.yaml"
-    spec.write_text(
-        (REPO / "sweeps" / "tiny" / "table2.yaml")
-        .read_text()
-        .replace(
-            "train_sample_ratio: [0.25, 0.5, 1.0]", "train_sample_ratio: [0.5]\n    train.seed: [0, 1, 2]"
-        )
-    )
-    store = Store(tmp_path / "store")
-    for run in expand(load_spec(spec)).runs:
-        seed = run.cell["seed"]
-        if seed == 2:
-            continue
+    for run in runs:
         facts = run_facts(run.config_file, run.overrides)
-        ap = None if run.stage == "train" else 40.0 + 2 * seed + 10 * run.cell["test_sample_ratio"]
+        ap = None if run.stage == "train" else box_ap(run)
         record = example_record(
             run.run_id,
             stage=run.stage,
@@ -317,6 +334,65 @@ def test_table_of_a_spec_over_seeds_shows_their_mean_and_what_is_left(
             mask=ap,
         )
         write_record(record, store.run_dir(run.run_id) / "record.json")
+
+
+@pytest.mark.parametrize("command", ["table", "collect"])
+def test_a_record_that_does_not_match_its_run_is_a_warning_and_a_failed_cell(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An evaluation's record edited by hand to another inference ratio: one warning line naming the run, the
+    field, expected and found; its cell says failed. Before: the row went to the (0.5, 0.25) cell, no
+    evaluation of the spec's, and the (0.5, 1.0) cell said missing, without a word."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec, store = REPO / "sweeps" / "tiny" / "table2.yaml", Store(tmp_path / "store")
+    runs = expand(load_spec(spec)).runs
+    write_made_up_records(store, runs, lambda run: 40.0)
+    edited = next(run for run in runs if run.cell == {"train_sample_ratio": 0.5, "test_sample_ratio": 1.0})
+    path = store.run_dir(edited.run_id) / "record.json"
+    data = json.loads(path.read_text())
+    data["variant"]["test_sample_ratio"] = 0.25
+    path.write_text(json.dumps(data))
+    output = tmp_path / "table.md" if command == "table" else tmp_path / "results.csv"
+    code = main([command, str(spec), "--root", str(store.root), "-o", str(output)])
+    err = capsys.readouterr().err
+    mismatch = "variant.test_sample_ratio: expected 1.0, found 0.25"
+    assert (code, err) == (
+        0,
+        f"sweep: warning: run {edited.run_id}: record.json does not match its run, left out as failed: "
+        f"{mismatch}\n",
+    )
+    if command == "table":
+        assert "| 50% |  | 40.0 / 40.0 | failed | 1.0 h | 1.9 G |" in output.read_text()
+    else:
+        (row,) = [row for row in csv.DictReader(output.open()) if row["run_id"] == edited.run_id]
+        assert (row["status"], row["error"]) == ("failed", f"record.json does not match its run: {mismatch}")
+
+
+def test_table_of_a_spec_over_seeds_shows_their_mean_and_what_is_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train.seed: [0, 1, 2]``, seeds 0 and 1 recorded (made-up records, no training), seed 2 not run:
+    before, each cell showed one seed's numbers and dropped the other without a word."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec = tmp_path / "seeds.yaml"
+    spec.write_text(
+        (REPO / "sweeps" / "tiny" / "table2.yaml")
+        .read_text()
+        .replace(
+            "train_sample_ratio: [0.25, 0.5, 1.0]", "train_sample_ratio: [0.5]\n    train.seed: [0, 1, 2]"
+        )
+    )
+    store = Store(tmp_path / "store")
+    runs = [run for run in expand(load_spec(spec)).runs if run.cell["seed"] != 2]
+    write_made_up_records(
+        store, runs, lambda run: 40.0 + 2 * run.cell["seed"] + 10 * run.cell["test_sample_ratio"]
+    )
     code = main(["table", str(spec), "--root", str(store.root), "--format", "md"])
     out = capsys.readouterr().out
     assert code == 0

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from filelock import Timeout
 
-from mimdet.record.schema import record_to_row, write_record
+from mimdet.record.examples import example_variant
+from mimdet.record.schema import DatasetInfo, record_to_row, write_record
 from sweeps.engine import decide
 from sweeps.executor import JobStatus
 from sweeps.expand import expand
@@ -46,7 +47,8 @@ class FixedWatcher:
 
 
 def run_spec(run_id: str) -> RunSpec:
-    return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", ())
+    """The run ``make_record`` records: a record of another variant does not match it."""
+    return RunSpec(run_id, "train", "experiments/tiny_mimdet.py", tuple(make_record().overrides))
 
 
 def state_of(store: Store, run_id: str, **executors: Any) -> RunStatus:
@@ -95,6 +97,17 @@ def test_a_job_json_written_before_reads_back_and_is_written_as_it_was(
 
 def test_no_record_no_job_is_new(store: Store) -> None:
     assert state_of(store, "a").state == RunState.NEW
+
+
+@pytest.mark.parametrize("in_the_way", ["runs/a", "runs"])
+def test_a_file_where_the_runs_folder_should_be_is_said(store: Store, in_the_way: str) -> None:
+    """``runs/ID`` (or ``runs``) a file: the run is new, nothing of it ran, and the detail says what
+    ``sweep run`` will stop on. Before: **new** without a word, its record and job unreadable under a file."""
+    (store.root / in_the_way).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / in_the_way).write_text("not a folder")
+    status = state_of(store, "a")
+    assert (status.state, status.detail) == (RunState.NEW, f"{in_the_way} is a file, not a folder")
+    assert state_of(Store(store.root / "elsewhere"), "a").detail == ""
 
 
 @pytest.mark.parametrize(
@@ -173,6 +186,49 @@ def test_a_record_that_is_endless_huge_or_a_fifo_is_a_failure_read_no_further(
     status = state_of(store, "a")
     assert status.state == RunState.FAILED and problem in status.detail
     assert store.load_record("a") == (None, status.detail)
+
+
+@pytest.mark.parametrize("token", ["Infinity", "-Infinity", "NaN", "100.5"])
+def test_a_record_whose_ap_is_not_a_percentage_is_a_failure_not_a_result(store: Store, token: str) -> None:
+    """Before: a box AP of Infinity (or NaN) read as null, the run **completed** and tabled without its
+    number; now it is **failed**, with the one line naming the field and what is allowed, and no row."""
+    data = make_record(run_id="a").to_dict()
+    data["metrics"]["bbox"]["AP"] = "AP"
+    store.run_dir("a").mkdir(parents=True)
+    (store.run_dir("a") / "record.json").write_text(json.dumps(data).replace('"AP": "AP"', f'"AP": {token}'))
+    status = state_of(store, "a")
+    assert status.state == RunState.FAILED and status.row is None
+    problem = "metrics.bbox.AP: expected a number from 0 to 100 or null, got "
+    assert status.detail.startswith(f"{store.run_dir('a') / 'record.json'}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "mismatch"),
+    [
+        (
+            {"variant": example_variant(embed_dim=64, depth=4, num_decoders=2, train_sample_ratio=0.25)},
+            "variant.train_sample_ratio: expected 0.5, found 0.25",
+        ),
+        ({"stage": "eval"}, "stage: expected 'train', found 'eval'"),
+        (
+            {"dataset": DatasetInfo("coco_2017_train", "synthetic_val")},
+            "dataset.train: expected 'synthetic_train', found 'coco_2017_train'",
+        ),
+    ],
+    ids=["variant", "stage", "dataset"],
+)
+def test_a_record_that_does_not_match_its_run_is_a_failure_that_says_what_differs(
+    store: Store, changes: dict[str, Any], mismatch: str
+) -> None:
+    """A record edited by hand (its variant, stage or data not what the run's config and overrides make):
+    **failed**, no row, saying which field differs, expected and found. Before: **completed**, its row
+    filling another cell of the table, or none, without a word."""
+    write_record(make_record(run_id="a", **changes), store.run_dir("a") / "record.json")
+    status = state_of(store, "a")
+    assert (status.state, status.row, status.mismatch) == (RunState.FAILED, None, mismatch)
+    assert status.detail == f"record.json does not match its run: {mismatch}"
+    write_record(make_record(run_id="a"), store.run_dir("a") / "record.json")
+    assert state_of(store, "a").state == RunState.COMPLETED
 
 
 def test_a_record_of_another_run_is_not_taken_for_this_runs(store: Store) -> None:

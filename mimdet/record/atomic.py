@@ -47,6 +47,19 @@ def storage_problem(error: BaseException) -> str | None:
 NOT_A_PLAIN_FILE = "not a plain file (a folder, a FIFO or a device)"
 
 
+def file_in_the_way(path: str | os.PathLike[str], *, shown_from: Path | None = None) -> str | None:
+    """``F is a file, not a folder`` where the nearest of ``path`` and the folders above it that exists is
+    not a folder, so that nothing can be made or read under it (mkdir's "file exists" and a read's "not a
+    directory" say neither); None where it is a folder or nothing of it exists. ``F`` is shown relative to
+    ``shown_from`` where it lies under it."""
+    path = Path(path)
+    found = next((folder for folder in (path, *path.parents) if folder.exists()), None)
+    if found is None or found.is_dir():
+        return None
+    shown = found.relative_to(shown_from) if shown_from and found.is_relative_to(shown_from) else found
+    return f"{shown} is a file, not a folder"
+
+
 def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:
     """What stands at ``path`` when it is not a plain file ("a FIFO", "a link", "a folder", ...); None when
     it is one or nothing is there. For a file opened in place to be written: a FIFO makes the open wait for

@@ -13,6 +13,10 @@ required. ``SCHEMA_VERSION`` goes up only for a change old readers must refuse, 
 records newer than it knows. Unknown extra fields are ignored, so old code reads newer additive records.
 
 Units: AP values in detectron2's COCO percent scale (0-100); times in seconds; memory in bytes.
+
+Numbers: a record holds finite numbers only (a run's NaN, detectron2's AP for absent sizes, is written as
+null); reading refuses NaN, Infinity and an AP outside 0-100, naming the field: such a record was changed
+by something else, and is no result.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import types
 import typing
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from mimdet.record.atomic import read_at_most, write_json_atomic
 
@@ -42,6 +46,7 @@ DecoderFill = Literal["mask_token", "convstem"]
 FlavorName = Literal["paper", "reference", "custom"]
 PeakMemKind = Literal["cuda_max_allocated", "cpu_peak_rss_delta"]
 Device = Literal["cuda", "cpu"]
+Percent = Annotated[float, (0.0, 100.0)]  # a float field's bounds, checked on reading: COCO AP in percent
 
 
 class RecordError(ValueError):
@@ -85,12 +90,12 @@ class DatasetInfo:
 class APMetrics:
     """COCO AP of one task in percent; None where the evaluation did not produce the value."""
 
-    AP: float | None
-    AP50: float | None
-    AP75: float | None
-    APs: float | None
-    APm: float | None
-    APl: float | None
+    AP: Percent | None
+    AP50: Percent | None
+    AP75: Percent | None
+    APs: Percent | None
+    APm: Percent | None
+    APl: Percent | None
 
 
 @dataclass
@@ -355,7 +360,7 @@ Shape = tuple[str, Any]  # a type hint as a check: ("optional", Shape), ("list",
 def _fields(cls: type) -> tuple[tuple[str, Shape, bool], ...]:
     """(name, shape, required) of each field of dataclass ``cls``, worked out once per class: reading
     10,000 records in a ``sweep status`` checks ~700,000 values, and hashing type hints was half of it."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     return tuple(
         (
             field.name,
@@ -372,6 +377,11 @@ def _shape(tp: Any) -> Shape:
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]  # only `X | None` unions
         return "optional", _shape(inner)
+    if origin is Annotated:  # a float's bounds (Percent): ("float", (low, high)); a plain float's are None
+        inner, bounds = typing.get_args(tp)
+        if inner is not float:
+            raise TypeError(f"record schema bounds a type other than float: {tp!r}")
+        return "float", bounds
     if dataclasses.is_dataclass(tp):
         return "dataclass", tp
     if origin is Literal:
@@ -413,11 +423,15 @@ def _convert(shape: Shape, value: object, where: str, *, nullable: bool) -> Any:
                 number = float(value)
             except OverflowError:  # an integer beyond the float range, e.g. 10**400: infinite, as 1e400
                 number = math.inf
-            if math.isfinite(number):
+            low, high = arg or (-math.inf, math.inf)
+            if math.isfinite(number) and low <= number <= high:
                 return number
-            if nullable:
-                return None
-            _fail(where, "a finite number", nullable, value)
+            _fail(
+                where,
+                "a finite number" if arg is None else f"a number from {low:g} to {high:g}",
+                nullable,
+                value,
+            )
         _fail(where, "a number", nullable, value)
     if kind == "int":
         if type(value) is int:
