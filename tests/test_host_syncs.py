@@ -1,5 +1,5 @@
-"""The counter of host synchronisations (``mimdet.run.host_syncs``) finds each kind of synchronising op,
-at its line, and only those."""
+"""The MIMDet backbone never makes the host wait for the GPU (issue 12), and the counter that shows it
+(``mimdet.run.host_syncs``) finds each kind of synchronising op, at its line, and only those."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import inspect
 
 import pytest
 import torch
+from detectron2.config import instantiate
 
+from mimdet.modeling.flavors import FLAVORS
+from mimdet.run.config import load_config
 from mimdet.run.host_syncs import HostSyncCounter
 
 X = torch.arange(12.0).reshape(3, 4)
@@ -73,3 +76,38 @@ def test_sections_backward_and_host_tensors() -> None:
     assert set(counter.ops) == {"outside", "forward", "backward"}
     assert counter.syncs_by_section() == {"forward": 1, "backward": 1}
     assert torch.Tensor.tolist is TOLIST  # unwrapped again
+
+
+def _tiny_backbone(device: str, **settings: object) -> torch.nn.Module:
+    cfg = load_config("tiny_mimdet.py")
+    cfg.model.backbone.bottom_up.update(settings)
+    torch.manual_seed(0)
+    with torch.device(device):
+        return instantiate(cfg.model.backbone.bottom_up)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize(
+    "settings",
+    [{}, dict(FLAVORS["reference"].mimdet), {"canvas_multiple": 64}],
+    ids=["tiny config", "reference flavor", "canvas"],
+)
+def test_the_backbone_never_waits_for_the_gpu(settings: dict, device: str) -> None:
+    """Train at 0.5 (forward and backward), evaluate at 1.0 and 0.5 (tokens drawn on the host), on a batch
+    whose second image is three-quarters padding (so that its kept tokens include padding): no host
+    synchronisation at all. The meta device stands for the GPU: a blocking copy from the host to it
+    counts, where on the CPU there is nothing to copy."""
+    backbone = _tiny_backbone(device, train_sample_ratio=0.5, test_sample_ratio=1.0, **settings)
+    images = torch.randn(2, 3, 96, 128)
+    images[1, :, 48:, :] = 0
+    images[1, :, :, 64:] = 0
+    images = images.to(device)
+    for mode, ratio in [("train", 0.5), ("eval", 1.0), ("eval", 0.5)]:
+        backbone.train(mode == "train")
+        backbone.test_sample_ratio = ratio
+        with HostSyncCounter() as counter:
+            outputs = backbone(images)
+            if mode == "train":
+                sum(output.sum() for output in outputs.values()).backward()
+        assert counter.syncs == [], f"{mode} at {ratio}: {counter.syncs_by_site()}"
+        assert counter.ops["other"] > 100  # the counter did see the forward
