@@ -9,9 +9,9 @@ host must launch) and each one that would synchronise, with the file:line that i
 
 The counts assume every tensor would live on the GPU: a tensor the code keeps on the CPU on purpose is
 counted too. Copies between devices (``.cpu()``, ``.to("cuda")`` without ``non_blocking``) synchronise
-as well, but on the CPU there is nothing to copy: they are counted only when the block really runs on a
-GPU, and must otherwise be looked for in the code. ``Tensor.tolist`` dispatches no aten op on a CPU
-tensor, so the counter wraps it while it is active.
+as well, but on the CPU there is nothing to copy: they are counted when the block's tensors live on
+another device, a GPU or the meta device standing in for one. ``Tensor.tolist`` dispatches no aten op on
+a CPU tensor, so the counter wraps it (for every thread) while it is active.
 """
 
 from __future__ import annotations
