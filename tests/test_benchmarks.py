@@ -148,3 +148,14 @@ def test_cli_benchmark_store_holds_a_completed_record_of_every_run(
     found = statuses(Store(root), plan.runs)
     assert len(plan.runs) == 80 and {status.state.value for status in found.values()} == {"completed"}
     assert load_spec(tmp_path / "table2-unbounded.yaml").max_runs == 5_000  # what older code reads
+
+
+def test_host_sync_counts_split_a_tiny_training_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/bench_host_syncs.py: every section of the step dispatches ops; the backbone and the
+    optimizer (its step counts stay on the host) wait for nothing, detectron2's heads do."""
+    bench = _load("bench_host_syncs", monkeypatch)
+    counter = bench.count_step("tiny_mimdet.py", [])
+    assert all(counter.ops[section] > 0 for section in bench.SECTIONS)
+    syncs = counter.syncs_by_section()
+    assert syncs["backbone"] == syncs["optimizer step"] == 0
+    assert syncs["rest of the detector"] > 0 and counter.project_syncs() == []

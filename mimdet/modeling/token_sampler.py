@@ -73,7 +73,9 @@ def sample_tokens(
     batch, num_tokens = valid.shape
     keep = num_kept(num_tokens, ratio)
     draw_device = generator.device if generator is not None else valid.device
-    noise = torch.rand(batch, num_tokens, generator=generator, device=draw_device).to(valid.device)
+    noise = torch.rand(batch, num_tokens, generator=generator, device=draw_device)
+    # drawn on the host for a GPU batch (the evaluation generator): a blocking copy would wait for the GPU
+    noise = noise.to(valid.device, non_blocking=True)
     if padding_order == "tied":  # padding after every real token, the sort choosing among the ties
         noise = noise.masked_fill(~valid, TIED_PADDING_NOISE)
     else:  # padding after every real token, among itself at random
