@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mimdet.run.config import EXPERIMENTS, resolve_config_path
-from mimdet.run.overrides import parse_override
+from mimdet.run.overrides import parse_override, variant_overrides
 from mimdet.run.resolve import RunFacts, RunFactsError, resolve_run
 
 from .cache_file import CacheFile, save_at_exit
@@ -95,8 +95,9 @@ def run_facts(config_file: str, overrides: tuple[str, ...]) -> RunFacts:
 
 def variant_columns(config_file: str, overrides: tuple[str, ...]) -> dict[str, Any]:
     """The run's variant and data as a record row's columns (``record_to_row``): what a row of a run without
-    a record carries, and what a run's record must say."""
-    facts = run_facts(config_file, overrides)
+    a record carries, and what a run's record must say. Resolved from the overrides that can change them
+    alone (``variant_overrides``): the 10,000 runs of a grid over seeds are a few resolutions, not 10,000."""
+    facts = run_facts(config_file, variant_overrides(overrides))
     return {
         **vars(facts.variant),  # a flat dataclass: asdict's deep copy cost 10 µs a run of a status
         "dataset_train": facts.dataset_train,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mimdet.run.config import load_config
-from mimdet.run.overrides import OverrideError, apply_checked_overrides, check_choices
+from mimdet.run.overrides import OverrideError, apply_checked_overrides, check_choices, variant_overrides
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,23 @@ def test_a_config_file_with_a_bad_choice_is_one_line(cfg) -> None:
         "model.backbone.bottom_up.fpn_inputs: 'vitt' is not allowed (allowed: 'hybrid', 'vit')"
     )
     check_choices(cfg)  # the shipped value passes
+
+
+def test_variant_overrides_keep_what_can_change_the_model_or_the_data() -> None:
+    """A record's variant and data are checked against its run's config resolved with these alone: the
+    seeds, the schedule and the optimizer cannot change them, and a grid over seeds resolves once."""
+    overrides = (
+        "train.max_iter=300",
+        "train.seed=3",
+        "model.backbone.bottom_up.eval_seed=2",
+        "model.backbone.bottom_up.train_sample_ratio=0.5",
+        "optimizer.lr=0.001",
+        "dataloader.test.dataset.names=ghost",
+        "dataset_paths={ghost:[a.json,b]}",
+        "modelx.y=1",
+    )
+    assert variant_overrides(overrides) == (
+        "model.backbone.bottom_up.train_sample_ratio=0.5",
+        "dataloader.test.dataset.names=ghost",
+        "dataset_paths={ghost:[a.json,b]}",
+    )

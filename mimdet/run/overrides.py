@@ -49,6 +49,22 @@ TEST_TIME_KEYS = (
 )
 
 
+# Where a key can change the variant and the data a run's record names: the model and the data. Seeds, the
+# schedule, the optimizer and where files go cannot, so the runs of a grid over seeds share one resolution.
+VARIANT_ROOTS = ("model", "dataloader", "dataset_paths")
+SEED_KEYS = ("train.seed", "model.backbone.bottom_up.eval_seed")
+
+
+def variant_overrides(overrides: Iterable[str]) -> tuple[str, ...]:
+    """The overrides (``key=value``) that can change a run's variant or data, in their order."""
+    kept = []
+    for override in overrides:
+        key = override.partition("=")[0]
+        if is_ignored(key, VARIANT_ROOTS) and not is_ignored(key, SEED_KEYS):
+            kept.append(override)
+    return tuple(kept)
+
+
 def ignored_keys(stage: str) -> tuple[str, ...]:
     """The keys that cannot change the result of a run of ``stage`` ("train" or "eval")."""
     return OPERATIONAL_KEYS + (TEST_TIME_KEYS if stage == "train" else ())
