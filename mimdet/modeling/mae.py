@@ -99,7 +99,8 @@ class MaskedAutoencoder(nn.Module):
         b, length, dim = x.shape
         keep = int(length * (1 - mask_ratio))
         noise_device = generator.device if generator is not None else x.device
-        noise = torch.rand(b, length, generator=generator, device=noise_device).to(x.device)  # (B, L)
+        noise = torch.rand(b, length, generator=generator, device=noise_device)  # (B, L)
+        noise = noise.to(x.device, non_blocking=True)  # drawn on the host by a seeded generator: no wait
         ids_shuffle = torch.argsort(noise, dim=1)  # ascending: the smallest noise is kept
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         ids_keep = ids_shuffle[:, :keep]  # (B, K)
