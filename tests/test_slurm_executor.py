@@ -196,6 +196,18 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None
         time.sleep(0.5)
 
 
+def sweep(command: str, spec: Path, store: Store, **env: str) -> subprocess.CompletedProcess[str]:
+    """``sweep COMMAND SPEC --root STORE`` as a user runs it, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", command, str(spec), "--root", str(store.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+    )
+
+
 def starts_of_training(log: Path) -> list[int]:
     lines = log.read_text().splitlines()
     return [int(line.rsplit(" ", 1)[1]) for line in lines if "Starting training from iteration" in line]
@@ -339,13 +351,7 @@ def test_a_lost_node_requeues_the_training_and_it_resumes_when_the_node_returns(
         wait_for(lambda: "DOWN" in status().detail, "the job waiting for its node", 60)  # after BeginTime
         assert status().state == RunState.QUEUED and "restart 1 after NODE_FAIL" in status().detail
         started = time.monotonic()
-        shown = subprocess.run(
-            [sys.executable, "-m", "cli.main", "status", str(spec), "--root", str(store.root)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO,
-        )
+        shown = sweep("status", spec, store)
         assert shown.returncode == 0 and "1 queued" in shown.stdout, shown.stdout + shown.stderr
         assert "restart 1 after NODE_FAIL" in shown.stdout, shown.stdout
         with pytest.raises(TimeoutError, match=run.run_id):
@@ -518,14 +524,7 @@ def test_a_training_stopped_by_ctrl_c_is_interrupted_and_a_plain_rerun_resumes_i
     job_log = store.log_tail(run.run_id, lines=5)
     assert "mimdet.train: interrupted" in job_log and "Traceback" not in job_log, job_log
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", str(spec), "--root", str(store.root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    rerun = sweep("run", spec, store)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     resubmitted = {each.run_id: store.job(each.run_id) for each in (run, evaluation_run)}
     assert all(resubmitted[key] not in (None, handles[key]) for key in resubmitted)
@@ -554,18 +553,14 @@ def test_a_controller_that_does_not_answer_is_one_line_and_changes_nothing(
     try:
         for command in ("status", "cancel"):
             started = time.monotonic()
-            result = subprocess.run(
-                [sys.executable, "-m", "cli.main", command, str(spec), "--root", str(store.root)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                cwd=REPO,
-            )
+            result = sweep(command, spec, store)
             assert result.returncode == 3, result.stdout + result.stderr
             (line,) = result.stderr.strip().splitlines()
             assert line.startswith("sweep: error: the SLURM controller does not answer (scontrol ping: ")
             assert line.endswith(" is DOWN); nothing was changed, try again later"), line
-            assert time.monotonic() - started < 20, command  # python and torch's import take most of it
+            # not the 158 s of squeue and scancel retrying; python and torch's import take most of it, and
+            # more on a busy machine
+            assert time.monotonic() - started < 60, command
         assert store.job(run.run_id) == handles[run.run_id]
     finally:
         restore_node()

@@ -362,17 +362,23 @@ def fake_slurm(folder: Path, scripts: Mapping[str, str]) -> dict[str, str]:
     return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
+def described(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, jobs: range, sacct: str = "exit 0", squeue: str = "exit 0"
+) -> dict[str, JobStatus]:
+    """What ``SlurmExecutor.describe`` makes of these jobs when sacct and squeue are these shell scripts."""
+    monkeypatch.setenv("PATH", fake_slurm(folder / "bin", {"sacct": sacct, "squeue": squeue})["PATH"])
+    executor = SlurmExecutor(Store(folder / "results"))
+    return executor.describe({str(job): JobHandle("slurm", job_id=str(job)) for job in jobs})
+
+
 def test_a_job_ended_before_accounting_heard_of_it_reads_as_the_controller_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A job can leave the queue before accounting lists it: squeue's ``-t all`` still knows it for
     minutes; reading it as vanished called it interrupted, to be started again."""
     squeue = 'case "$*" in *"-t all"*) echo "13|CANCELLED|0|None";; esac'
-    env = fake_slurm(tmp_path / "bin", {"squeue": squeue})
-    monkeypatch.setenv("PATH", env["PATH"])
-    executor = SlurmExecutor(Store(tmp_path / "results"))
-    (status,) = executor.describe({"a": JobHandle("slurm", job_id="13")}).values()
-    assert status == JobStatus(RunState.CANCELLED, "slurm job 13 CANCELLED")
+    found = described(tmp_path, monkeypatch, range(13, 14), squeue=squeue)
+    assert found == {"13": JobStatus(RunState.CANCELLED, "slurm job 13 CANCELLED")}
 
 
 def test_an_evaluation_its_failed_training_took_along_is_started_again_with_it(
@@ -389,9 +395,7 @@ def test_an_evaluation_its_failed_training_took_along_is_started_again_with_it(
         'case "$*" in *"-t all"*) printf "22|CANCELLED|0|DependencyNeverSatisfied\n'
         '23|CANCELLED|0|Dependency\n";; esac'
     )
-    monkeypatch.setenv("PATH", fake_slurm(tmp_path / "bin", {"sacct": sacct, "squeue": squeue})["PATH"])
-    executor = SlurmExecutor(Store(tmp_path / "results"))
-    found = executor.describe({str(job): JobHandle("slurm", job_id=str(job)) for job in range(20, 24)})
+    found = described(tmp_path, monkeypatch, range(20, 24), sacct, squeue)
     assert {job: status.state for job, status in found.items()} == {
         "20": RunState.INTERRUPTED,
         "21": RunState.CANCELLED,
@@ -412,9 +416,7 @@ def test_a_job_a_ctrl_c_ended_is_interrupted_and_any_other_failure_failed(
     squeue = (
         'case "$*" in *"-t all"*) printf "17|FAILED|33280|NonZeroExitCode\\n18|FAILED|512|None\\n";; esac'
     )
-    monkeypatch.setenv("PATH", fake_slurm(tmp_path / "bin", {"sacct": sacct, "squeue": squeue})["PATH"])
-    executor = SlurmExecutor(Store(tmp_path / "results"))
-    found = executor.describe({str(job): JobHandle("slurm", job_id=str(job)) for job in range(14, 19)})
+    found = described(tmp_path, monkeypatch, range(14, 19), sacct, squeue)
     assert {job: status.state for job, status in found.items()} == {
         "14": RunState.INTERRUPTED,
         "15": RunState.INTERRUPTED,
