@@ -366,6 +366,7 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
         ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 (off) or a number of"),
         ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
+        ("train.log_period=0", "train.log_period is 0: 1 or more"),  # was: a ZeroDivisionError traceback
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
