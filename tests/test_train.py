@@ -574,6 +574,25 @@ def test_a_last_checkpoint_naming_another_runs_file_is_not_resumed_from(
     assert read_record(output / "record.json").iterations == 9
 
 
+@pytest.mark.parametrize("eval_only", [False, True], ids=["training", "evaluation"])
+def test_a_run_into_a_trainings_folder_without_resume_is_one_line_and_overwrites_nothing(
+    trained: Path, micro_data: Path, eval_only: bool
+) -> None:
+    """Before: a training without --resume started from scratch over the folder's checkpoints (a kill
+    midway left a mix of two runs' files), and an evaluation replaced the training's record with its own."""
+    kept = {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()}
+    checkpoint = f"train.init_checkpoint={trained / 'model_final.pth'}"
+    line = _one_error_line(
+        run_train(trained, "train.max_iter=2", checkpoint, data=micro_data, eval_only=eval_only)
+    )
+    assert line == (
+        f"mimdet.train: error: --output {trained} holds a training's checkpoints (last_checkpoint): "
+        "a run there without --resume would overwrite them and its record (--resume goes on from them; "
+        "a fresh training or an evaluation needs a folder of its own)"
+    )
+    assert {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()} == kept
+
+
 @contextlib.contextmanager
 def tmpfs(folder: Path, options: str) -> Iterator[Path]:
     """A real tmpfs mounted on ``folder`` (needs root, as ``make test`` runs); the test skips elsewhere."""
