@@ -6,8 +6,9 @@ SRC: a MIMDet ViT-B/L or Benchmarking ViT-B checkpoint of the reference code, as
 (``{"model": state_dict, ...}``) or a bare state dict; which model it is follows from its keys. DST:
 ``{"model": state_dict}`` for ``train.init_checkpoint=DST.pth`` with the ``experiments/*_reference.py``
 config the summary names (in the command to evaluate it). Every tensor must fit that config's model
-exactly and every tensor of the model must come from SRC; otherwise nothing is written. Exit status 0,
-or 2 with one line on stderr for an input that is not such a checkpoint.
+exactly and every tensor of the model must come from SRC; otherwise nothing is written. Exit status 0;
+2 with one line on stderr for an input that is not such a checkpoint, or a DST that is SRC; 4 where the
+file system refuses the write (full, read-only, a file in the way of DST's folder).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from mimdet.record.atomic import storage_problem
 from mimdet.run.environment import quiet_third_party_warnings
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_STORAGE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         model, report = convert(args.src, args.dst)
     except CheckpointError as error:
         print(f"mimdet.convert_reference: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        if (problem := storage_problem(error)) is None:
+            raise
+        print(f"mimdet.convert_reference: error: {problem}", file=sys.stderr)
+        return EXIT_STORAGE
     print(f"{args.src}: {model.name}; {report.summary(KEY_DEPTH)}")
     print(
         f"wrote {args.dst}: python -m mimdet.train --config-file experiments/{model.config} --eval-only "

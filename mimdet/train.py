@@ -175,7 +175,14 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
         raise RunConfigError(
             "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"
         )
-    check_output_folder(Path(cfg.train.output_dir))
+    output = Path(cfg.train.output_dir)
+    check_output_folder(output)
+    if (args.eval_only or not args.resume) and (checkpoint := a_training_checkpoint(output)):
+        raise RunConfigError(
+            f"--output {output} holds a training's checkpoints ({checkpoint}): a run there without --resume "
+            "would overwrite them and its record (--resume goes on from them; a fresh training or an "
+            "evaluation needs a folder of its own)"
+        )
     return cfg
 
 
@@ -195,6 +202,15 @@ def check_output_folder(output: Path) -> None:
             raise RunConfigError(
                 f"--output {output}: {name} is {kind}, not a file (the run writes it; remove it)"
             )
+
+
+def a_training_checkpoint(output: Path) -> str | None:
+    """The name of a checkpoint a training left in ``output`` (its ``last_checkpoint`` tag or a
+    ``model_*.pth``), or None: detectron2 would train from scratch over them, or an evaluation would
+    replace the training's record with its own."""
+    if (output / "last_checkpoint").exists():
+        return "last_checkpoint"
+    return next((path.name for path in sorted(output.glob("model_*.pth"))), None)
 
 
 def resolve_mae_checkpoint(value: str) -> Path:

@@ -312,6 +312,14 @@ NOT_COCO = {
     "annotation of an unknown image": lambda coco: coco["annotations"][0].update(image_id=999),
     "annotation of an unknown category": lambda coco: coco["annotations"][0].update(category_id=99),
     "annotation without bbox": lambda coco: coco["annotations"][0].pop("bbox"),
+    # before: these passed, and detectron2's loader or pycocotools failed in a traceback once the run began
+    "image without width": lambda coco: coco["images"][0].pop("width"),
+    "image of height 0": lambda coco: coco["images"][0].update(height=0),
+    "no images": lambda coco: coco.update(images=[], annotations=[]),
+    "no categories": lambda coco: coco.update(categories=[], annotations=[]),
+    "bbox of 2 numbers": lambda coco: coco["annotations"][0].update(bbox=[1, 2]),
+    "bbox of a string": lambda coco: coco["annotations"][0].update(bbox=["a", 1, 2, 3]),
+    "bbox of negative width": lambda coco: coco["annotations"][0].update(bbox=[10, 10, -5, 4]),
 }
 
 

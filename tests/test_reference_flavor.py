@@ -311,19 +311,48 @@ def test_shared_table_rejects_a_grid_larger_than_its_own() -> None:
         table((5, 4))
 
 
-def test_cli_converts_a_full_size_checkpoint_into_a_new_folder(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A whole ViT-B detector in the reference code's names (zero tensors of the right shapes)
-    -> the project's names, written into a folder that did not exist, loadable as ``init_checkpoint``."""
+def _released_vit_base(src: Path) -> dict[str, torch.Tensor]:
+    """Write a whole ViT-B detector in the reference code's names (zero tensors of the right shapes) to
+    ``src``; the project's state dict it converts to."""
     ours = build_model(load_config("mimdet_vit_base_reference.py"), "meta").state_dict()
     storage = torch.zeros(max(t.numel() for t in ours.values()))  # one storage: a small file, views of it
     source = {
         rename_key(key, _inverse(MIMDET_KEY_MAP)): storage[: t.numel()].view(t.shape).to(t.dtype)
         for key, t in ours.items()
     }
-    src, dst = tmp_path / "released.pth", tmp_path / "released" / "vitb.pth"
     torch.save({"model": source, "iteration": 270000}, src)
+    return ours
+
+
+def test_cli_refuses_to_write_over_its_source_and_a_refused_write_is_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: DST = SRC replaced the reference weights with the converted ones (a second conversion then
+    failed: the only copy was gone), and a write the file system refused was exit 2, as bad input."""
+    src = tmp_path / "released.pth"
+    _released_vit_base(src)
+    original = src.read_bytes()
+    assert convert_main([str(src), str(tmp_path / "." / "released.pth")]) == 2
+    assert f"is {src}, the checkpoint converted (allowed: another file)" in capsys.readouterr().err
+    assert src.read_bytes() == original
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    assert convert_main([str(src), str(tmp_path / "a_file" / "vitb.pth")]) == 4
+    assert (
+        capsys.readouterr().err
+        == f"mimdet.convert_reference: error: {tmp_path / 'a_file'} is a file, not a folder\n"
+    )
+    assert convert_main([str(src), str(tmp_path / "a_folder")]) == 4
+    assert "is a directory (writing " in capsys.readouterr().err
+
+
+def test_cli_converts_a_full_size_checkpoint_into_a_new_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole ViT-B detector in the reference code's names (zero tensors of the right shapes)
+    -> the project's names, written into a folder that did not exist, loadable as ``init_checkpoint``."""
+    src, dst = tmp_path / "released.pth", tmp_path / "released" / "vitb.pth"
+    ours = _released_vit_base(src)
     assert convert_main([str(src), str(dst)]) == 0
     out = capsys.readouterr().out
     assert "MIMDet ViT-B" in out and "mimdet_vit_base_reference.py" in out

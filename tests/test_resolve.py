@@ -59,6 +59,34 @@ def test_overrides_are_checked_and_one_that_cannot_be_applied_is_refused_too() -
         resolve_run("tiny_mimdet.py", ["model.pixel_mean.7=1"])
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["train.log_period=0"], "train.log_period is 0: 1 or more (iterations between log lines)"),
+        (["train.checkpointer.period=-1"], "train.checkpointer.period is -1: 1 or more (iterations between"),
+        (
+            ["train.max_iter=2", "dataloader.train.total_batch_size=-2"],
+            "dataloader.train.total_batch_size is -2: 1 or",
+        ),
+        (["optimizer.lr=nan"], "optimizer.lr is nan: a finite number of 0 or more"),
+        (["optimizer.lr=inf"], "optimizer.lr is inf: a finite number of 0 or more"),
+        (["optimizer.lr=-1e-3"], "optimizer.lr is -0.001: a finite number of 0 or more"),
+    ],
+)
+def test_a_period_batch_size_or_learning_rate_that_cannot_run_is_refused(
+    overrides: list[str], expected: str
+) -> None:
+    """Before: each passed, and the run failed at its first iteration in a traceback (a ZeroDivisionError,
+    detectron2's batch-size assertion, torch's "Invalid learning rate", a training diverged at once)."""
+    with pytest.raises(OverrideError) as error:
+        resolve_run("tiny_mimdet.py", overrides)
+    assert str(error.value).startswith(expected)
+
+
+def test_a_learning_rate_of_zero_and_periods_of_one_run() -> None:
+    resolve_run("tiny_mimdet.py", ["optimizer.lr=0", "train.log_period=1", "train.checkpointer.period=1"])
+
+
 def test_run_facts_are_read_once_and_a_config_without_them_is_refused_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -366,6 +366,7 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
         ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
         ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 (off) or a number of"),
         ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
+        ("train.log_period=0", "train.log_period is 0: 1 or more"),  # was: a ZeroDivisionError traceback
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
@@ -571,6 +572,25 @@ def test_a_last_checkpoint_naming_another_runs_file_is_not_resumed_from(
     assert f"{tag} names '../train/model_final.pth', not a checkpoint file of this folder" in log
     assert "Starting training from iteration 3" in log and "Starting training from iteration 6" not in log
     assert read_record(output / "record.json").iterations == 9
+
+
+@pytest.mark.parametrize("eval_only", [False, True], ids=["training", "evaluation"])
+def test_a_run_into_a_trainings_folder_without_resume_is_one_line_and_overwrites_nothing(
+    trained: Path, micro_data: Path, eval_only: bool
+) -> None:
+    """Before: a training without --resume started from scratch over the folder's checkpoints (a kill
+    midway left a mix of two runs' files), and an evaluation replaced the training's record with its own."""
+    kept = {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()}
+    checkpoint = f"train.init_checkpoint={trained / 'model_final.pth'}"
+    line = _one_error_line(
+        run_train(trained, "train.max_iter=2", checkpoint, data=micro_data, eval_only=eval_only)
+    )
+    assert line == (
+        f"mimdet.train: error: --output {trained} holds a training's checkpoints (last_checkpoint): "
+        "a run there without --resume would overwrite them and its record (--resume goes on from them; "
+        "a fresh training or an evaluation needs a folder of its own)"
+    )
+    assert {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()} == kept
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,7 +88,7 @@ def _check_coco_structure(coco: object, json_file: StrPath) -> dict:
         if not isinstance(coco.get(key), list):
             raise fail(f"'{key}' is missing" if key not in coco else f"'{key}' is not a list")
     required = {
-        "images": {"id": int, "file_name": str},
+        "images": {"id": int, "file_name": str, "width": int, "height": int},
         "annotations": {"id": int, "image_id": int, "category_id": int, "bbox": list},
         "categories": {"id": int, "name": str},
     }
@@ -98,6 +99,15 @@ def _check_coco_structure(coco: object, json_file: StrPath) -> dict:
             for field, kind in fields.items():
                 if not isinstance(entry.get(field), kind):
                     raise fail(f"{key}[{index}] has no {kind.__name__} '{field}'")
+    for key in ("images", "categories"):
+        if not coco[key]:
+            raise fail(f"'{key}' is empty (detectron2 reads no dataset without them)")
+    for index, image in enumerate(coco["images"]):
+        if image["width"] < 1 or image["height"] < 1:
+            raise fail(f"images[{index}] is {image['width']}x{image['height']} pixels")
+    for index, annotation in enumerate(coco["annotations"]):
+        if problem := _bbox_problem(annotation["bbox"]):
+            raise fail(f"annotations[{index}] bbox {annotation['bbox']}: {problem}")
     image_ids = {image["id"] for image in coco["images"]}
     category_ids = {category["id"] for category in coco["categories"]}
     for index, annotation in enumerate(coco["annotations"]):
@@ -106,6 +116,16 @@ def _check_coco_structure(coco: object, json_file: StrPath) -> dict:
         if annotation["category_id"] not in category_ids:
             raise fail(f"annotations[{index}] refers to unknown category_id {annotation['category_id']}")
     return coco
+
+
+def _bbox_problem(bbox: list) -> str | None:
+    """What is wrong with a COCO box ``[x, y, width, height]``, or None: pycocotools fails on another length
+    or a string in a traceback once the evaluation runs, and a negative size is no box."""
+    if len(bbox) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
+        return "expected 4 numbers [x, y, width, height]"
+    if not all(math.isfinite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
+        return "expected finite numbers and a width and height of 0 or more"
+    return None
 
 
 def register_coco_path(name: str, json_file: StrPath, image_root: StrPath) -> str:

@@ -17,6 +17,7 @@ config whose model the tensors must fit exactly; ``checkpoint.convert_state`` ma
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +130,11 @@ KEY_DEPTH = 4  # key groups in the summary: e.g. backbone.bottom_up.decoder.bloc
 
 
 def convert(src: Path, dst: Path) -> tuple[ReferenceModel, LoadReport]:
-    """Write ``src`` converted to ``dst``; the model it holds and what went where."""
+    """Write ``src`` converted to ``dst``; the model it holds and what went where. ``dst`` must be another
+    file than ``src``, which is the only copy of the reference weights; an ``OSError`` of the write goes on
+    (the caller says what the file system refused)."""
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise CheckpointError(f"{dst}: is {src}, the checkpoint converted (allowed: another file)")
     state = read_state(src, "a checkpoint of the reference code", bare=True)
     try:
         model = detect_reference_model(state)
@@ -144,8 +149,5 @@ def convert(src: Path, dst: Path) -> tuple[ReferenceModel, LoadReport]:
             f"tensors: {group_keys(report.missing, KEY_DEPTH, limit=6)} (its keys with no place: "
             f"{group_keys(report.unexpected, KEY_DEPTH, limit=6)})"
         )
-    try:
-        save_torch_file({"model": converted}, dst)
-    except OSError as error:
-        raise CheckpointError(f"{dst}: cannot write ({error.strerror})") from None
+    save_torch_file({"model": converted}, dst)
     return model, report

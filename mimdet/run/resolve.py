@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,12 +100,24 @@ def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> Resol
     return ResolvedRun(str(config_file), overrides, cfg)
 
 
+# Settings a run divides by or steps with, and what each must be: detectron2 takes 0 or a negative value and
+# fails at the first iteration that uses it (a ZeroDivisionError, an assertion), in a traceback.
+AT_LEAST_ONE = {
+    "train.log_period": "iterations between log lines",
+    "train.checkpointer.period": "iterations between checkpoints",
+    "dataloader.train.total_batch_size": "images per step",
+}
+
+
 def check_counts(cfg: DictConfig) -> None:
     """OverrideError (one line) unless the run trains at least one iteration (``train.max_iter`` as set, or
-    as derived from epochs and batch size: ``mimdet.run.schedule`` refuses ones that are not positive) and
-    its evaluation re-estimates BatchNorm on no negative number of batches.
+    as derived from epochs and batch size: ``mimdet.run.schedule`` refuses ones that are not positive), its
+    periods and batch size (``AT_LEAST_ONE``) are 1 or more, its learning rate is a finite number of 0 or
+    more, and its evaluation re-estimates BatchNorm on no negative number of batches.
 
-    detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed.
+    detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed; the others
+    failed in a traceback once the run had started (torch's "Invalid learning rate: nan", a training that
+    diverged at once for ``inf``).
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
@@ -116,6 +129,13 @@ def check_counts(cfg: DictConfig) -> None:
         raise OverrideError(f"train.max_iter: {reason}") from None
     if isinstance(iterations, int) and iterations < 1:
         raise OverrideError(f"train.max_iter is {iterations}: a run trains at least 1 iteration")
+    for key, meaning in AT_LEAST_ONE.items():
+        value = OmegaConf.select(cfg, key, default=1)
+        if isinstance(value, int) and value < 1:
+            raise OverrideError(f"{key} is {value}: 1 or more ({meaning})")
+    lr = OmegaConf.select(cfg, "optimizer.lr", default=0.0)
+    if isinstance(lr, int | float) and not 0 <= lr < math.inf:  # NaN fails both
+        raise OverrideError(f"optimizer.lr is {lr}: a finite number of 0 or more")
     precise_bn = OmegaConf.select(cfg, "train.eval_precise_bn_iters", default=0)
     if isinstance(precise_bn, int) and precise_bn < 0:
         raise OverrideError(
