@@ -39,6 +39,7 @@ try:  # a Ctrl-C while the modules load is the same line as once main runs (wher
 
     from cli.views import cell_text, console, runs_table, status_view
     from mimdet.record.atomic import not_a_plain_file, storage_problem, write_bytes_atomic
+    from mimdet.run.arg_types import count
     from mimdet.run.environment import quiet_third_party_warnings
     from sweeps.cache_file import save_all
     from sweeps.executor import ExecutorUnavailable
@@ -312,17 +313,6 @@ def _plot_feature_maps(args: argparse.Namespace, plan: SweepPlan, store: Store) 
     )
 
 
-def _count(text: str) -> int:
-    """An argument that counts something (``--lines``, ``--max-parallel``): a whole number, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a count (allowed: 1 or more)")
-    return value
-
-
 MAX_WATCH_S = 86_400.0
 
 
@@ -362,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
     run.add_argument("--retry-failed", action="store_true", help="start failed and cancelled runs again")
     run.add_argument(
-        "--max-parallel", type=_count, default=1, help="local executor: processes at once (default 1)"
+        "--max-parallel", type=count, default=1, help="local executor: processes at once (default 1)"
     )
     status = command("status", cmd_status, "a table of every run's state")
     status.add_argument(
@@ -370,7 +360,7 @@ def parser() -> argparse.ArgumentParser:
     )
     logs = command("logs", cmd_logs, "print the end of a run's log")
     logs.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
-    logs.add_argument("-n", "--lines", type=_count, default=50, help="how many lines (default 50)")
+    logs.add_argument("-n", "--lines", type=count, default=50, help="how many lines (default 50)")
     command("cancel", cmd_cancel, "cancel the sweep's queued and running jobs")
     collect = command("collect", cmd_collect, "one row per run (records and states) into a Parquet/CSV file")
     collect.add_argument("-o", "--output", required=True, help="results.parquet or results.csv")

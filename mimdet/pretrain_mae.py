@@ -32,6 +32,9 @@ from torchvision import transforms
 
 from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
 from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
+from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
+from mimdet.run.arg_types import count, positive_number
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
 
 logger = logging.getLogger(__name__)
 
@@ -278,24 +281,46 @@ def main(argv: list[str] | None = None) -> None:
         "print its path",
     )
     for flag, key, kind, text in (
-        ("--steps", "steps", int, "optimiser steps"),
-        ("--batch-size", "batch_size", int, "images per step"),
-        ("--lr", "lr", float, "peak learning rate"),
-        ("--embed-dim", "embed_dim", int, "encoder width"),
-        ("--depth", "depth", int, "encoder blocks"),
+        ("--steps", "steps", count, "optimiser steps"),
+        ("--batch-size", "batch_size", count, "images per step"),
+        ("--lr", "lr", positive_number, "peak learning rate"),
+        (
+            "--embed-dim",
+            "embed_dim",
+            count,
+            f"encoder width, a multiple of its {TINY_DEFAULTS['num_heads']} heads",
+        ),
+        ("--depth", "depth", count, "encoder blocks"),
         ("--seed", "seed", int, "random seed"),
     ):
         parser.add_argument(flag, type=kind, default=TINY_DEFAULTS[key], help=f"{text} (%(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     params = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "embed_dim", "depth", "seed")}
-    if args.tiny:
-        print(ensure_tiny_mae_checkpoint(**params))
-        return
-    if args.data is None or args.output is None:
+    if args.embed_dim % TINY_DEFAULTS["num_heads"]:
+        parser.error(
+            f"argument --embed-dim: {args.embed_dim} (allowed: a multiple of {TINY_DEFAULTS['num_heads']})"
+        )
+    if not args.tiny and (args.data is None or args.output is None):
         parser.error("--data and --output are required (or use --tiny)")
-    result = pretrain(args.data, args.output, **params)
-    print(result.summary())
+    if args.output is not None:  # said before the training, not after it
+        if problem := file_in_the_way(args.output.parent):
+            parser.exit(EXIT_STORAGE, f"{parser.prog}: error: {problem}\n")
+        if kind := not_a_plain_file(args.output):
+            parser.error(f"argument --output: {args.output} is {kind}, not a file")
+    try:
+        if args.tiny:
+            print(ensure_tiny_mae_checkpoint(**params))
+        else:
+            print(pretrain(args.data, args.output, **params).summary())
+    except KeyboardInterrupt:
+        parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted\n")
+    except OSError as error:  # no images there (one line of its own), or a write the file system refused
+        if problem := storage_problem(error):
+            parser.exit(EXIT_STORAGE, f"{parser.prog}: error: {problem}\n")
+        if not isinstance(error, FileNotFoundError):
+            raise
+        parser.exit(EXIT_BAD_INPUT, f"{parser.prog}: error: {error}\n")
 
 
 if __name__ == "__main__":

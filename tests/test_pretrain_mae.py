@@ -175,3 +175,39 @@ def test_cli_trains_and_ensures(
     pretrain_mae.main(["--tiny", "--steps", "1", "--batch-size", "2"])
     printed = Path(capsys.readouterr().out.strip())
     assert printed.parent == tmp_path / "cache" and printed.is_file()
+
+
+@pytest.mark.parametrize(
+    ("flags", "code", "said"),
+    [
+        (["--tiny", "--steps", "0"], 2, "argument --steps: 0 is not a count (allowed: 1 or more)"),
+        (["--tiny", "--lr", "nan"], 2, "argument --lr: nan (allowed: a finite number above 0)"),
+        (["--tiny", "--embed-dim", "6"], 2, "argument --embed-dim: 6 (allowed: a multiple of 4)"),
+        (
+            ["--data", "{tmp}/none", "--output", "{tmp}/x.pth"],
+            2,
+            "no .jpg/.jpeg/.png images under {tmp}/none",
+        ),
+        (["--data", "{images}", "--output", "{tmp}/file/x.pth"], 4, "{tmp}/file is a file, not a folder"),
+        (["--data", "{images}", "--output", "{tmp}"], 2, "argument --output: {tmp} is a folder, not a file"),
+        (["--tiny"], 4, "{tmp}/file is a file, not a folder"),  # $MIMDET_CACHE
+    ],
+    ids=["steps-0", "lr-nan", "embed-dim-6", "no-images", "output-under-a-file", "output-a-folder", "cache"],
+)
+def test_cli_bad_input_is_one_line_before_any_step(
+    images: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    code: int,
+    said: str,
+) -> None:
+    """Before: a traceback, for some after the whole pre-training (a write under a file)."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MIMDET_CACHE", str(tmp_path / "file"))
+    with pytest.raises(SystemExit) as stopped:
+        pretrain_mae.main([flag.format(tmp=tmp_path, images=images) for flag in flags])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == code
+    assert error == "python -m mimdet.pretrain_mae: error: " + said.format(tmp=tmp_path)
