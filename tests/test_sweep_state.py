@@ -425,6 +425,33 @@ def test_a_job_a_ctrl_c_ended_is_interrupted_and_any_other_failure_failed(
     assert found["14"].detail == "slurm job 14 FAILED (SIGINT)"
 
 
+@pytest.mark.parametrize(
+    ("log", "line"),
+    [
+        ("mimdet.train: interrupted\nsrun: error: vm: task 0: Exited with exit code 130\n", "interrupted"),
+        (
+            "mimdet.train: error: no such dataset file\n"
+            "srun: error: vm: task 0: Exited with exit code 2\nsrun: Terminating StepId=12.0\n",
+            "error: no such dataset file",
+        ),
+        ("srun: error: vm: task 0: Exited with exit code 1\n", ""),
+    ],
+)
+def test_the_detail_of_an_ended_slurm_job_is_the_runs_last_line_not_sruns(
+    store: Store, log: str, line: str
+) -> None:
+    """srun appends its own lines to a job's ``_log.err`` as the job ends; the detail of a run that ended
+    without a record is the run's last line before them. Before: ``srun: error: vm: task 0: Exited with
+    exit code 130`` instead of ``mimdet.train: interrupted``."""
+    store.write_job("a", JobHandle("slurm", job_id="12"))
+    (store.run_dir("a") / "slurm").mkdir(parents=True)
+    (store.run_dir("a") / "slurm" / "12_0_log.err").write_text(log)
+    ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 FAILED (SIGINT)")})
+    status = state_of(store, "a", slurm=ended)
+    own = f": mimdet.train: {line}" if line else ""
+    assert status.detail == f"slurm job 12 FAILED (SIGINT); no record{own}"
+
+
 def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:
     """With the controller and accounting down, no run's state can be told: ``sweep status`` and
     ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
