@@ -112,10 +112,24 @@ def test_a_file_where_the_runs_folder_should_be_is_said(store: Store, in_the_way
 
 @pytest.mark.parametrize(
     "content",
-    ["{garbage", '{"executor": "local", "pid": "abc"}', '{"executor": "slurm", "submitted_at": [1]}'],
+    [
+        "{garbage",
+        '{"executor": "local", "pid": "abc"}',
+        '{"executor": "slurm", "submitted_at": [1]}',
+        '{"executor": 5}',
+        '{"executor": "local", "pid": 1234, "host": ["vm"], "start_ticks": "1"}',
+        '{"executor": "local", "pid": true, "host": "vm", "start_ticks": "1"}',
+        '{"executor": "local", "pid": 1.5, "host": "vm", "start_ticks": "1"}',
+        '{"executor": "local", "pid": 1234, "host": "vm", "start_ticks": "1", "cancelled": "no"}',
+        '{"executor": "slurm"}',
+        '{"executor": "slurm", "job_id": "12,13"}',
+        '{"executor": "slurm", "job_id": 12}',
+    ],
 )
 def test_a_job_json_that_is_not_a_handle_reads_as_none(store: Store, content: str) -> None:
-    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run."""
+    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run. Before: a
+    field of another type was converted (``"cancelled": "no"`` read as cancelled, a list as the host), and
+    a SLURM handle without a job id stopped ``sweep status`` for every run (``sacct -j None``)."""
     store.run_dir("a").mkdir(parents=True)
     (store.run_dir("a") / "job.json").write_text(content)
     assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
