@@ -110,6 +110,18 @@ def test_a_file_where_the_runs_folder_should_be_is_said(store: Store, in_the_way
     assert state_of(Store(store.root / "elsewhere"), "a").detail == ""
 
 
+def test_a_run_folder_that_is_a_link_to_nothing_is_said(store: Store, tmp_path: Path) -> None:
+    """``runs/ID`` a link to a folder moved away: new, and the detail says so. Before: **new** without a
+    word, and ``sweep run`` then stopped on it, calling it a file."""
+    (store.root / "runs").mkdir(parents=True)
+    (store.root / "runs" / "a").symlink_to(tmp_path / "moved")
+    status = state_of(store, "a")
+    assert (status.state, status.detail) == (
+        RunState.NEW,
+        f"runs/a is a link to {tmp_path}/moved, which is not there",
+    )
+
+
 @pytest.mark.parametrize(
     "content",
     [
