@@ -47,6 +47,11 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
             {"MIMDET_RESULTS": "/tmp/100%store"},
             "store root from $MIMDET_RESULTS: '/tmp/100%store' holds '%'",
         ),
+        (  # before: a RuntimeError traceback from pathlib, "Could not determine home directory."
+            [],
+            {"MIMDET_RESULTS": "~no-such-user/store"},
+            "store root from $MIMDET_RESULTS: '~no-such-user/store': ~no-such-user is no user here",
+        ),
     ],
 )
 def test_a_store_root_that_would_break_the_job_script_is_one_line(
