@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import sys
 
-from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE, interrupted
 
 
 def _interrupted() -> int:
     """A Ctrl-C outside ``sweep run``'s runs (which says what it stopped itself): one line, exit 130."""
-    print("sweep: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return interrupted("sweep")
 
 
 try:  # a Ctrl-C while the modules load is the same line as once main runs (where torch loads)

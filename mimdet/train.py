@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import sys
 
-from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_STORAGE, interrupted
 
 
 def _interrupted() -> int:
     """A Ctrl-C, while the modules load or the run works: one line, no traceback, no record, so the run
     stays resumable (``--resume`` goes on from its last checkpoint) and ``sweep`` reads it interrupted."""
-    print("mimdet.train: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return interrupted("mimdet.train")
 
 
 try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as once main runs

@@ -8,7 +8,8 @@ set, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -38,11 +39,16 @@ class JobHandle:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobHandle:
-        """A handle as ``job.json`` holds it; keys this version does not know are left out."""
-        return cls(
-            executor=str(data.get("executor")),
+        """A handle as ``job.json`` holds it; keys this version does not know are left out.
+
+        TypeError or ValueError for one that is not a handle: a field of another type (``"cancelled":
+        "no"`` is not a cancel, ``"host": ["vm"]`` no host), or a SLURM handle whose ``job_id`` is not a
+        job's (none: ``sacct -j None`` failed every ``sweep status``; ``"12,13"`` would be two jobs).
+        """
+        handle = cls(
+            executor=_typed(str, data.get("executor")),
             submitted_at=_optional(float, data.get("submitted_at")),
-            cancelled=bool(data.get("cancelled", False)),
+            cancelled=_typed(bool, data.get("cancelled", False)),
             job_id=_optional(str, data.get("job_id")),
             folder=_optional(str, data.get("folder")),
             pid=_optional(int, data.get("pid")),
@@ -50,7 +56,19 @@ class JobHandle:
             start_ticks=_optional(str, data.get("start_ticks")),
             returncode=_optional(int, data.get("returncode")),
         )
+        if handle.executor == "slurm" and not re.fullmatch(r"[0-9]+(_[0-9]+)?", handle.job_id or ""):
+            raise ValueError(f"job_id {handle.job_id!r} is not a SLURM job's id (123, or 123_4)")
+        return handle
 
 
-def _optional(kind: Callable[[Any], T], value: Any) -> T | None:
-    return None if value is None else kind(value)
+def _typed(kind: type[T], value: Any) -> T:
+    """``value`` if JSON gave it as a ``kind`` (a float may be written as an int; a bool is no number),
+    else TypeError."""
+    accepted = (int, float) if kind is float else kind
+    if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepted):
+        raise TypeError(f"expected {kind.__name__}, got {value!r}")
+    return kind(value)  # type: ignore[call-arg]
+
+
+def _optional(kind: type[T], value: Any) -> T | None:
+    return None if value is None else _typed(kind, value)

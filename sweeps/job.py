@@ -5,7 +5,8 @@ argv always carries ``--resume``, so the fresh ``TrainJob`` that ``checkpoint()`
 preemption or timeout continues from the newest checkpoint detectron2 left in the run's folder.
 
 A Ctrl-C (``scancel --signal=INT``) ends the job with mimdet.train's exit code 130 and its one line, not
-with a failure's traceback, so that ``sweeps.slurm`` reads the run interrupted, as the local executor does.
+with a failure's traceback, also one before mimdet.train runs (while torch loads, while the process group
+forms), so that ``sweeps.slurm`` reads the run interrupted, as the local executor does.
 """
 
 from __future__ import annotations
@@ -15,24 +16,27 @@ import sys
 
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from mimdet.run.exit_codes import EXIT_INTERRUPTED
+from mimdet.run.exit_codes import EXIT_INTERRUPTED, interrupted
 
 
 class TrainJob(Checkpointable):
     """``python -m mimdet.train ARGV`` inside the job process (one process per task)."""
 
     def __call__(self, argv: list[str]) -> int:
-        # imported here: the process that submits jobs never needs torch or detectron2
-        import torch
+        try:  # a Ctrl-C before mimdet.train runs (torch loading, the process group) is its line too
+            # imported here: the process that submits jobs never needs torch or detectron2
+            import torch
 
-        from mimdet.train import main
+            from mimdet.train import main
 
-        if cpus := os.environ.get("SLURM_CPUS_PER_TASK"):
-            # torch starts a thread per core of the node, not per CPU of the job, where SLURM does not
-            # bind tasks to cores (as on the local test cluster: two 1-CPU jobs ran 5x slower)
-            torch.set_num_threads(int(cpus))
-        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-            _join_process_group()
+            if cpus := os.environ.get("SLURM_CPUS_PER_TASK"):
+                # torch starts a thread per core of the node, not per CPU of the job, where SLURM does not
+                # bind tasks to cores (as on the local test cluster: two 1-CPU jobs ran 5x slower)
+                torch.set_num_threads(int(cpus))
+            if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+                _join_process_group()
+        except KeyboardInterrupt:
+            sys.exit(interrupted("mimdet.train"))
         code = main(list(argv))
         if code == EXIT_INTERRUPTED:  # SystemExit passes submitit by (it catches Exception): the job's code
             sys.exit(code)

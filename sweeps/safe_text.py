@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", re.ASCII)
 _NAME_ALLOWED = "letters, digits, _ . + - and commas between names"
@@ -48,11 +49,21 @@ def path_problem(text: str) -> str | None:
     return None
 
 
+def home_problem(text: str) -> str | None:
+    """A path that begins ``~USER`` of no user here: Python cannot expand it (a ``RuntimeError``)."""
+    try:
+        Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory."
+        user = text[1:].split("/", 1)[0]
+        return f"{text!r}: ~{user} is no user here (allowed: ~ or ~USER of a user here, or a path without ~)"
+    return None
+
+
 def store_root_problem(text: str) -> str | None:
     """A store root also may not hold ``%``: SLURM reads its job log paths as file-name patterns."""
     if "%" in text:
         return f"{text!r} holds '%', which SLURM reads as a file-name pattern (allowed: a path without %)"
-    return path_problem(text)
+    return home_problem(text) or path_problem(text)
 
 
 def slurm_name_problem(text: str) -> str | None:

@@ -468,6 +468,8 @@ def _check_grid(spec: SweepSpec) -> None:
             )
         if spec.eval is None:
             raise spec.error(("train", "checkpoint"), "nothing to do: add an eval section to evaluate it")
+        if problem := safe_text.home_problem(train.checkpoint):
+            raise spec.error(("train", "checkpoint"), problem)
         train.checkpoint = str(Path(train.checkpoint).expanduser().absolute())
     if train.grid == "rows":
         if train.axes:

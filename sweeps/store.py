@@ -29,6 +29,7 @@ ENV_ROOT = "MIMDET_RESULTS"
 DEFAULT_ROOT = "results"
 MAX_JSON_BYTES = 2**20  # a job handle or a submission marker is a few hundred bytes
 LOG_TAIL_BYTES = 4 * 2**20  # how much of a log's end is read for its last lines
+SRUN_PREFIX = "srun: "  # srun's own lines in a SLURM job's log (`srun: error: vm: task 0: Exited with ...`)
 
 
 def resolve_root(cli_root: str | None, spec_root: str | None) -> Path:
@@ -66,12 +67,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def tail_lines(path: Path, lines: int) -> list[str]:
     """The last ``lines`` lines of a log, read from at most its last ``LOG_TAIL_BYTES`` (a log of many GB or
     a link to ``/dev/zero`` is not read whole), opened without blocking (a FIFO reads as empty)."""
+    return _end_lines(path)[-lines:]
+
+
+def _end_lines(path: Path) -> list[str]:
+    """The lines of a log's last ``LOG_TAIL_BYTES``, as ``tail_lines`` reads them."""
     with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > LOG_TAIL_BYTES:
             handle.seek(size - LOG_TAIL_BYTES)
         data = handle.read(LOG_TAIL_BYTES)
-    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+    return data.decode("utf-8", errors="replace").splitlines()
 
 
 @dataclass(frozen=True)
@@ -145,13 +151,17 @@ class Store:
         return found[-1] if found else folder / "log.txt"
 
     def log_tail(self, run_id: str, lines: int = 20) -> str:
+        """The last lines the run itself wrote to its job's stderr: srun's own, which it appends to a SLURM
+        job's log as the job ends (``srun: error: vm: task 0: Exited with exit code 130``), are left out,
+        so that the detail of an ended run is the run's line (``mimdet.train: interrupted``)."""
         paths = [self.run_dir(run_id) / "stderr.log", *self._job_logs(run_id)]
         for path in reversed(paths):
             if path.exists():
                 try:
-                    return "\n".join(tail_lines(path, lines))
+                    own = [line for line in _end_lines(path) if not line.startswith(SRUN_PREFIX)]
                 except OSError:  # a folder where the log should be: no tail to show
                     return ""
+                return "\n".join(own[-lines:])
         return ""
 
     def _job_logs(self, run_id: str) -> list[Path]:

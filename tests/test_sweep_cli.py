@@ -47,6 +47,11 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
             {"MIMDET_RESULTS": "/tmp/100%store"},
             "store root from $MIMDET_RESULTS: '/tmp/100%store' holds '%'",
         ),
+        (  # before: a RuntimeError traceback from pathlib, "Could not determine home directory."
+            [],
+            {"MIMDET_RESULTS": "~no-such-user/store"},
+            "store root from $MIMDET_RESULTS: '~no-such-user/store': ~no-such-user is no user here",
+        ),
     ],
 )
 def test_a_store_root_that_would_break_the_job_script_is_one_line(
@@ -152,6 +157,10 @@ EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
         (["run", "--root", "{tmp}/store"], "not a directory (writing {tmp}/store/runs/"),
         (["run", "--root", "{tmp}/store2"], "{tmp}/store2/runs/{run} is a file, not a folder"),
         (["plot", "-o", "{tmp}/file"], "{tmp}/file is a file, not a folder"),
+        (
+            ["run", "--root", "{tmp}/store3"],
+            "{tmp}/store3/runs/{run} is a link to {tmp}/gone, which is not there",
+        ),
     ],
     ids=[
         "collect-under-a-file",
@@ -160,12 +169,14 @@ EXIT_STORAGE = 4  # sweep's exit code when the file system refuses a write
         "run-with-runs-a-file",
         "run-with-a-run-folder-a-file",
         "plot-into-a-file",
+        "run-with-a-run-folder-a-link-to-nothing",
     ],
 )
 def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before, a file where a folder should be was ``file exists (writing PATH)``, which said neither."""
+    """Before, a file where a folder should be was ``file exists (writing PATH)``, which said neither; a
+    link to nothing was called a file."""
     from sweeps.expand import expand
     from sweeps.spec import load_spec
 
@@ -177,6 +188,9 @@ def test_a_write_in_the_way_of_a_file_or_folder_is_one_line(
     (tmp_path / "store2" / "runs").mkdir(parents=True)
     for run in trainings:  # each training's folder a file: none can start
         (tmp_path / "store2" / "runs" / run).write_text("not a folder")
+    (tmp_path / "store3" / "runs").mkdir(parents=True)
+    for run in trainings:  # each a link to a folder moved away
+        (tmp_path / "store3" / "runs" / run).symlink_to(tmp_path / "gone")
     args = [arg.format(tmp=tmp_path) for arg in argv]
     code = main([args[0], str(spec), *args[1:]])
     err = capsys.readouterr().err

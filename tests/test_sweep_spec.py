@@ -1058,6 +1058,12 @@ def test_estimate_without_a_source_says_so(tmp_path: Path) -> None:
         ("  checkpoint: m.pth\n  grid: rows\n", "eval: {}\n", "train.grid", "not trained"),
         ("  checkpoint: m.pth\n", "", "train.checkpoint", "add an eval section"),
         ("  checkpoint: ''\n", "eval: {}\n", "train.checkpoint", "at least 1 character"),
+        (  # before: a RuntimeError traceback from pathlib, "Could not determine home directory."
+            "  checkpoint: ~no-such-user/m.pth\n",
+            "eval: {}\n",
+            "train.checkpoint",
+            "~no-such-user is no user here (allowed: ~ or ~USER of a user here, or a path without ~)",
+        ),
     ],
 )
 def test_a_checkpoint_spec_evaluates_and_trains_nothing(

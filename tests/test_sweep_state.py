@@ -110,12 +110,38 @@ def test_a_file_where_the_runs_folder_should_be_is_said(store: Store, in_the_way
     assert state_of(Store(store.root / "elsewhere"), "a").detail == ""
 
 
+def test_a_run_folder_that_is_a_link_to_nothing_is_said(store: Store, tmp_path: Path) -> None:
+    """``runs/ID`` a link to a folder moved away: new, and the detail says so. Before: **new** without a
+    word, and ``sweep run`` then stopped on it, calling it a file."""
+    (store.root / "runs").mkdir(parents=True)
+    (store.root / "runs" / "a").symlink_to(tmp_path / "moved")
+    status = state_of(store, "a")
+    assert (status.state, status.detail) == (
+        RunState.NEW,
+        f"runs/a is a link to {tmp_path}/moved, which is not there",
+    )
+
+
 @pytest.mark.parametrize(
     "content",
-    ["{garbage", '{"executor": "local", "pid": "abc"}', '{"executor": "slurm", "submitted_at": [1]}'],
+    [
+        "{garbage",
+        '{"executor": "local", "pid": "abc"}',
+        '{"executor": "slurm", "submitted_at": [1]}',
+        '{"executor": 5}',
+        '{"executor": "local", "pid": 1234, "host": ["vm"], "start_ticks": "1"}',
+        '{"executor": "local", "pid": true, "host": "vm", "start_ticks": "1"}',
+        '{"executor": "local", "pid": 1.5, "host": "vm", "start_ticks": "1"}',
+        '{"executor": "local", "pid": 1234, "host": "vm", "start_ticks": "1", "cancelled": "no"}',
+        '{"executor": "slurm"}',
+        '{"executor": "slurm", "job_id": "12,13"}',
+        '{"executor": "slurm", "job_id": 12}',
+    ],
 )
 def test_a_job_json_that_is_not_a_handle_reads_as_none(store: Store, content: str) -> None:
-    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run."""
+    """As no job (``new``) for this run, not an error that stops ``sweep status`` for every run. Before: a
+    field of another type was converted (``"cancelled": "no"`` read as cancelled, a list as the host), and
+    a SLURM handle without a job id stopped ``sweep status`` for every run (``sacct -j None``)."""
     store.run_dir("a").mkdir(parents=True)
     (store.run_dir("a") / "job.json").write_text(content)
     assert store.job("a") is None and state_of(store, "a").state == RunState.NEW
@@ -425,6 +451,33 @@ def test_a_job_a_ctrl_c_ended_is_interrupted_and_any_other_failure_failed(
         "18": RunState.FAILED,
     }
     assert found["14"].detail == "slurm job 14 FAILED (SIGINT)"
+
+
+@pytest.mark.parametrize(
+    ("log", "line"),
+    [
+        ("mimdet.train: interrupted\nsrun: error: vm: task 0: Exited with exit code 130\n", "interrupted"),
+        (
+            "mimdet.train: error: no such dataset file\n"
+            "srun: error: vm: task 0: Exited with exit code 2\nsrun: Terminating StepId=12.0\n",
+            "error: no such dataset file",
+        ),
+        ("srun: error: vm: task 0: Exited with exit code 1\n", ""),
+    ],
+)
+def test_the_detail_of_an_ended_slurm_job_is_the_runs_last_line_not_sruns(
+    store: Store, log: str, line: str
+) -> None:
+    """srun appends its own lines to a job's ``_log.err`` as the job ends; the detail of a run that ended
+    without a record is the run's last line before them. Before: ``srun: error: vm: task 0: Exited with
+    exit code 130`` instead of ``mimdet.train: interrupted``."""
+    store.write_job("a", JobHandle("slurm", job_id="12"))
+    (store.run_dir("a") / "slurm").mkdir(parents=True)
+    (store.run_dir("a") / "slurm" / "12_0_log.err").write_text(log)
+    ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 FAILED (SIGINT)")})
+    status = state_of(store, "a", slurm=ended)
+    own = f": mimdet.train: {line}" if line else ""
+    assert status.detail == f"slurm job 12 FAILED (SIGINT); no record{own}"
 
 
 def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def storage_problem(error: BaseException) -> str | None:
     if not isinstance(error, OSError) or error.errno not in STORAGE_ERRNOS:
         return None
     if error.errno == errno.EEXIST and error.filename and not os.path.isdir(error.filename):
-        return f"{error.filename} is a file, not a folder"  # mkdir's "file exists" says neither
+        return f"{error.filename} {_not_a_folder(error.filename)}"  # mkdir's "file exists" says neither
     cause = os.strerror(error.errno)
     cause = cause[:1].lower() + cause[1:]
     return f"{cause} (writing {error.filename})" if error.filename else cause
@@ -48,16 +48,24 @@ NOT_A_PLAIN_FILE = "not a plain file (a folder, a FIFO or a device)"
 
 
 def file_in_the_way(path: str | os.PathLike[str], *, shown_from: Path | None = None) -> str | None:
-    """``F is a file, not a folder`` where the nearest of ``path`` and the folders above it that exists is
-    not a folder, so that nothing can be made or read under it (mkdir's "file exists" and a read's "not a
-    directory" say neither); None where it is a folder or nothing of it exists. ``F`` is shown relative to
-    ``shown_from`` where it lies under it."""
+    """``F is a file, not a folder`` (or ``F is a link to T, which is not there``) where the nearest of
+    ``path`` and the folders above it that exists is not a folder, so that nothing can be made or read
+    under it (mkdir's "file exists" and a read's "not a directory" say neither); None where it is a folder
+    or nothing of it exists. ``F`` is shown relative to ``shown_from`` where it lies under it."""
     path = Path(path)
-    found = next((folder for folder in (path, *path.parents) if folder.exists()), None)
+    found = next((folder for folder in (path, *path.parents) if os.path.lexists(folder)), None)
     if found is None or found.is_dir():
         return None
     shown = found.relative_to(shown_from) if shown_from and found.is_relative_to(shown_from) else found
-    return f"{shown} is a file, not a folder"
+    return f"{shown} {_not_a_folder(found)}"
+
+
+def _not_a_folder(path: str | os.PathLike[str]) -> str:
+    """What stands at ``path``, which is there and no folder: a file, or a link to nothing (which mkdir
+    calls "file exists" too)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"is a link to {os.readlink(path)}, which is not there"
+    return "is a file, not a folder"
 
 
 def not_a_plain_file(path: str | os.PathLike[str]) -> str | None:

@@ -1,0 +1,47 @@
+"""The function a SLURM job runs (``sweeps.job.TrainJob``), called in a plain process: no cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+STALLED_JOB = """
+import os, sys
+import sweeps.job
+from tests.stalling import stall, stall_first_import
+
+if sys.argv[1] == "torch":
+    stall_first_import("torch")
+else:  # a task of a job of two, joining its process group
+    os.environ["SLURM_NTASKS"] = "2"
+    sweeps.job._join_process_group = stall
+sweeps.job.TrainJob()(["--help"])
+"""
+
+
+@pytest.mark.parametrize("point", ["torch", "process group"])
+def test_a_ctrl_c_before_the_run_starts_is_its_one_line_and_exit_130(point: str) -> None:
+    """A Ctrl-C (``scancel --signal=INT``) reaching the job while it loads torch or joins its process
+    group, before ``mimdet.train`` runs: the same line as once it runs, ``mimdet.train: interrupted``,
+    exit 130, so that the run reads interrupted. Before: a ``KeyboardInterrupt`` traceback in the job's
+    log."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_JOB, point],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert process.stderr is not None
+    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    assert (process.returncode, rest) == (130, "mimdet.train: interrupted\n")
