@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.output is not None:  # said before the training, not after it
         if problem := file_in_the_way(args.output.parent):
             parser.exit(EXIT_STORAGE, f"{parser.prog}: error: {problem}\n")
-        if kind := not_a_plain_file(args.output):
-            parser.error(f"argument --output: {args.output} is {kind}, not a file")
+        if standing := not_a_plain_file(args.output):
+            parser.error(f"argument --output: {args.output} is {standing}, not a file")
     try:
         if args.tiny:
             print(ensure_tiny_mae_checkpoint(**params))

@@ -7,8 +7,12 @@ else, with no timing to guess.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -31,3 +35,21 @@ class _StallFirstImport:
 def stall_first_import(name: str) -> None:
     """The first import of module ``name`` waits, as torch's takes seconds."""
     sys.meta_path.insert(0, _StallFirstImport(name))  # type: ignore[arg-type]
+
+
+def interrupted_at_its_stall(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+    """Run ``command`` (a script that stalls), send it SIGINT once it says ``stalled``: its exit code and
+    what it wrote on stderr after that."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    return process.returncode, rest

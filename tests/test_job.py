@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.stalling import interrupted_at_its_stall
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,16 +31,8 @@ def test_a_ctrl_c_before_the_run_starts_is_its_one_line_and_exit_130(point: str)
     group, before ``mimdet.train`` runs: the same line as once it runs, ``mimdet.train: interrupted``,
     exit 130, so that the run reads interrupted. Before: a ``KeyboardInterrupt`` traceback in the job's
     log."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", STALLED_JOB, point],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    command = [sys.executable, "-c", STALLED_JOB, point]
+    assert interrupted_at_its_stall(command, REPO, PYTHONWARNINGS="ignore") == (
+        130,
+        "mimdet.train: interrupted\n",
     )
-    assert process.stderr is not None
-    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
-    process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=120)[1]
-    assert (process.returncode, rest) == (130, "mimdet.train: interrupted\n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import pytest
 from cli.main import main
 from cli.views import RICH_ROWS
 from mimdet.run.exit_codes import EXIT_BAD_INPUT
+from tests.stalling import interrupted_at_its_stall
 
 if TYPE_CHECKING:
     from sweeps.runs import RunSpec
@@ -480,19 +480,9 @@ def test_ctrl_c_while_modules_load_or_caches_are_saved_is_one_line(point: str, t
     traceback and exit 0."""
     cache = tmp_path / "cache"
     spec, store = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "store"
-    process = subprocess.Popen(
-        [sys.executable, "-c", STALLED_SWEEP, point, "plan", str(spec), "--root", str(store)],
-        cwd=REPO,
-        env={**os.environ, "MIMDET_CACHE": str(cache)},  # a fresh cache: plan loads torch and saves answers
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
-    process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=120)[1]
-    assert (process.returncode, rest) == (130, "sweep: interrupted\n")
+    command = [sys.executable, "-c", STALLED_SWEEP, point, "plan", str(spec), "--root", str(store)]
+    # a fresh cache: plan loads torch and saves answers
+    assert interrupted_at_its_stall(command, REPO, MIMDET_CACHE=str(cache)) == (130, "sweep: interrupted\n")
     if point == "cache save":  # the save cut short left nothing; the one at exit wrote the whole file
         saved = list((cache / "sweeps").iterdir())
         assert [path.suffix for path in saved] == [".json"]

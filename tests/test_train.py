@@ -21,6 +21,7 @@ import torch
 from mimdet.pretrain_mae import pretrain
 from mimdet.record.schema import RunRecord, read_record
 from tests.micro import edited_tiny_config, micro_dataset, micro_overrides
+from tests.stalling import interrupted_at_its_stall
 
 REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
@@ -189,19 +190,9 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(point: str, tmp_path: Path, micr
     counted one iteration more than it trained."""
     output, settings = tmp_path / "run", ["train.max_iter=6", "train.checkpointer.period=2"]
     config = ["--config-file", "experiments/tiny_mimdet.py", "--output", str(output)]
-    process = subprocess.Popen(
-        [sys.executable, "-c", STALLED_TRAIN, point, *config, *micro_overrides(micro_data), *settings],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert process.stderr is not None
-    assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
-    process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=120)[1]
-    assert (process.returncode, rest) == (130, "mimdet.train: interrupted\n")
+    command = [sys.executable, "-c", STALLED_TRAIN, point, *config, *micro_overrides(micro_data), *settings]
+    stopped = interrupted_at_its_stall(command, REPO, PYTHONWARNINGS="ignore")
+    assert stopped == (130, "mimdet.train: interrupted\n")
     assert not (output / "record.json").exists()
     if point == "torch":
         assert not output.exists()
