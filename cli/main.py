@@ -189,8 +189,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
             f"{args.spec}: run {args.run!r} matches {len(matches)} runs of this sweep (runs: {known})"
         )
     path = store.log_path(matches[0].run_id)
-    if not path.exists():
-        console.print(f"{matches[0].run_id}: no log yet ({path})")
+    if not path.exists():  # a run that ended has no log to come: it was removed or never written
+        ended = store.record_bytes(matches[0].run_id) != (None, None)
+        console.print(f"{matches[0].run_id}: {'no log' if ended else 'no log yet'} ({path})")
         return 0
     try:
         lines = tail_lines(path, args.lines)

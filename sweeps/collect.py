@@ -50,9 +50,10 @@ def results_frame(plan: SweepPlan, store: Store, statuses: dict[str, RunStatus])
 def write_results(frame: pd.DataFrame, path: Path) -> None:
     """Parquet or CSV by the file's suffix, serialized in memory and written atomically (a failed write
     leaves the previous file and no temporary one)."""
-    if path.suffix not in (".parquet", ".csv"):
+    suffix = path.suffix.lower()  # results.CSV is a CSV file too
+    if suffix not in (".parquet", ".csv"):
         raise ValueError(f"{path}: write results as .parquet or .csv")
-    data = frame.to_parquet(index=False) if path.suffix == ".parquet" else frame.to_csv(index=False).encode()
+    data = frame.to_parquet(index=False) if suffix == ".parquet" else frame.to_csv(index=False).encode()
     write_bytes_atomic(path, data)
 
 

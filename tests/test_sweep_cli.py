@@ -455,6 +455,30 @@ def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
         assert code == 0 and len(out) <= 4 * 2**20 + 1 and set(out) == {"\0", "\n"}
 
 
+def test_logs_of_a_run_without_a_log_say_whether_one_may_still_come(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "no log yet" for a run that had ended (its record written) and whose log was removed."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec, store = REPO / "sweeps" / "tiny" / "table2.yaml", Store(tmp_path / "store")
+    new, ended = expand(load_spec(spec)).trainings[:2]
+    write_made_up_records(store, [ended], lambda run: 40.0)
+    said = []
+    for run in (new, ended):
+        assert main(["logs", str(spec), run.run_id, "--root", str(store.root)]) == 0
+        said.append(capsys.readouterr().out.split(" (")[0])
+    assert said == [f"{new.run_id}: no log yet", f"{ended.run_id}: no log"]
+
+
+def test_collect_takes_the_suffix_in_any_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, output = REPO / "sweeps" / "tiny" / "table2.yaml", tmp_path / "results.CSV"
+    assert main(["collect", str(spec), "--root", str(tmp_path / "store"), "-o", str(output)]) == 0
+    assert output.read_text().startswith("run_id,")
+
+
 STALLED_SWEEP = """
 import os, runpy, sys
 from tests.stalling import stall, stall_first_import
