@@ -507,8 +507,11 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     rows = _rows_by_job(out.splitlines())
     return {
         job_id: [
-            # a user's scancel is "CANCELLED by UID"; the controller's, of a dependency never met, is bare
-            _start_state(state, exit_code, dependency_failed=state == "CANCELLED" and reason == "Dependency")
+            # a user's scancel is "CANCELLED by UID"; the controller's, of a dependency never met, is bare,
+            # its reason as it stood when accounting heard: Dependency or DependencyNeverSatisfied
+            _start_state(
+                state, exit_code, dependency_failed=state == "CANCELLED" and reason.startswith("Dependency")
+            )
             for state, exit_code, reason, *_ in (fields + ["", "", ""] for fields in starts)
         ]
         for job_id, starts in rows.items()

@@ -261,7 +261,7 @@ def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store,
         good.run_id: RunState.COMPLETED,
         bad.run_id: RunState.FAILED,
         after_bad.run_id: RunState.INTERRUPTED,  # --kill-on-invalid-dep: never ran, comes with its training
-    }
+    }, executor.describe(handles)
     record = store.record(bad.run_id)
     assert record is not None and record.status == "failed" and str(missing) in (record.error or "")
     assert str(missing) in store.log_tail(bad.run_id, lines=50)  # the job's stderr, in the run's folder

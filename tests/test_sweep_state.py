@@ -416,17 +416,21 @@ def test_an_evaluation_its_failed_training_took_along_is_started_again_with_it(
     22.05 words them: accounting ``CANCELLED|Dependency`` vs ``CANCELLED by 0|Dependency``, the controller
     ``DependencyNeverSatisfied`` vs ``Dependency``. Before: cancelled, so only ``--retry-failed`` ran it,
     after a Ctrl-C of its training too."""
-    sacct = 'printf "20|CANCELLED|0:0|Dependency\n21|CANCELLED by 0|0:0|Dependency\n"'
+    sacct = (
+        'printf "20|CANCELLED|0:0|Dependency\n21|CANCELLED by 0|0:0|Dependency\n'
+        '24|CANCELLED|0:0|DependencyNeverSatisfied\n"'
+    )
     squeue = (
         'case "$*" in *"-t all"*) printf "22|CANCELLED|0|DependencyNeverSatisfied\n'
         '23|CANCELLED|0|Dependency\n";; esac'
     )
-    found = described(tmp_path, monkeypatch, range(20, 24), sacct, squeue)
+    found = described(tmp_path, monkeypatch, range(20, 25), sacct, squeue)
     assert {job: status.state for job, status in found.items()} == {
         "20": RunState.INTERRUPTED,
         "21": RunState.CANCELLED,
         "22": RunState.INTERRUPTED,
         "23": RunState.CANCELLED,
+        "24": RunState.INTERRUPTED,
     }
     assert found["20"].detail == "slurm job 20 CANCELLED (its training did not complete)"
 
