@@ -51,5 +51,11 @@ def interrupted_at_its_stall(command: list[str], cwd: Path, **env: str) -> tuple
     assert process.stderr is not None
     assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
     process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=120)[1]
+    try:
+        rest = process.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        signals = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        process.kill()
+        ignored_or_caught = [line for line in signals if line.startswith(("SigIgn", "SigCgt"))]
+        raise AssertionError(f"still running 120 s after SIGINT: {ignored_or_caught}") from None
     return process.returncode, rest
