@@ -47,6 +47,9 @@ def interrupted_at_its_stall(command: list[str], cwd: Path, **env: str) -> tuple
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # as a terminal's or scancel's target: pytest started as a shell's background job (``make test &``)
+        # ignores SIGINT, and a child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     assert "stalled\n" in iter(process.stderr.readline, ""), "it ended without reaching the point"
