@@ -67,9 +67,9 @@ from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEv
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mimdet.paper.tables import PAPER_TABLES
-from mimdet.record.atomic import NOT_A_PLAIN_FILE, read_at_most
+from mimdet.record.atomic import read_at_most
 from mimdet.record.schema import describe_value
-from mimdet.run.config import EXPERIMENTS, ConfigFileError
+from mimdet.run.config import EXPERIMENTS, ConfigFileError, first_config_file
 from mimdet.run.overrides import TEST_TIME_KEYS, override_string
 from mimdet.run.resolve import resolve_run
 
@@ -611,14 +611,11 @@ def _check_base_configs(spec: SweepSpec, spec_dir: Path) -> None:
 
 def _find_config(name: str, spec_dir: Path) -> str | None:
     """A path to config ``name`` that works from the working directory, or None; ``ConfigFileError`` where
-    the first thing of that name is not a file (a FIFO would have the load wait for a writer, forever)."""
-    for folder in (Path(), EXPERIMENTS, EXPERIMENTS.parent, spec_dir):
-        path = folder / name
-        if path.is_file():  # as written where mimdet.run.config.resolve_config_path finds it
-            return name if folder in (Path(), EXPERIMENTS) else str(path.resolve())
-        if path.exists():
-            raise ConfigFileError(f"{path}: {NOT_A_PLAIN_FILE}")
-    return None
+    the first thing of that name is not a file (``first_config_file``)."""
+    if first_config_file(name, (Path(), EXPERIMENTS)) is not None:
+        return name  # as written: mimdet.run.config.resolve_config_path finds it so
+    path = first_config_file(name, (EXPERIMENTS.parent, spec_dir))
+    return None if path is None else str(path.resolve())
 
 
 def _loads(config_file: str) -> bool:

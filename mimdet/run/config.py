@@ -12,6 +12,7 @@ only ``EXPERIMENTS`` or config paths (the sweep engine's cached commands) does w
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,15 +34,24 @@ class ModelConfigError(ValueError):
     """Settings the model refuses: its constructor's own one-line ``ValueError``, said as such."""
 
 
-def resolve_config_path(config_file: str | Path) -> Path:
-    """The config file as given if it exists, else the one of that name under ``experiments/``; a FIFO, a
-    folder or a device there is not one (a FIFO would have the load wait for a writer, forever)."""
-    for path in (Path(config_file), EXPERIMENTS / config_file):
+def first_config_file(name: str | Path, folders: Iterable[Path]) -> Path | None:
+    """The first ``folder / name`` there is, if it is a file; None where there is none; ``ConfigFileError``
+    where it is a FIFO, a folder or a device (a FIFO would have the load wait for a writer, forever)."""
+    for folder in folders:
+        path = folder / name
         if path.is_file():
             return path
         if path.exists():
             raise ConfigFileError(f"{path}: {NOT_A_PLAIN_FILE}")
-    raise FileNotFoundError(f"config file not found: {config_file} (looked here and in {EXPERIMENTS})")
+    return None
+
+
+def resolve_config_path(config_file: str | Path) -> Path:
+    """The config file as given if it exists, else the one of that name under ``experiments/``."""
+    path = first_config_file(config_file, (Path(), EXPERIMENTS))
+    if path is None:
+        raise FileNotFoundError(f"config file not found: {config_file} (looked here and in {EXPERIMENTS})")
+    return path
 
 
 def load_config(config_file: str | Path) -> DictConfig:
