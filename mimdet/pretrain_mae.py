@@ -19,6 +19,7 @@ import inspect
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
 from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
 from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
 from mimdet.run.arg_types import count, positive_number
-from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_STORAGE, interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(pretrain(args.data, args.output, **params).summary())
     except KeyboardInterrupt:
-        parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted\n")
+        sys.exit(interrupted(parser.prog))
     except OSError as error:  # no images there (one line of its own), or a write the file system refused
         if problem := storage_problem(error):
             parser.exit(EXIT_STORAGE, f"{parser.prog}: error: {problem}\n")

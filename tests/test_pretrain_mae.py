@@ -211,3 +211,18 @@ def test_cli_bad_input_is_one_line_before_any_step(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert stopped.value.code == code
     assert error == "python -m mimdet.pretrain_mae: error: " + said.format(tmp=tmp_path)
+
+
+def test_cli_ctrl_c_is_one_line_and_exit_130(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a KeyboardInterrupt traceback."""
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretrain_mae, "pretrain", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        pretrain_mae.main(["--data", str(images), "--output", str(tmp_path / "x.pth")])
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "python -m mimdet.pretrain_mae: interrupted\n"
