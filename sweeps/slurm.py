@@ -76,6 +76,9 @@ ENDED_BY_SIGINT = "FAILED (SIGINT)"  # such a job's state here: not SLURM's word
 # an evaluation the controller cancelled because its training ended without completing (afterok can no
 # longer be met): it never started, and the next run of its training brings it again
 TRAINING_DID_NOT_COMPLETE = "CANCELLED (its training did not complete)"
+# a waiting job the controller lists as cancelled, still waiting on its dependency: a user's scancel or the
+# controller's own, which only accounting tells apart ("CANCELLED by UID" or bare); until it does, waiting
+CANCELLED_BY_WHOM = "CANCELLED (by whom, accounting has yet to say)"
 # sacct/squeue states -> run states; any other (FAILED, OUT_OF_MEMORY, ...) means the job gave up
 JOB_STATES = {
     **dict.fromkeys(
@@ -88,6 +91,7 @@ JOB_STATES = {
     **dict.fromkeys(("NODE_FAIL", "PREEMPTED", "TIMEOUT", "BOOT_FAIL", "DEADLINE"), RunState.INTERRUPTED),
     ENDED_BY_SIGINT: RunState.INTERRUPTED,  # a Ctrl-C cut the run off: a re-run resumes it
     TRAINING_DID_NOT_COMPLETE: RunState.INTERRUPTED,  # a re-run starts it with its training, if that runs
+    CANCELLED_BY_WHOM: RunState.QUEUED,
 }
 
 
@@ -498,7 +502,7 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     sacct is ``ExecutorUnavailable``, never a guess.
     """
     # DerivedExitCode: ExitCode shows a job's exit code 130 as 2, minus 128, as it shows exit code 2
-    fields = "JobID,State,DerivedExitCode,Reason"
+    fields = "JobID,State,DerivedExitCode"
     command = ["sacct", "-j", ",".join(bases), "-X", "-D", "-n", "-P", "-o", fields]
     try:
         out = _slurm(command)
@@ -507,12 +511,10 @@ def _sacct_starts(bases: list[str]) -> dict[str, list[str]]:
     rows = _rows_by_job(out.splitlines())
     return {
         job_id: [
-            # a user's scancel is "CANCELLED by UID"; the controller's, of a dependency never met, is bare,
-            # its reason as it stood when accounting heard: Dependency or DependencyNeverSatisfied
-            _start_state(
-                state, exit_code, dependency_failed=state == "CANCELLED" and reason.startswith("Dependency")
-            )
-            for state, exit_code, reason, *_ in (fields + ["", "", ""] for fields in starts)
+            # a user's scancel is "CANCELLED by UID"; the controller's own, of a dependency never met, is
+            # bare (its reason as accounting heard it may be Dependency, DependencyNeverSatisfied or None)
+            _start_state(state, exit_code, dependency_failed=state == "CANCELLED")
+            for state, exit_code, *_ in (fields + ["", ""] for fields in starts)
         ]
         for job_id, starts in rows.items()
     }
@@ -548,7 +550,10 @@ def _controller_down(why: str) -> ExecutorUnavailable:
 
 def _with_controller_state(history: list[str], current: str) -> list[str]:
     """A job's starts from accounting, oldest first, with the controller's state of its last start: a new
-    start when accounting's last one has ended (a requeue), else in place of accounting's (which lags)."""
+    start when accounting's last one has ended (a requeue), else in place of accounting's (which lags); a
+    cancel whose author the controller does not know leaves accounting's as it is."""
+    if current == CANCELLED_BY_WHOM:
+        return history or [current]
     accounted = bool(history) and JOB_STATES.get(history[-1], RunState.FAILED).finished
     if not accounted:
         return [*history[:-1], current]
@@ -572,11 +577,14 @@ def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
     jobs = {}
     for job_id, rows in _rows_by_job(out.splitlines()).items():
         state, status, *reason = rows[-1]
-        never_met = reason == ["DependencyNeverSatisfied"]  # a user's cancel of a waiting job: "Dependency"
-        jobs[job_id] = (
-            _start_state(state, _exit_code(status), dependency_failed=never_met),
-            "|".join(reason),
-        )
+        # the controller's cancel of a dependency never met; "Dependency": a user's, or the controller's in
+        # the pass that found it never met (then accounting's bare CANCELLED tells)
+        never_met = reason == ["DependencyNeverSatisfied"]
+        if state == "CANCELLED" and reason == ["Dependency"]:
+            jobs[job_id] = (CANCELLED_BY_WHOM, "")
+            continue
+        state = _start_state(state, _exit_code(status), dependency_failed=never_met)
+        jobs[job_id] = (state, "|".join(reason))
     return jobs
 
 

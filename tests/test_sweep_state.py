@@ -413,24 +413,28 @@ def test_an_evaluation_its_failed_training_took_along_is_started_again_with_it(
     """The controller cancels an evaluation whose training ended without completing (``afterok``, with
     ``--kill-on-invalid-dep``): it never ran, so it reads interrupted and the next ``sweep run`` that
     starts its training starts it too; one a user cancelled while it waited stays cancelled. As SLURM
-    22.05 words them: accounting ``CANCELLED|Dependency`` vs ``CANCELLED by 0|Dependency``, the controller
-    ``DependencyNeverSatisfied`` vs ``Dependency``. Before: cancelled, so only ``--retry-failed`` ran it,
-    after a Ctrl-C of its training too."""
+    22.05 words them: accounting's bare ``CANCELLED`` (whatever its reason, ``None`` too) vs ``CANCELLED by
+    0``; the controller's ``DependencyNeverSatisfied``, and ``Dependency`` for a user's cancel and for its
+    own in the pass that found the dependency never met: then the job waits until accounting says whose.
+    Before: cancelled, so only ``--retry-failed`` ran it, after a Ctrl-C of its training too; and CI read
+    accounting's ``CANCELLED`` with reason ``None`` as a user's cancel."""
     sacct = (
         'printf "20|CANCELLED|0:0|Dependency\n21|CANCELLED by 0|0:0|Dependency\n'
-        '24|CANCELLED|0:0|DependencyNeverSatisfied\n"'
+        '24|CANCELLED|0:0|DependencyNeverSatisfied\n25|CANCELLED|0:0|None\n26|PENDING|0:0|Dependency\n"'
     )
     squeue = (
         'case "$*" in *"-t all"*) printf "22|CANCELLED|0|DependencyNeverSatisfied\n'
-        '23|CANCELLED|0|Dependency\n";; esac'
+        '23|CANCELLED|0|Dependency\n25|CANCELLED|0|Dependency\n26|CANCELLED|0|Dependency\n";; esac'
     )
-    found = described(tmp_path, monkeypatch, range(20, 25), sacct, squeue)
+    found = described(tmp_path, monkeypatch, range(20, 27), sacct, squeue)
     assert {job: status.state for job, status in found.items()} == {
         "20": RunState.INTERRUPTED,
         "21": RunState.CANCELLED,
         "22": RunState.INTERRUPTED,
-        "23": RunState.CANCELLED,
+        "23": RunState.QUEUED,
         "24": RunState.INTERRUPTED,
+        "25": RunState.INTERRUPTED,
+        "26": RunState.QUEUED,
     }
     assert found["20"].detail == "slurm job 20 CANCELLED (its training did not complete)"
 
