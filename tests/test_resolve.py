@@ -71,13 +71,27 @@ def test_overrides_are_checked_and_one_that_cannot_be_applied_is_refused_too() -
         (["optimizer.lr=nan"], "optimizer.lr is nan: a finite number of 0 or more"),
         (["optimizer.lr=inf"], "optimizer.lr is inf: a finite number of 0 or more"),
         (["optimizer.lr=-1e-3"], "optimizer.lr is -0.001: a finite number of 0 or more"),
+        (
+            ["optimizer.betas=[0.9,1.5]"],
+            "optimizer: AdamW refuses its settings: Invalid beta parameter at index 1",
+        ),
+        (["optimizer.betas=[0.9]"], "optimizer: AdamW refuses its settings: list index out of range"),
+        (["optimizer.eps=-1"], "optimizer: AdamW refuses its settings: Invalid epsilon value: -1"),
+        (
+            ["optimizer.weight_decay=-0.1"],
+            "optimizer: AdamW refuses its settings: Invalid weight_decay value",
+        ),
+        (
+            ["train.seed=-1"],
+            "train.seed is -1: 0 or more (for a negative one detectron2 draws a seed at random",
+        ),
     ],
 )
-def test_a_period_batch_size_or_learning_rate_that_cannot_run_is_refused(
-    overrides: list[str], expected: str
-) -> None:
+def test_a_setting_a_run_cannot_train_or_repeat_with_is_refused(overrides: list[str], expected: str) -> None:
     """Before: each passed, and the run failed at its first iteration in a traceback (a ZeroDivisionError,
-    detectron2's batch-size assertion, torch's "Invalid learning rate", a training diverged at once)."""
+    detectron2's batch-size assertion, torch's "Invalid learning rate"), diverged at once (``lr=inf``),
+    failed in a traceback once its model was built (torch's optimizer checks), or trained with a seed
+    detectron2 drew at random (``train.seed=-1``) and was recorded as seed -1."""
     with pytest.raises(OverrideError) as error:
         resolve_run("tiny_mimdet.py", overrides)
     assert str(error.value).startswith(expected)

@@ -113,11 +113,13 @@ def check_counts(cfg: DictConfig) -> None:
     """OverrideError (one line) unless the run trains at least one iteration (``train.max_iter`` as set, or
     as derived from epochs and batch size: ``mimdet.run.schedule`` refuses ones that are not positive), its
     periods and batch size (``AT_LEAST_ONE``) are 1 or more, its learning rate is a finite number of 0 or
-    more, and its evaluation re-estimates BatchNorm on no negative number of batches.
+    more, its optimizer takes its settings, its seed is not negative and its evaluation re-estimates
+    BatchNorm on no negative number of batches.
 
     detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed; the others
     failed in a traceback once the run had started (torch's "Invalid learning rate: nan", a training that
-    diverged at once for ``inf``).
+    diverged at once for ``inf``, torch's "Invalid beta parameter"); detectron2 draws a random seed for a
+    negative one, which the run's record could not repeat.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
@@ -136,6 +138,13 @@ def check_counts(cfg: DictConfig) -> None:
     lr = OmegaConf.select(cfg, "optimizer.lr", default=0.0)
     if isinstance(lr, int | float) and not 0 <= lr < math.inf:  # NaN fails both
         raise OverrideError(f"optimizer.lr is {lr}: a finite number of 0 or more")
+    _check_optimizer(cfg)
+    seed = OmegaConf.select(cfg, "train.seed", default=0)
+    if isinstance(seed, int) and seed < 0:
+        raise OverrideError(
+            f"train.seed is {seed}: 0 or more (for a negative one detectron2 draws a seed at random, "
+            "which the run's record could not repeat)"
+        )
     precise_bn = OmegaConf.select(cfg, "train.eval_precise_bn_iters", default=0)
     if isinstance(precise_bn, int) and precise_bn < 0:
         raise OverrideError(
@@ -146,3 +155,25 @@ def check_counts(cfg: DictConfig) -> None:
 @functools.lru_cache(maxsize=32)
 def _loaded(config_file: str) -> DictConfig:
     return load_config(config_file)
+
+
+def _check_optimizer(cfg: DictConfig) -> None:
+    """OverrideError unless the config's optimizer accepts its settings: it is built on one stand-in
+    parameter, so that torch's own checks (betas, eps, weight decay, momentum, an unknown argument) speak
+    before the run instead of in a traceback after the model is built."""
+    import torch
+    from detectron2.config import instantiate
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.select(cfg, "optimizer")
+    if section is None or "_target_" not in section:
+        return
+    try:
+        settings = OmegaConf.to_container(section, resolve=True)
+        assert isinstance(settings, dict)
+        instantiate({**settings, "params": [torch.zeros(1)]})
+    except (ValueError, TypeError, IndexError) as error:
+        target = section._target_
+        name = getattr(target, "__name__", str(target).rsplit(".", 1)[-1])
+        reason = (str(error).splitlines() or [""])[0]
+        raise OverrideError(f"optimizer: {name} refuses its settings: {reason}") from None
