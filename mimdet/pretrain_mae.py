@@ -24,18 +24,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
-import torch
-from PIL import Image
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
-from torchvision import transforms
-
-from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
-from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
-from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
-from mimdet.run.arg_types import count, positive_number
 from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_STORAGE, interrupted
+
+PROG = "python -m mimdet.pretrain_mae"
+
+try:  # a Ctrl-C while torch loads (seconds) is the same line as once main runs
+    import filelock
+    import torch
+    from PIL import Image
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset, RandomSampler
+    from torchvision import transforms
+
+    from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
+    from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
+    from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
+    from mimdet.run.arg_types import count, positive_number
+except KeyboardInterrupt:
+    if __name__ == "__main__":  # imported (by mimdet.train), the importer says it
+        sys.exit(interrupted(PROG))
+    raise
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +278,7 @@ def _lr_factor(step: int, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m mimdet.pretrain_mae",
+        prog=PROG,
         description="Pre-train a tiny MAE and save it as an official-format MAE checkpoint (for MIMDet).",
     )
     parser.add_argument("--data", type=Path, help="folder of JPG/PNG images, or a synthetic dataset root")

@@ -37,9 +37,12 @@ def stall_first_import(name: str) -> None:
     sys.meta_path.insert(0, _StallFirstImport(name))  # type: ignore[arg-type]
 
 
-def interrupted_at_its_stall(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
-    """Run ``command`` (a script that stalls), send it SIGINT once it says ``stalled``: its exit code and
-    what it wrote on stderr after that."""
+REPO = Path(__file__).resolve().parents[1]
+
+
+def interrupted_at_its_stall(command: list[str], cwd: Path = REPO, **env: str) -> tuple[int, str]:
+    """Run ``command`` (a script that stalls; from the repository root unless ``cwd``), send it SIGINT once
+    it says ``stalled``: its exit code and what it wrote on stderr after that."""
     process = subprocess.Popen(
         command,
         cwd=cwd,

@@ -6,6 +6,7 @@ Runs are short (a few steps, 64 px crops where the grid size does not matter) bu
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from mimdet.modeling.mae import MaskedAutoencoder
 from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint, pretrain
 from mimdet.run.config import build_model, load_config
 from mimdet.run.resolve import resolve_run
+from tests.stalling import interrupted_at_its_stall
 
 D, DEPTH, E, DECODERS = 64, 4, 64, 8
 BLOCK_KEYS = [
@@ -226,3 +228,19 @@ def test_cli_ctrl_c_is_one_line_and_exit_130(
         pretrain_mae.main(["--data", str(images), "--output", str(tmp_path / "x.pth")])
     assert stopped.value.code == 130
     assert capsys.readouterr().err == "python -m mimdet.pretrain_mae: interrupted\n"
+
+
+STALLED_IMPORT = """
+import runpy
+from tests.stalling import stall_first_import
+
+stall_first_import("torch")
+runpy.run_module("mimdet.pretrain_mae", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_cli_ctrl_c_while_torch_loads_is_the_same_line(tmp_path: Path) -> None:
+    """Before: a KeyboardInterrupt traceback from the import of torch (seconds, before main runs)."""
+    command = [sys.executable, "-c", STALLED_IMPORT, "--tiny"]
+    stopped = interrupted_at_its_stall(command, MIMDET_CACHE=str(tmp_path), PYTHONWARNINGS="ignore")
+    assert stopped == (130, "python -m mimdet.pretrain_mae: interrupted\n")
