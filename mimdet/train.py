@@ -62,6 +62,7 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from omegaconf import DictConfig
     from torch import nn
 
+    from mimdet.data.loader import build_loader, worker_error_line
     from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
     from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
     from mimdet.modeling.param_count import count_parameters
@@ -104,7 +105,7 @@ USER_ERRORS = (
 def known_failure(error: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for a failure the user can act on; None for a bug."""
     if isinstance(error, USER_ERRORS):
-        return EXIT_BAD_INPUT, " ".join(str(error).split())
+        return EXIT_BAD_INPUT, " ".join(worker_error_line(error).split())
     problem = storage_problem(error)
     return None if problem is None else (EXIT_STORAGE, problem)
 
@@ -233,7 +234,7 @@ def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOut
     optimizer_cfg = cfg.optimizer
     optimizer_cfg.params.model = model
     optimizer = instantiate(optimizer_cfg)
-    train_loader = instantiate(cfg.dataloader.train)
+    train_loader = build_loader(cfg.dataloader.train)
     ddp_settings = dict(cfg.train.ddp)
     if not str(cfg.train.device).startswith("cuda"):  # gloo on the CPU: DDP takes no device ids
         ddp_settings["device_ids"] = None
@@ -309,10 +310,10 @@ def evaluate(cfg: DictConfig, model: nn.Module) -> RunOutcome:
     """COCO AP (detectron2's COCOEvaluator) at the config's test ratio, and inference speed; BatchNorm
     statistics re-estimated at that ratio first if ``train.eval_precise_bn_iters`` asks for it."""
     if iterations := cfg.train.get("eval_precise_bn_iters", 0):
-        recalibrate_batchnorm(model, instantiate(cfg.dataloader.train), iterations)
+        recalibrate_batchnorm(model, build_loader(cfg.dataloader.train), iterations)
     timed = TimedModel(model)
     results = inference_on_dataset(
-        timed, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
+        timed, build_loader(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
     )
     return RunOutcome(metrics=dict(results or {}), inference_images_per_s=timed.images_per_second)
 

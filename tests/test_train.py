@@ -349,6 +349,56 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
     assert read_record(tmp_path / "bad" / "record.json").status == "failed"
 
 
+def _garbage(image: Path) -> None:
+    image.write_bytes(random.Random(image.name).randbytes(300))
+
+
+def _truncated(image: Path) -> None:
+    image.write_bytes(image.read_bytes()[:1200])
+
+
+def _taller(image: Path) -> None:
+    from PIL import Image
+
+    with Image.open(image) as opened:
+        opened.resize((opened.width, opened.height + 8)).save(image)
+
+
+@pytest.mark.parametrize(
+    ("split", "damage", "said"),
+    [
+        (
+            "train",
+            _garbage,
+            "an image that cannot be read (not in a format PIL can identify) in dataset 'micro_train'",
+        ),
+        ("train", _truncated, "an image that cannot be read (image file is truncated"),
+        ("train", _taller, "its height and width are not those its annotation gives (got ("),
+        (
+            "val",
+            _garbage,
+            "an image that cannot be read (not in a format PIL can identify) in dataset 'micro_val'",
+        ),
+    ],
+    ids=["garbage", "truncated", "resized", "garbage-at-evaluation"],
+)
+def test_an_image_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path, micro_data: Path, split: str, damage: Callable[[Path], None], said: str
+) -> None:
+    """Images are read as the loader asks for them, in data-loader workers (1 here): a damaged one failed
+    the run mid-way in PIL's or detectron2's traceback, which for a truncated JPEG did not name the file."""
+    data = Path(shutil.copytree(micro_data, tmp_path / "data"))
+    images = sorted((data / split).iterdir())
+    for image in images:
+        damage(image)
+    workers = ["dataloader.train.num_workers=1", "dataloader.test.num_workers=1", "train.max_iter=2"]
+    result = run_train(tmp_path / "run", *workers, data=data)
+    line = _one_error_line(result)
+    assert said in line and any(line.startswith(f"mimdet.train: error: {image}: ") for image in images), line
+    record = read_record(tmp_path / "run" / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
