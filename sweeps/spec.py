@@ -170,7 +170,7 @@ else:  # the registry's names, checked and listed in errors as any Literal
 class SweepSpec(_Section):
     """A validated spec; ``error(path, problem)`` turns a later problem into a ``SpecError`` line."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str  # checked by safe_text.sweep_name_problem
     table: TableName | None = None
     base_config: str
     root: str | None = Field(None, min_length=1)
@@ -523,7 +523,7 @@ def _check_size(spec: SweepSpec) -> None:
 
 def _check_scheduler_text(spec: SweepSpec) -> None:
     """Every field that reaches ``sbatch`` or the job script, by ``sweeps.safe_text``'s rules."""
-    checks: list[tuple[KeyPath, str | None]] = []
+    checks: list[tuple[KeyPath, str | None]] = [(("name",), safe_text.sweep_name_problem(spec.name))]
     stages = [("train", spec.train.resources)] + ([("eval", spec.eval.resources)] if spec.eval else [])
     for stage, resources in stages:
         for field, check in (

@@ -484,6 +484,13 @@ def test_valid_spec_is_valid() -> None:
             "cannot evaluate",
         ),
         ("name: t\n", "", 1, "name", "required key is missing"),
+        (  # before: "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"
+            "name: t\n",
+            "name: my sweep!\n",
+            1,
+            "name",
+            "'my sweep!' is not a sweep name (allowed: letters, digits, _ . and -, beginning with a letter",
+        ),
         ("[0.25, 0.5]", "[0.25, 0.5", 9, "(YAML syntax)", "expected ',' or ']'"),
         ("executor: local", "executor: local\nname: u", 15, "(YAML syntax)", "duplicate key"),
         (VALID, "", 1, "(top level)", "empty spec"),
