@@ -1045,6 +1045,19 @@ def test_estimate_prefers_measured_records(tmp_path: Path) -> None:
     assert cost.runs[runs[0.25].run_id].source == "paper"
 
 
+def test_estimate_ignores_a_record_of_another_training_in_the_runs_folder(tmp_path: Path) -> None:
+    """A record copied into a run's folder from another training (status calls it failed, with the
+    mismatch) measured that training: before, its wall time was this run's estimate."""
+    store = Store(tmp_path)
+    plan = plan_of("table2.yaml")
+    run = next(r for r in plan.trainings if r.cell["train_sample_ratio"] == 0.5)
+    for index, (variant, dataset) in enumerate(((_vit_b(0.25), "coco_2017_train"), (_vit_b(0.5), "other"))):
+        stranger = _record(run.run_id, variant, dataset=dataset, wall_s=36.0)
+        write_record(stranger, store.run_dir(run.run_id) / "record.json")
+        figures = estimate(plan, store).runs[run.run_id]
+        assert figures.source == "paper" and figures.gpu_hours == pytest.approx(20.3 * 32), index
+
+
 def test_estimate_without_a_source_says_so(tmp_path: Path) -> None:
     plan = plan_of("tiny/table2.yaml")
     cost = estimate(plan, Store(tmp_path))
