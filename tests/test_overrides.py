@@ -26,6 +26,10 @@ def cfg():
         ("x=[1,", "bad override 'x=[1,'"),
         ("~train.max_iter", "only key=value is supported"),
         (
+            "--eval-only",
+            "a flag among the overrides (allowed: flags before the first key=value",
+        ),  # was: Hydra's
+        (
             "model.backbone.bottom_up.sampling=randm",
             "'randm' is not allowed for sampling (allowed: 'random', ",
         ),

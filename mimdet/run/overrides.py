@@ -205,6 +205,11 @@ def parse_override(override: str) -> tuple[str, object]:
     """(key, value) with Hydra's grammar, which ``LazyConfig.apply_overrides`` applies too."""
     from hydra.errors import HydraException
 
+    if override.startswith("-"):  # argparse leaves a flag written after the first override among them
+        raise OverrideError(
+            f"bad override {override!r}: a flag among the overrides (allowed: flags before the first "
+            "key=value, e.g. --eval-only --config-file FILE key=value)"
+        )
     try:
         parsed = _parser().parse_override(override)
     except HydraException as error:
