@@ -17,7 +17,7 @@ from pathlib import Path
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", re.ASCII)
 _NAME_ALLOWED = "letters, digits, _ . + - and commas between names"
 _SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
-_SWEEP_NAME_ALLOWED = "letters, digits, _ . and -, beginning with a letter or digit: it names jobs and files"
+_SWEEP_NAME_ALLOWED = "letters, digits, _ . and -, beginning with a letter or digit"
 _CONSTRAINT = re.compile(r"[A-Za-z0-9_.+:,&|*!()\[\]-]+", re.ASCII)
 _CONSTRAINT_ALLOWED = "feature names with & | * , ! ( ) [ ]"
 _OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_-]*", re.ASCII)
@@ -69,7 +69,7 @@ def store_root_problem(text: str) -> str | None:
 
 
 def sweep_name_problem(text: str) -> str | None:
-    """A sweep's name: part of its runs' job names and of the files the engine writes."""
+    """A sweep's name, which says what it is in its spec and in the docs."""
     return _pattern_problem(text, _SWEEP_NAME, "a sweep name", _SWEEP_NAME_ALLOWED)
 
 
