@@ -205,8 +205,11 @@ def load_spec(path: str | Path) -> SweepSpec:
     source = str(path)
     try:
         text = read_at_most(path, MAX_SPEC_BYTES, whole_pipe=True).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError.at(source, 1, "(file)", f"cannot read: {error}") from None
+    except OSError as error:  # its strerror: the path is the line's first word already
+        raise SpecError.at(source, 1, "(file)", f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})"
+        raise SpecError.at(source, 1, "(file)", problem) from None
     return parse_spec(text, source=source, spec_dir=Path(path).parent)
 
 

@@ -603,9 +603,18 @@ def test_a_base_config_with_a_bad_choice_fails_plan_in_one_line(tmp_path: Path) 
     )
 
 
-def test_missing_spec_file_is_a_spec_error(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"^.*nothing\.yaml:1: \(file\): cannot read"):
+def test_a_spec_file_missing_or_not_text_is_one_line(tmp_path: Path) -> None:
+    """Before: the path twice (OSError's text) and Python's codec message."""
+    with pytest.raises(SpecError) as missing:
         load_spec(tmp_path / "nothing.yaml")
+    assert (
+        str(missing.value) == f"{tmp_path / 'nothing.yaml'}:1: (file): cannot read: No such file or directory"
+    )
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(
+        SpecError, match=r"latin1\.yaml:1: \(file\): not UTF-8 text \(byte 0xe9 at offset 9\)$"
+    ):
+        load_spec(tmp_path / "latin1.yaml")
 
 
 # --- hostile and oversized specs: refused before they cost anything ---------------------------------------
