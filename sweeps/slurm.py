@@ -276,15 +276,29 @@ class SlurmExecutor:
             ids = ",".join(sorted({job_id.split("_")[0] for job_id in job_ids}))
             try:
                 _retrying("scontrol release", lambda: _slurm(["scontrol", "release", ids]))
-            except SLURM_ERRORS as error:  # markers stay: the next submit releases them
-                for run in runs:
-                    self._skip(run, f"job {ids} submitted but still held: {_why(error)}")
+            except SLURM_ERRORS as error:
+                self._give_up_held(runs, ids, _why(error))
                 return {}
         handles = {}
         for run, job_id in zip(runs, job_ids, strict=True):
             handles[run.run_id] = self._write_handle(run, job_id)
             (self.store.run_dir(run.run_id) / MARKER).unlink(missing_ok=True)
         return handles
+
+    def _give_up_held(self, runs: list[RunSpec], ids: str, why: str) -> None:
+        """Jobs SLURM would not release (resources no node of the partition has: sbatch refuses those at
+        once, but takes them held) are cancelled, so that none waits in the queue forever, and their runs
+        stay new; if the cancel fails too (the controller is away), their markers stay and the next submit
+        releases them."""
+        try:
+            _slurm(["scancel", ids])
+        except SLURM_ERRORS:
+            for run in runs:
+                self._skip(run, f"job {ids} submitted but still held: {why}")
+            return
+        for run in runs:
+            (self.store.run_dir(run.run_id) / MARKER).unlink(missing_ok=True)
+            self._skip(run, f"SLURM would not release job {ids} ({why}), so it was cancelled")
 
     def _write_handle(self, run: RunSpec, job_id: str) -> JobHandle:
         handle = JobHandle(

@@ -160,11 +160,13 @@ def sacct_rows(
     return {row["JobID"]: row for row in found}
 
 
-def jobs_named(name: str) -> list[str]:
+def jobs_named(name: str, *, ended_too: bool = True) -> list[str]:
     """Every job of this name SLURM knows: the live ones (squeue) and the ended ones (sacct, last hour)."""
     live = subprocess.run(
         ["squeue", "--me", "-h", "-o", "%i", "--name", name], capture_output=True, text=True, timeout=30
     ).stdout.split()
+    if not ended_too:
+        return sorted({job_id.split("_")[0] for job_id in live}, key=int)
     ended = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-S", "now-1hour", "--name", name, "-o", "JobID"],
         capture_output=True,
@@ -477,6 +479,22 @@ def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
     assert handles[flaky.run_id].job_id != timed_out
     assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id].job_id]
     assert executor.cancel(handles) == 1
+
+
+def test_a_job_slurm_will_not_release_is_cancelled_and_its_run_stays_new(
+    store: Store, micro_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More GPUs a node than the cluster's nodes have: sbatch takes the held job, and the release is refused
+    for good. Before: the job stayed in the queue, held, and the next ``sweep run`` queued another."""
+    monkeypatch.setattr(sweeps.slurm, "FIRST_RETRY_S", 0.05)
+    greedy = training(micro_data, "greedy", resources=Resources(gpus_per_node=64, cpus_per_task=1, mem_gb=1))
+    executor = SlurmExecutor(store)
+    assert executor.submit([greedy]) == {}
+    assert "SLURM would not release job " in executor.skipped[greedy.run_id]
+    assert executor.skipped[greedy.run_id].endswith("so it was cancelled")
+    assert not (store.run_dir(greedy.run_id) / MARKER).exists() and store.job(greedy.run_id) is None
+    name = f"mimdet-{greedy.run_id}"
+    wait_for(lambda: not jobs_named(name, ended_too=False), "the held job gone from the queue", 30)
 
 
 @pytest.mark.parametrize("how", ["sweep cancel", "scancel from outside"])
