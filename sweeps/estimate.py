@@ -124,7 +124,7 @@ def _estimate_run(run: RunSpec, store: Store, similar: _SimilarRuns) -> RunEstim
         unreadable = Figure(None, None, "the config's backbone and schedule cannot be read")
         return RunEstimate(run.run_id, run.stage, unreadable, unreadable)
     own = store.record(run.run_id)
-    if _is_own_timed_record(own, facts):
+    if own is not None and _is_own_timed_record(own, facts):
         hours, memory = _own_figures(own)
     else:
         hours, memory = similar.figures(facts, gpu=run.resources.gpus > 0)
@@ -135,12 +135,11 @@ def _estimate_run(run: RunSpec, store: Store, similar: _SimilarRuns) -> RunEstim
     return RunEstimate(run.run_id, run.stage, hours, memory)
 
 
-def _is_own_timed_record(record: RunRecord | None, facts: RunFacts) -> bool:
+def _is_own_timed_record(record: RunRecord, facts: RunFacts) -> bool:
     """A completed, timed record of this very training: one in the run's folder that trained another variant
     or on other data (copied or moved there; ``sweep status`` calls it failed) measured that one."""
     return (
-        record is not None
-        and record.status == "completed"
+        record.status == "completed"
         and record.cost.train_wall_time_s is not None
         and _training_key(record.variant) == _training_key(facts.variant)
         and record.dataset.train == facts.dataset_train
