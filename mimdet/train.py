@@ -12,7 +12,8 @@ Failures a user can act on are one line on stderr, ``mimdet.train: error: ...``,
 record, and no traceback (``known_failure`` sorts them); the exit code says which kind: 2 for bad input
 (flags, overrides, a config file that does not load, settings the model refuses, a dataset or a
 checkpoint that cannot be used), 4 when the file system refuses a write (full, read-only, no
-permission). Anything else is a bug: its traceback is kept. A Ctrl-C is one line, ``mimdet.train:
+permission), 1 for a training that diverged (detectron2's checks of the losses and boxes). Anything else
+is a bug: its traceback is kept. A Ctrl-C is one line, ``mimdet.train:
 interrupted``, exit 130, and no record: the run was cut off, not failed, and ``--resume`` goes on from
 its last checkpoint. One that comes while the record is written waits until it is on disk: a run that
 failed stays failed.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import sys
 
-from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_STORAGE, interrupted
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STORAGE, interrupted
 
 
 def _interrupted() -> int:
@@ -106,6 +107,8 @@ def known_failure(error: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for a failure the user can act on; None for a bug."""
     if isinstance(error, USER_ERRORS):
         return EXIT_BAD_INPUT, " ".join(worker_error_line(error).split())
+    if isinstance(error, FloatingPointError):  # detectron2: "Loss became infinite or NaN at iteration=N!"
+        return EXIT_FAILED, f"the training diverged: {(str(error).splitlines() or [''])[0]}"
     problem = storage_problem(error)
     return None if problem is None else (EXIT_STORAGE, problem)
 

@@ -349,6 +349,16 @@ def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: 
     assert read_record(tmp_path / "bad" / "record.json").status == "failed"
 
 
+def test_a_training_that_diverges_fails_in_one_line(tmp_path: Path, micro_data: Path) -> None:
+    """detectron2 stops a training whose losses or boxes are no longer finite; before: its
+    FloatingPointError's traceback (the record said it, in Python's words)."""
+    result = run_train(tmp_path / "run", "optimizer.lr=1e8", "train.max_iter=20", data=micro_data)
+    line = _one_error_line(result, code=1)
+    assert line.startswith("mimdet.train: error: the training diverged: "), line
+    record = read_record(tmp_path / "run" / "record.json")
+    assert record.status == "failed" and record.error == line.removeprefix("mimdet.train: error: ")
+
+
 def _garbage(image: Path) -> None:
     image.write_bytes(random.Random(image.name).randbytes(300))
 

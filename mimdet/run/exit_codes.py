@@ -6,6 +6,7 @@ one; the standard library only, so that the entry points can import it before to
 
 import sys
 
+EXIT_FAILED = 1  # the run failed on its own terms (a training that diverged): its record says how
 EXIT_BAD_INPUT = 2  # flags, overrides, a spec, a config, a dataset or a checkpoint that cannot be used
 EXIT_STORAGE = 4  # the file system refused a write (full, read-only, no permission)
 EXIT_INTERRUPTED = 130  # a Ctrl-C, as the shell reports a process SIGINT stopped (128 + 2); no record
