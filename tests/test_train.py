@@ -292,6 +292,25 @@ def test_a_checkpoint_of_another_model_size_is_refused_unless_a_partial_load_is_
     assert read_record(partial / "record.json").status == "completed"
 
 
+def test_a_checkpoint_with_weights_that_are_not_finite_is_refused(
+    trained: Path, micro_data: Path, tmp_path: Path
+) -> None:
+    """A checkpoint whose weights hold NaN (a training that diverged without detectron2 noticing) predicts
+    nothing. Before: a completed record with box AP null, exit 0."""
+    checkpoint = torch.load(trained / "model_final.pth", weights_only=True)
+    checkpoint["model"]["roi_heads.box_predictor.cls_score.weight"][0, 0] = float("nan")
+    torch.save(checkpoint, tmp_path / "nan.pth")
+    for partial in ("False", "True"):
+        output = tmp_path / f"eval-{partial}"
+        flags = (f"train.init_checkpoint={tmp_path / 'nan.pth'}", f"train.allow_partial_init={partial}")
+        line = _one_error_line(run_train(output, *flags, data=micro_data, eval_only=True))
+        assert line.endswith(
+            "nan.pth holds weights that are not finite numbers: 1 tensors with NaN or inf "
+            "(roi_heads.box_predictor.cls_score.weight)"
+        ), line
+        assert read_record(output / "record.json").status == "failed"
+
+
 def test_mae_pretraining_still_loads_partially_by_design(tmp_path: Path, micro_data: Path) -> None:
     """The strict load is for run checkpoints; MAE weights fill the encoder and decoder and leave the
     rest (ConvStem, FPN, heads) at its initialisation, as the paper does."""

@@ -9,7 +9,8 @@ checkpoints of another model.
   empty, cut short, not a checkpoint).
 - Loading is strict: a checkpoint that leaves model tensors at their initialisation, brings tensors
   the model does not have, or has other shapes is a ``CheckpointError`` naming the counts and a few keys,
-  unless ``allow_partial`` (``train.allow_partial_init=True``) asks for detectron2's partial load. MAE
+  unless ``allow_partial`` (``train.allow_partial_init=True``) asks for detectron2's partial load; one
+  with weights that are NaN or infinite (a training that diverged) is one in any case. MAE
   pre-training is loaded elsewhere (``mimdet.modeling.checkpoint``), partial by design.
 """
 
@@ -96,6 +97,11 @@ class RunCheckpointer(DetectionCheckpointer):
         return loaded
 
     def _load_model(self, checkpoint: Any) -> _IncompatibleKeys:
+        if broken := not_finite(checkpoint["model"]):  # a diverged training's weights evaluate to no boxes
+            raise CheckpointError(
+                f"holds weights that are not finite numbers: {len(broken)} tensors with NaN or inf "
+                f"({_first(broken)})"
+            )
         incompatible = super()._load_model(checkpoint)
         problem = mismatch(incompatible)
         if problem and not self.allow_partial:
@@ -103,6 +109,15 @@ class RunCheckpointer(DetectionCheckpointer):
                 f"does not fit the model: {problem} (to load only what fits: train.allow_partial_init=True)"
             )
         return incompatible
+
+
+def not_finite(state: dict[str, Any]) -> list[str]:
+    """The keys of floating-point tensors holding NaN or an infinity (no model of this project has one)."""
+    return [
+        key
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
 
 
 def mismatch(incompatible: _IncompatibleKeys) -> str:
