@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import subprocess
 import sys
@@ -90,3 +91,6 @@ def quiet_third_party_warnings() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     warnings.filterwarnings("ignore", message="torch.meshgrid")
+    # torch logs once per process, as a "W1128 12:00:00 ... _symbolic_trace.py:57]" line, that detectron2's
+    # check for fx tracing will change meaning: nothing a run's user can act on
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
