@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts" / "slurm"
+from tests import REPO
+
+SCRIPTS = REPO / "scripts" / "slurm"
 START_TIMEOUT_S = 180  # a cold start installs ~30 debs with apt (measured 16-22 s); daemons take ~3 s
 STOP_TIMEOUT_S = 180  # stop-slurm.sh: <= 20 s for cancelled jobs, then <= 30 s per daemon before SIGKILL
 USABLE_NODE_STATES = {"idle", "mixed", "allocated", "completing"}

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests import REPO
+
 
 def stall(*_: Any, seconds: float = 120) -> None:
     """Say so on stderr and wait (for the test's signal)."""
@@ -35,9 +37,6 @@ class _StallFirstImport:
 def stall_first_import(name: str) -> None:
     """The first import of module ``name`` waits, as torch's takes seconds."""
     sys.meta_path.insert(0, _StallFirstImport(name))  # type: ignore[arg-type]
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def interrupted_at_its_stall(command: list[str], cwd: Path = REPO, **env: str) -> tuple[int, str]:

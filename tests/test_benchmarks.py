@@ -14,7 +14,8 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
+
 BENCHMARKS = REPO / "benchmarks"
 SCRIPT = BENCHMARKS / "bench_detector_runs.py"
 

@@ -15,8 +15,8 @@ import pytest
 
 from sweeps import config_cache
 from sweeps.cache_file import CacheFile
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PLAN = """
 import json, sys
 from sweeps.estimate import estimate

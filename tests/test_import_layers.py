@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
+
 FORBIDDEN = {  # package -> the packages it must not import
     "mimdet": {"sweeps", "analysis", "cli"},
     "sweeps": {"analysis", "cli"},

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests import REPO
 from tests.stalling import interrupted_at_its_stall
-
-REPO = Path(__file__).resolve().parents[1]
 
 STALLED_JOB = """
 import os, sys

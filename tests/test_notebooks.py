@@ -13,9 +13,9 @@ import pytest
 from nbformat import NotebookNode
 
 from mimdet.record.schema import write_record
+from tests import REPO
 from tests.test_analysis_tables import make_record
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 

@@ -7,7 +7,6 @@ import dataclasses
 import inspect
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from mimdet.paper.published import PAPER_CSVS, PAPER_DIR, load_paper_csv
 from mimdet.paper.tables import LABEL_COLUMN, MIMDET_DEFAULT, PAPER_TABLES, PaperTable, matches
 from mimdet.record.schema import Variant
 from sweeps.spec import SpecError, parse_spec
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 RECORD_TABLES = [name for name, table in PAPER_TABLES.items() if table.drawn_from == "records"]
 
 

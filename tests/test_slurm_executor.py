@@ -35,10 +35,10 @@ from sweeps.slurm import MARKER, SlurmExecutor, batch_settings, launcher_setting
 from sweeps.spec import load_spec
 from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store, read_json, write_json_atomic
+from tests import REPO
 from tests.micro import micro_dataset, micro_overrides, micro_settings
 from tests.slurm_cluster import SlurmCluster, lose_node, poll_sacct, restore_node, stop_controller
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 CONFIG = str(REPO / "experiments" / "tiny_mimdet.py")
 RATIO = "model.backbone.bottom_up.test_sample_ratio"

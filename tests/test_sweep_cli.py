@@ -17,13 +17,12 @@ import pytest
 from cli.main import main
 from cli.views import RICH_ROWS
 from mimdet.run.exit_codes import EXIT_BAD_INPUT
+from tests import REPO
 from tests.stalling import interrupted_at_its_stall
 
 if TYPE_CHECKING:
     from sweeps.runs import RunSpec
     from sweeps.store import Store
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

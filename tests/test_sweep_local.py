@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from mimdet.record.schema import read_record
+from tests import REPO
 from tests.micro import micro_dataset, micro_overrides, micro_settings
 
-REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 

@@ -42,9 +42,9 @@ from sweeps.filters import compile_filter
 from sweeps.runs import Resources
 from sweeps.spec import ResourcesSpec, SpecError, SweepSpec, load_spec, parse_spec
 from sweeps.store import Store
+from tests import REPO
 from tests.micro import edited_tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "mimdet" / "paper"
 RATIO = "model.backbone.bottom_up.train_sample_ratio"
 TEST_RATIO = "model.backbone.bottom_up.test_sample_ratio"

@@ -31,9 +31,8 @@ from sweeps.slurm import SlurmExecutor, _rows_by_job, _with_controller_state
 from sweeps.spec import load_spec
 from sweeps.state import RunStatus, collect_states
 from sweeps.store import Store
+from tests import REPO
 from tests.test_record import make_record
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class FixedWatcher:

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from mimdet.record.schema import read_record
-
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 @pytest.mark.slow

@@ -20,10 +20,10 @@ import torch
 
 from mimdet.pretrain_mae import pretrain
 from mimdet.record.schema import RunRecord, read_record
+from tests import REPO
 from tests.micro import edited_tiny_config, micro_dataset, micro_overrides
 from tests.stalling import interrupted_at_its_stall
 
-REPO = Path(__file__).resolve().parents[1]
 RATIO = "model.backbone.bottom_up.test_sample_ratio"
 
 
