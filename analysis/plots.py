@@ -436,6 +436,9 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
     trainings = group_cells(training_rows(rows), ("num_decoders",))
     picks = {n: pick_run(runs.get((axis_key(n),)), f"Table 3 row {n}") for n in decoders}
     trained = {n: pick_training(trainings.get((axis_key(n),)), f"Table 3 training run {n}") for n in decoders}
+    if not any(pick.count for pick in (*picks.values(), *trained.values())):  # a figure of the paper alone
+        waiting = ", ".join(f"{n} (training {trained[n].state})" for n in decoders)
+        raise PlotError(f"Table 3: no decoder count has a completed training or evaluation: {waiting}")
     paper = load_paper_csv("table3")
     params = [
         (n, picks[n].value("params_total", 1e-6) or trained[n].value("params_total", 1e-6)) for n in decoders

@@ -37,7 +37,12 @@ try:  # a Ctrl-C while the modules load is the same line as once main runs (wher
     from rich.live import Live
 
     from cli.views import cell_text, console, runs_table, status_view
-    from mimdet.record.atomic import not_a_plain_file, storage_problem, write_bytes_atomic
+    from mimdet.record.atomic import (
+        not_a_plain_file,
+        refuse_file_in_the_way,
+        storage_problem,
+        write_bytes_atomic,
+    )
     from mimdet.run.arg_types import count
     from mimdet.run.environment import quiet_third_party_warnings
     from sweeps.cache_file import save_all
@@ -284,6 +289,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if spec.table not in drawn:
         what = f"{spec.table} has no plots" if spec.table else "the spec names no table to plot"
         raise SpecError(f"{args.spec}: {what} (table: {'|'.join(drawn)}; `sweep table` shows the others)")
+    refuse_file_in_the_way(args.output)  # said before the results are read and drawn
     if PAPER_TABLES[spec.table].drawn_from == "checkpoints":
         paths = _plot_feature_maps(args, plan, store)
         console.print(f"Fig. 2 of {len(plan.trainings)} trainings: {len(paths)} files -> {args.output}")

@@ -234,6 +234,17 @@ def test_cost_plot_needs_a_completed_training_and_evaluation() -> None:
         plot_accuracy_vs_cost(frame)
 
 
+def test_decoders_plot_needs_a_completed_run() -> None:
+    """Before: a figure of the paper's lines alone, written as if it were a result."""
+    frame = pd.DataFrame(
+        [status_row("new", num_decoders=n) for n in (1, 2)] + [status_row("queued", num_decoders=4)]
+    )
+    with pytest.raises(
+        PlotError, match=r"no decoder count has a completed .*: 1 \(training new\), 2 .*4 \(training queued\)"
+    ):
+        plot_decoders(frame)
+
+
 # --- Fig. 2 ---------------------------------------------------------------------------------------------
 
 

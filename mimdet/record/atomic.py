@@ -52,12 +52,23 @@ def file_in_the_way(path: str | os.PathLike[str], *, shown_from: Path | None = N
     ``path`` and the folders above it that exists is not a folder, so that nothing can be made or read
     under it (mkdir's "file exists" and a read's "not a directory" say neither); None where it is a folder
     or nothing of it exists. ``F`` is shown relative to ``shown_from`` where it lies under it."""
-    path = Path(path)
-    found = next((folder for folder in (path, *path.parents) if os.path.lexists(folder)), None)
+    found = _nearest_existing(Path(path))
     if found is None or found.is_dir():
         return None
     shown = found.relative_to(shown_from) if shown_from and found.is_relative_to(shown_from) else found
     return f"{shown} {_not_a_folder(found)}"
+
+
+def refuse_file_in_the_way(path: str | os.PathLike[str]) -> None:
+    """``FileExistsError`` (which ``storage_problem`` says as ``file_in_the_way`` does) where a folder to be
+    made at ``path`` could not be: checked before the work that would fill it, not after."""
+    found = _nearest_existing(Path(path))
+    if found is not None and not found.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(found))
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    return next((folder for folder in (path, *path.parents) if os.path.lexists(folder)), None)
 
 
 def _not_a_folder(path: str | os.PathLike[str]) -> str:
