@@ -146,6 +146,12 @@ def argument_parser() -> argparse.ArgumentParser:
 
 def prepare_config(args: argparse.Namespace) -> DictConfig:
     """The config with checked overrides and the output folder set; raises on bad input."""
+    if not args.output:  # an unset shell variable: the run would be written into the current folder
+        raise RunConfigError(
+            "--output is empty (allowed: the run's folder, e.g. runs/tiny; here: --output .)"
+        )
+    if not Path(args.output).resolve().name:
+        raise RunConfigError(f"--output {args.output}: the file system's root is no run's folder")
     cfg = resolve_run(args.config_file, args.opts).cfg
     cfg.train.output_dir = str(Path(args.output).resolve())
     if args.num_gpus < 1:

@@ -598,6 +598,37 @@ def test_an_output_folder_that_is_a_file_is_one_line(
 
 
 @pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("", "--output is empty (allowed: the run's folder, e.g. runs/tiny; here: --output .)"),
+        ("/", "--output /: the file system's root is no run's folder"),
+    ],
+)
+def test_an_output_that_is_empty_or_the_root_is_one_line_and_writes_nothing(
+    tmp_path: Path, micro_data: Path, output: str, expected: str
+) -> None:
+    """``--output "$UNSET"``: before, the run was written into the current folder (the repository's root
+    here), ``--output /`` into the root with an empty run id."""
+    command = [
+        sys.executable,
+        "-m",
+        "mimdet.train",
+        "--config-file",
+        str(REPO / "experiments" / "tiny_mimdet.py"),
+    ]
+    result = subprocess.run(
+        [*command, "--output", output, *micro_overrides(micro_data)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)},
+    )
+    assert _one_error_line(result) == f"mimdet.train: error: {expected}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("name", "make", "kind"),
     [
         ("log.txt", os.mkfifo, "a FIFO"),
