@@ -419,9 +419,13 @@ def test_a_full_disk_leaves_no_half_written_figure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Table 3's figure (a PNG of ~180 KB) on a 100 KB tmpfs: one line, and no file cut short."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
     from tests.test_train import tmpfs
 
     spec = REPO / "sweeps" / "tiny" / "table3.yaml"
+    write_made_up_records(Store(tmp_path / "store"), expand(load_spec(spec)).runs, lambda run: 40.0)
     with tmpfs(tmp_path / "small", "size=100k") as mount:
         code = main(["plot", str(spec), "--root", str(tmp_path / "store"), "-o", str(mount / "plots")])
         left = sorted(path.name for path in (mount / "plots").iterdir())
