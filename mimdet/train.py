@@ -150,10 +150,11 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
         raise RunConfigError(
             "--output is empty (allowed: the run's folder, e.g. runs/tiny; here: --output .)"
         )
-    if not Path(args.output).resolve().name:
+    output = Path(args.output).resolve()
+    if not output.name:
         raise RunConfigError(f"--output {args.output}: the file system's root is no run's folder")
     cfg = resolve_run(args.config_file, args.opts).cfg
-    cfg.train.output_dir = str(Path(args.output).resolve())
+    cfg.train.output_dir = str(output)
     if args.num_gpus < 1:
         raise RunConfigError(f"--num-gpus {args.num_gpus}: a run has 1 process or more (on a CPU: 1)")
     if args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
@@ -184,7 +185,6 @@ def prepare_config(args: argparse.Namespace) -> DictConfig:
         raise RunConfigError(
             "--eval-only needs train.init_checkpoint=PATH (the trained run's model_final.pth)"
         )
-    output = Path(cfg.train.output_dir)
     check_output_folder(output)
     if (args.eval_only or not args.resume) and (checkpoint := a_training_checkpoint(output)):
         raise RunConfigError(

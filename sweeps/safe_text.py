@@ -69,7 +69,7 @@ def store_root_problem(text: str) -> str | None:
 
 
 def sweep_name_problem(text: str) -> str | None:
-    """A sweep's name, which says what it is in its spec and in the docs."""
+    """A sweep's name: a word of letters, digits, ``_ . -`` (as its spec's name is shown and quoted)."""
     return _pattern_problem(text, _SWEEP_NAME, "a sweep name", _SWEEP_NAME_ALLOWED)
 
 

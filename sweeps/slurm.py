@@ -591,12 +591,12 @@ def _squeue_jobs(bases: list[str]) -> dict[str, tuple[str, str]]:
     jobs = {}
     for job_id, rows in _rows_by_job(out.splitlines()).items():
         state, status, *reason = rows[-1]
-        # the controller's cancel of a dependency never met; "Dependency": a user's, or the controller's in
-        # the pass that found it never met (then accounting's bare CANCELLED tells)
-        never_met = reason == ["DependencyNeverSatisfied"]
+        # "Dependency": a user's cancel, or the controller's in the pass that found the dependency never
+        # met (then accounting's bare CANCELLED tells); "DependencyNeverSatisfied": the controller's
         if state == "CANCELLED" and reason == ["Dependency"]:
             jobs[job_id] = (CANCELLED_BY_WHOM, "")
             continue
+        never_met = reason == ["DependencyNeverSatisfied"]
         state = _start_state(state, _exit_code(status), dependency_failed=never_met)
         jobs[job_id] = (state, "|".join(reason))
     return jobs

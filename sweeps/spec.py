@@ -446,6 +446,8 @@ def _walk_types(annotation: Any) -> Iterator[Any]:
 
 
 def _check(spec: SweepSpec, spec_dir: Path) -> None:
+    if problem := safe_text.sweep_name_problem(spec.name):  # first, as the schema's checks are
+        raise spec.error(("name",), problem)
     _check_grid(spec)
     _check_size(spec)
     _check_scheduler_text(spec)
@@ -526,7 +528,7 @@ def _check_size(spec: SweepSpec) -> None:
 
 def _check_scheduler_text(spec: SweepSpec) -> None:
     """Every field that reaches ``sbatch`` or the job script, by ``sweeps.safe_text``'s rules."""
-    checks: list[tuple[KeyPath, str | None]] = [(("name",), safe_text.sweep_name_problem(spec.name))]
+    checks: list[tuple[KeyPath, str | None]] = []
     stages = [("train", spec.train.resources)] + ([("eval", spec.eval.resources)] if spec.eval else [])
     for stage, resources in stages:
         for field, check in (

@@ -21,10 +21,10 @@ from PIL import Image
 
 from mimdet.data.registry import DatasetError
 
-# What reading an image can raise that says the file is at fault: PIL's "cannot identify image file",
-# "image file is truncated" and "broken data stream" are OSErrors without an errno; a missing, unreadable
-# or folder-shaped file has one; a file of absurd size is PIL's DecompressionBombError
-IMAGE_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, Image.DecompressionBombError)
+# The OSErrors with an errno that say the image file is at fault (missing, unreadable, a folder); PIL's own
+# ("cannot identify image file", "image file is truncated", "broken data stream") have none, and a file of
+# absurd size is PIL's DecompressionBombError, no OSError
+IMAGE_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 class NamingImageErrors:
