@@ -141,3 +141,23 @@ def test_the_record_variant_names_the_benchmarking_backbone(as_text: bool) -> No
 def test_the_record_variant_names_the_flavor(config: str, overrides: list[str], flavor: str) -> None:
     """Tables must not mix the paper's model with the released models' code: the record says which."""
     assert variant_of(resolve_run(config, overrides).cfg).flavor == flavor
+
+
+@pytest.mark.parametrize("tiny_config", ["tiny_mimdet.py", "tiny_benchmarking.py"])
+@pytest.mark.parametrize("pooler", ["box_pooler", "mask_pooler"])
+def test_tiny_boxes_pool_from_the_levels_of_paper_boxes_four_times_their_size(
+    tiny_config: str, pooler: str
+) -> None:
+    """The tiny recipe scales images and anchors down 4×; a box's FPN level must follow, or every tiny box
+    pools from P2, the ConvStem's map, and the ViT path barely reaches the heads (docs/tiny_recipe.md)."""
+    from detectron2.modeling.poolers import assign_boxes_to_levels
+    from detectron2.structures import Boxes
+
+    def levels(config: str, sides: list[float]) -> list[int]:
+        canonical = load_config(config).model.roi_heads[pooler].get("canonical_box_size", 224)  # ROIPooler's
+        boxes = Boxes(torch.tensor([[0.0, 0.0, side, side] for side in sides]))
+        return (assign_boxes_to_levels([boxes], 2, 5, canonical, 4) + 2).tolist()
+
+    tiny_sides = [10.0, 30.0, 60.0, 120.0, 200.0]
+    assert levels(tiny_config, tiny_sides) == levels("mimdet_vit_base.py", [4 * s for s in tiny_sides])
+    assert levels(tiny_config, tiny_sides) == [2, 3, 4, 5, 5]
