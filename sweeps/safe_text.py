@@ -5,7 +5,8 @@ store's folders into ``--output`` and the ``srun`` line. A newline in any of the
 line: sbatch stops reading options there and bash runs the rest as a command. So control characters are
 refused everywhere; SLURM names (partition, account, qos) and constraints are held to the characters
 their syntax has; ``sbatch_extra`` keys must be option names and may not take over the options the engine
-sets itself. Each function returns the problem as ``text (allowed: ...)``, or None.
+sets itself. A row label, which every table and status line shows, may not hold control characters
+either. Each function returns the problem as ``text (allowed: ...)``, or None.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def path_problem(text: str) -> str | None:
     """Why a path that reaches the job script cannot be used there, or None."""
     if found := control_character(text):
         return f"{text!r} holds a control character, {found} (allowed: a path without control characters)"
+    return None
+
+
+def label_problem(text: str) -> str | None:
+    """A row label: shown in every table, status line and figure, where a control character would end or
+    hide a line."""
+    if found := control_character(text):
+        return f"{text!r} holds a control character, {found} (allowed: printable text)"
     return None
 
 

@@ -67,6 +67,29 @@ def test_a_store_root_that_would_break_the_job_script_is_one_line(
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"sweep: error: {problem}"), err
 
 
+@pytest.mark.parametrize("command", [["plan"], ["status"], ["run", "--dry-run"]])
+def test_user_text_that_looks_like_rich_markup_is_printed_as_it_is(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row label, the spec's folder and the store root are the user's text, not rich markup: before, a
+    label "[/bold]" (or a folder named "sp[/x]") was a MarkupError traceback, after ``sweep run`` had
+    started its training, and "[bold red]x" lost its brackets."""
+    folder = tmp_path / "sp[/x]"  # a folder "x]" in a folder "sp["
+    folder.mkdir(parents=True)
+    spec = folder / "markup.yaml"
+    spec.write_text(
+        "name: markup\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  grid: rows\n  rows:\n"
+        '    - {label: "[/bold]"}\n    - {label: "[bold red]x:smile:", overrides: {train.seed: 3}}\n'
+    )
+    root = tmp_path / "r[/x]"
+    code = main([command[0], str(spec), "--root", str(root), *command[1:]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert str(spec) in out and (command[0] == "status" or str(root) in out), out
+    if command[0] != "run":
+        assert "row=[/bold]" in out and "row=[bold red]x:smile:" in out, out
+
+
 @pytest.mark.parametrize("spec", ["fig2.yaml", "tiny/fig2.yaml"])
 def test_plot_of_fig2_without_trained_runs_says_what_to_run(
     spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
