@@ -71,7 +71,10 @@ def home_problem(text: str) -> str | None:
 
 
 def store_root_problem(text: str) -> str | None:
-    """A store root also may not hold ``%``: SLURM reads its job log paths as file-name patterns."""
+    """A store root also may not hold ``%``: SLURM reads its job log paths as file-name patterns; nor be
+    only white space (``--root " "``, a stray space in a variable), a folder nobody means."""
+    if not text.strip():
+        return f"{text!r} is only white space (allowed: a folder's path)"
     if "%" in text:
         return f"{text!r} holds '%', which SLURM reads as a file-name pattern (allowed: a path without %)"
     return home_problem(text) or path_problem(text)

@@ -41,6 +41,8 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
     [
         (["--root", "/tmp/store\n#SBATCH --wrap=x"], {}, "store root from --root: '/tmp/store\\n#SBATCH"),
         (["--root", ""], {}, "store root from --root: empty (allowed: a folder's path; leave --root out"),
+        (["--root", " "], {}, "store root from --root: ' ' is only white space (allowed: a folder's path)"),
+        ([], {"MIMDET_RESULTS": "\t "}, "store root from $MIMDET_RESULTS: '\\t ' is only white space"),
         (
             [],
             {"MIMDET_RESULTS": "/tmp/100%store"},

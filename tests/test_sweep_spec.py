@@ -793,6 +793,8 @@ def test_paths_that_reach_the_job_script_are_checked_at_load() -> None:
     assert (error.line, error.path) == (15, "root") and "control character, line feed" in error.problem
     error = one_line_error(VALID + "root: /tmp/100%results\n")
     assert error.path == "root" and "'%'" in error.problem
+    error = one_line_error(VALID + 'root: " "\n')
+    assert error.path == "root" and "' ' is only white space" in error.problem
     error = one_line_error(VALID.replace("experiments/tiny_mimdet.py", '"experiments/tiny\\x1bmimdet.py"'))
     assert error.path == "base_config" and "escape" in error.problem
 
