@@ -459,6 +459,30 @@ def test_a_full_disk_leaves_no_half_written_figure(
     assert left == []  # the PNG first: not there at all, and nothing after it written
 
 
+def test_plot_of_table3_with_one_decoder_count_is_the_tables_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Table 3 spec of one training, completed: ``sweep plot`` refuses as ``sweep table`` does, in the same
+    line, and writes nothing (before: two figures of one point, exit 0)."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec = tmp_path / "one.yaml"
+    text = (REPO / "sweeps" / "tiny" / "table3.yaml").read_text()
+    spec.write_text(text.replace("num_decoders: [1, 2, 4, 8]", "num_decoders: [4]"))
+    store = tmp_path / "store"
+    write_made_up_records(Store(store), expand(load_spec(spec)).runs, lambda run: 40.0)
+    lines = []
+    for command in (["table"], ["plot", "-o", str(tmp_path / "plots")]):
+        code = main([command[0], str(spec), "--root", str(store), *command[1:]])
+        err = capsys.readouterr().err
+        assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+        lines.append(err)
+    assert lines[0] == lines[1] and lines[0].endswith(" (wanted two or more of 4)\n"), lines
+    assert not (tmp_path / "plots").exists()
+
+
 @pytest.mark.parametrize("log", ["dev-zero", "folder"])
 def test_logs_of_a_log_that_is_endless_or_a_folder_is_bounded_or_one_line(
     log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
