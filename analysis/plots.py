@@ -48,7 +48,7 @@ from analysis.selection import (
     select_rows,
     training_rows,
 )
-from analysis.tables import AP_PAIR, PARAMS, TRAIN_MEM, TRAIN_TIME, format_number, percent
+from analysis.tables import AP_PAIR, PARAMS, TRAIN_MEM, TRAIN_TIME, compared_decoders, format_number, percent
 from mimdet.paper.published import load_paper_csv
 from mimdet.paper.tables import PAPER_TABLES, PaperTable
 from mimdet.record.atomic import write_bytes_atomic
@@ -431,7 +431,8 @@ def plot_decoders(frame: pd.DataFrame, *, where: Mapping[str, object] | None = N
     """
     values = [*AP_PAIR.columns, *PARAMS.columns, *TRAIN_MEM.columns]
     rows = _rows(frame, _TABLE3, where, values)
-    decoders = [int(n) for n in _axis(rows, "num_decoders")]
+    counts = [int(n) for n in _axis(rows, "num_decoders")]
+    decoders = compared_decoders(rows, merge_criteria(_TABLE3.selection, where), counts)  # two or more
     runs = group_cells(evaluation_rows(rows), ("num_decoders",))
     trainings = group_cells(training_rows(rows), ("num_decoders",))
     picks = {n: pick_run(runs.get((axis_key(n),)), f"Table 3 row {n}") for n in decoders}

@@ -334,6 +334,21 @@ def render_table2(
     return _render(_Grid(header, tuple(body), "l" + "c" * (len(header) - 1)), fmt)
 
 
+def compared_decoders(
+    rows: pd.DataFrame, criteria: Mapping[str, object], decoders: Sequence[int] = PAPER_DECODERS
+) -> list[int]:
+    """The counts of ``decoders`` the selected runs have, in order; ``TableError`` for fewer than two, which
+    Table 3 and its figure cannot compare (both say so in the same words)."""
+    shown = present_values(rows, "num_decoders", decoders)
+    if len(shown) < 2:
+        have = ", ".join(sorted({str(axis_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
+        raise TableError(
+            f"Table 3 compares numbers of decoders, but the selected runs ({describe_criteria(criteria)}) "
+            f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
+        )
+    return shown
+
+
 def render_table3(
     frame: pd.DataFrame,
     *,
@@ -349,13 +364,7 @@ def render_table3(
     criteria = merge_criteria(table.selection, where)
     rows = select_rows(frame, criteria, table.title, values)
     require_columns(rows, table.axes, table.title)
-    shown = present_values(rows, "num_decoders", decoders)
-    if len(shown) < 2:
-        have = ", ".join(sorted({str(axis_key(v)) for v in rows["num_decoders"].dropna()})) or "none"
-        raise TableError(
-            f"Table 3 compares numbers of decoders, but the selected runs ({describe_criteria(criteria)}) "
-            f"have num_decoders {have} (wanted two or more of {', '.join(map(str, decoders))})"
-        )
+    shown = compared_decoders(rows, criteria, decoders)
     runs = group_cells(evaluation_rows(rows), table.axes)
     trainings = group_cells(training_rows(rows), table.axes)
     paper = paper_cells(table.name, "table3")

@@ -12,13 +12,15 @@
 The results store is ``--root``, else ``$MIMDET_RESULTS``, else the spec's ``root``, else ``./results``.
 A wrong spec is one line naming the file, the key and what is allowed (exit code 2); nothing is started.
 A write the file system refuses (full, read-only, a file where a folder should be) is one line, exit code 4.
+A run `sweep run` meant to submit and did not is one line per cause: exit code 2 when the spec asks SLURM
+for what it does not have (a partition, account or qos: not retried), else 1.
 """
 
 from __future__ import annotations
 
 import sys
 
-from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORAGE, interrupted
+from mimdet.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STORAGE, interrupted
 
 
 def _interrupted() -> int:
@@ -53,6 +55,7 @@ except KeyboardInterrupt:
 if TYPE_CHECKING:  # the engine pulls in torch and detectron2: imported when a command runs, not for --help
     import pandas as pd
 
+    from sweeps.engine import SweepOutcome
     from sweeps.expand import SweepPlan
     from sweeps.spec import SpecError, SweepSpec
     from sweeps.store import Store
@@ -151,12 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if outcome.left_alone:
         console.print(f"left alone: {outcome.left_alone} runs another sweep run submitted meanwhile")
-    for run_id, reason in outcome.not_submitted.items():
-        console.print(f"not submitted: {run_id}: {reason}")
     if not outcome.ended:  # all left to the scheduler
-        count = len(outcome.submitted)
-        console.print(f"submitted {count} runs; follow them with: sweep status {args.spec} --watch")
-        return 0
+        return _report_submission(args.spec, outcome)
     final = outcome.ended
     failed = [run_id for run_id, state in final.items() if state != RunState.COMPLETED]
     console.print(
@@ -165,6 +164,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if RunState.INTERRUPTED in final.values():
         console.print(f"interrupted runs resume with: sweep run {args.spec}")
     return 1 if failed else 0
+
+
+def _report_submission(spec: str, outcome: SweepOutcome) -> int:
+    """What a scheduler took, and one line per cause of what it did not: a run ``sweep run`` meant to submit
+    and did not is not success. Exit 2 when the spec asks for what the cluster does not have (fix it), else
+    1 (sbatch still refused after its retries, a training that failed: as a local run not completed)."""
+    causes: dict[str, list[str]] = {}
+    for run_id, refused in outcome.not_submitted.items():
+        causes.setdefault(refused.why, []).append(run_id)
+    for why, run_ids in causes.items():
+        console.print(f"not submitted: {', '.join(run_ids)}: {why}")
+    if outcome.submitted or not outcome.not_submitted:
+        count = len(outcome.submitted)
+        console.print(f"submitted {count} runs; follow them with: sweep status {spec} --watch")
+    if any(refused.for_good for refused in outcome.not_submitted.values()):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED if outcome.not_submitted else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

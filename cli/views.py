@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from sweeps.expand import SweepPlan
     from sweeps.store import Store
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+# user text (a row label, a spec path, a store root) is printed as it is: never read as rich markup (a
+# "[/bold]" would be a MarkupError, "[red]x" a style) or as emoji codes (":x:"); colour is set by Text styles
+console = Console(
+    highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150
+)
 STATE_STYLE = {
     "new": "dim",
     "queued": "cyan",
@@ -45,7 +49,7 @@ def runs_table(title: str, columns: Sequence[str], rows: list[list[str]], state:
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row[:state], f"[{STATE_STYLE[row[state]]}]{row[state]}[/]", *row[state + 1 :])
+            table.add_row(*row[:state], Text(row[state], style=STATE_STYLE[row[state]]), *row[state + 1 :])
         return table
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
     lines = [

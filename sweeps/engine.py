@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .drive import drive
-from .executor import Executor
+from .executor import Executor, NotSubmitted
 from .handle import JobHandle
 from .local import LocalExecutor
 from .runs import RunSpec, RunState
@@ -54,7 +54,7 @@ class SweepOutcome:
     ended: dict[str, RunState] = field(default_factory=dict)  # run here, waited for to their end
     submitted: dict[str, JobHandle] = field(default_factory=dict)  # left to a scheduler, running on
     left_alone: int = 0  # submitted meanwhile by another sweep run
-    not_submitted: Mapping[str, str] = field(default_factory=dict)  # refused by the scheduler: why
+    not_submitted: Mapping[str, NotSubmitted] = field(default_factory=dict)  # refused by the scheduler
 
 
 def executor_named(name: str, store: Store, *, max_parallel: int = 1) -> Executor:

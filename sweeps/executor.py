@@ -20,6 +20,15 @@ class ExecutorUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class NotSubmitted:
+    """Why a scheduler did not take a run. ``for_good``: it never will as the spec stands (a partition the
+    cluster does not have), so no retry was made and the spec must change."""
+
+    why: str
+    for_good: bool = False
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """What an executor knows of one job: its state and a line on where it is or how it ended."""
 
@@ -34,7 +43,7 @@ class Executor(Protocol):
     def name(self) -> str: ...
 
     @property
-    def skipped(self) -> Mapping[str, str]:
+    def skipped(self) -> Mapping[str, NotSubmitted]:
         """The runs the last ``submit`` left out, and why."""
         ...
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from mimdet.record.atomic import not_a_plain_file
 from mimdet.run.exit_codes import EXIT_INTERRUPTED
 
-from .executor import JobStatus
+from .executor import JobStatus, NotSubmitted
 from .handle import JobHandle
 from .runs import RunSpec, RunState
 from .store import Store
@@ -64,7 +64,7 @@ class LocalExecutor:
         self._exits: dict[str, int] = {}  # children seen ending: their exit codes
 
     @property
-    def skipped(self) -> Mapping[str, str]:
+    def skipped(self) -> Mapping[str, NotSubmitted]:
         """Nothing: every run it is given starts."""
         return {}
 

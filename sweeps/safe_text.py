@@ -5,7 +5,8 @@ store's folders into ``--output`` and the ``srun`` line. A newline in any of the
 line: sbatch stops reading options there and bash runs the rest as a command. So control characters are
 refused everywhere; SLURM names (partition, account, qos) and constraints are held to the characters
 their syntax has; ``sbatch_extra`` keys must be option names and may not take over the options the engine
-sets itself. Each function returns the problem as ``text (allowed: ...)``, or None.
+sets itself. A row label, which every table and status line shows, may not hold control characters
+either. Each function returns the problem as ``text (allowed: ...)``, or None.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def path_problem(text: str) -> str | None:
     return None
 
 
+def label_problem(text: str) -> str | None:
+    """A row label: shown in every table, status line and figure, where a control character would end or
+    hide a line."""
+    if found := control_character(text):
+        return f"{text!r} holds a control character, {found} (allowed: printable text)"
+    return None
+
+
 def home_problem(text: str) -> str | None:
     """A path that begins ``~USER`` of no user here: Python cannot expand it (a ``RuntimeError``)."""
     try:
@@ -62,7 +71,10 @@ def home_problem(text: str) -> str | None:
 
 
 def store_root_problem(text: str) -> str | None:
-    """A store root also may not hold ``%``: SLURM reads its job log paths as file-name patterns."""
+    """A store root also may not hold ``%``: SLURM reads its job log paths as file-name patterns; nor be
+    only white space (``--root " "``, a stray space in a variable), a folder nobody means."""
+    if not text.strip():
+        return f"{text!r} is only white space (allowed: a folder's path)"
     if "%" in text:
         return f"{text!r} holds '%', which SLURM reads as a file-name pattern (allowed: a path without %)"
     return home_problem(text) or path_problem(text)

@@ -27,11 +27,15 @@ again, from the runs' folders and one ``squeue --me``:
    submission is finished (files moved, job released, handle written) instead of submitting again.
 
 SLURM refusals (QOS limits, a busy controller) are retried with exponential backoff; a batch still
-refused is left out (``skipped``, its markers kept) for the next ``sweep run``, and the others go on.
+refused is left out (``skipped``, its markers kept) for the next ``sweep run``, and the others go on. A
+refusal no retry can change (``REFUSED_FOR_GOOD``: a partition, account or qos the cluster does not have)
+is not retried: it is left out at once, ``for_good``, naming the spec's key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -52,7 +56,7 @@ from submitit.slurm.slurm import read_job_id
 
 from mimdet.run.exit_codes import EXIT_INTERRUPTED
 
-from .executor import ExecutorUnavailable, JobStatus
+from .executor import ExecutorUnavailable, JobStatus, NotSubmitted
 from .handle import JobHandle
 from .job import TrainJob
 from .runs import Resources, RunSpec, RunState, Stage
@@ -69,6 +73,20 @@ FIRST_RETRY_S = 2.0
 MAX_RETRY_S = 60.0
 SLURM_ERRORS = (subprocess.CalledProcessError, subprocess.TimeoutExpired, FailedJobError)
 MARKER = "submitting"
+# sbatch's refusals that no retry changes (SLURM's own words, its slurm_errno.c), and the resources keys
+# of the spec that ask for what the cluster does not have
+REFUSED_FOR_GOOD: dict[str, tuple[str, ...]] = {
+    "Invalid partition name specified": ("partition",),
+    "User's group not permitted to use this partition": ("partition",),
+    "Invalid account or account/partition combination specified": ("account", "partition"),
+    "Invalid qos specification": ("qos",),
+    "Invalid feature specification": ("constraint",),
+    "Invalid generic resource (gres) specification": ("gpus_per_node", "sbatch_extra"),
+    "Requested node configuration is not available": ("nodes", "gpus_per_node", "cpus_per_task", "mem_gb"),
+    "Requested time limit is invalid (missing or exceeds some limit)": ("time_min",),
+    "Invalid license specification": ("sbatch_extra",),
+    "Requested reservation is invalid": ("sbatch_extra",),
+}
 # a FAILED job that a Ctrl-C ended (``scancel --signal=INT``): mimdet.train exits 130 on it, as it does
 # locally, and a task the SIGINT reached before mimdet.train ran dies of it; exit codes as ``code:signal``
 SIGINT_EXITS = (f"{EXIT_INTERRUPTED}:0", f"0:{signal.SIGINT.value}")
@@ -149,7 +167,7 @@ class SlurmExecutor:
     def __init__(self, store: Store, *, poll_s: float = 30.0) -> None:
         self.store = store
         self.poll_s = poll_s  # between two sacct queries in ``wait`` (sacct asks the accounting database)
-        self.skipped: dict[str, str] = {}  # runs the last ``submit`` left out, and why
+        self.skipped: dict[str, NotSubmitted] = {}  # runs the last ``submit`` left out, and why
 
     # ------------------------------------------------------------------ submit
     def submit(self, runs: list[RunSpec]) -> dict[str, JobHandle]:
@@ -227,7 +245,8 @@ class SlurmExecutor:
                 after[run.run_id] = ""
                 continue
             why = record.status if record else (state.value if state else "not submitted")
-            self._skip(run, f"its training {parent} is {why}")
+            refused = self.skipped.get(parent)  # refused for good: so is its evaluation, as the spec stands
+            self._skip(run, f"its training {parent} is {why}", for_good=bool(refused and refused.for_good))
         return after
 
     def _submit_batch(self, runs: list[RunSpec], dependency: str) -> dict[str, JobHandle]:
@@ -253,7 +272,8 @@ class SlurmExecutor:
 
         def sbatch() -> list[str]:
             try:
-                return [job.job_id for job in executor.map_array(TrainJob(), argvs)]
+                with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's errors; we say why
+                    return [job.job_id for job in executor.map_array(TrainJob(), argvs)]
             except FailedJobError:
                 _cancel_named(name)  # a timed-out sbatch may have queued it anyway, without its pickles
                 raise
@@ -261,8 +281,13 @@ class SlurmExecutor:
         try:
             job_ids = _retrying(f"sbatch {name}", sbatch)
         except SLURM_ERRORS as error:
+            refusal = _refused_for_good(error, first)
             for run in runs:
-                self._skip(run, f"sbatch refused it {SLURM_TRIES} times: {_why(error)}")
+                self._skip(
+                    run,
+                    refusal or f"sbatch refused it {SLURM_TRIES} times: {_why(error)}",
+                    for_good=refusal is not None,
+                )
             return {}
         return self._finish(runs, job_ids, folder, release=True)
 
@@ -310,9 +335,9 @@ class SlurmExecutor:
         self.store.write_job(run.run_id, handle)
         return handle
 
-    def _skip(self, run: RunSpec, why: str) -> None:
-        logger.warning("%s %s not submitted: %s", run.stage, run.run_id, why)
-        self.skipped[run.run_id] = why
+    def _skip(self, run: RunSpec, why: str, *, for_good: bool = False) -> None:
+        """Leave the run out of this submission; the caller (``sweep run``) says why."""
+        self.skipped[run.run_id] = NotSubmitted(why, for_good)
 
     # ------------------------------------------------------------------ follow
     def describe(self, handles: Mapping[str, JobHandle]) -> dict[str, JobStatus]:
@@ -429,7 +454,7 @@ def _retrying(what: str, action: Callable[[], T]) -> T:
         try:
             return action()
         except SLURM_ERRORS as error:
-            if attempt == SLURM_TRIES:
+            if attempt == SLURM_TRIES or _refusal_for_good(error) is not None:
                 raise
             logger.warning(
                 "%s refused (try %d of %d): %s; again in %.1f s",
@@ -450,6 +475,37 @@ def _ask(what: str, command: list[str]) -> str:
         return _retrying(what, lambda: _slurm(command))
     except SLURM_ERRORS as error:
         raise ExecutorUnavailable(f"SLURM does not answer ({what}: {_why(error)})") from None
+
+
+def _refusal_for_good(error: Exception) -> str | None:
+    """The refusal of ``REFUSED_FOR_GOOD`` that SLURM's error says, or None (one a retry may change)."""
+    text = str(getattr(error, "stderr", None) or error)
+    return next((refusal for refusal in REFUSED_FOR_GOOD if refusal in text), None)
+
+
+def _refused_for_good(error: Exception, run: RunSpec) -> str | None:
+    """Why sbatch will never take ``run`` as its spec stands, naming the spec's keys and, for a partition,
+    the partitions there are; None for a refusal a retry may change."""
+    refusal = _refusal_for_good(error)
+    if refusal is None:
+        return None
+    keys = REFUSED_FOR_GOOD[refusal]
+    asked = ", ".join(
+        f"{run.stage}.resources.{key} {value!r}"
+        for key in keys
+        if (value := getattr(run.resources, key)) not in (None, {})
+    )
+    where = f" ({_partitions()})" if keys[0] == "partition" else ""
+    return f"sbatch refuses {asked or f'{run.stage}.resources'} for good: {refusal}{where}; not retried"
+
+
+def _partitions() -> str:
+    """``partitions here: A, B`` as sinfo lists them, or what sinfo said instead."""
+    try:
+        names = _slurm(["sinfo", "-h", "-o", "%R"]).split()
+    except (*SLURM_ERRORS, OSError) as error:
+        return f"sinfo: {_why(error)}"
+    return f"partitions here: {', '.join(sorted(set(names))) or 'none'}"
 
 
 def _why(error: Exception) -> str:

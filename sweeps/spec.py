@@ -483,6 +483,8 @@ def _check_grid(spec: SweepSpec) -> None:
             raise spec.error(("train", "rows"), "empty: a rows grid needs at least one row")
         labels: set[str] = set()
         for index, row in enumerate(train.rows):
+            if problem := safe_text.label_problem(row.label):
+                raise spec.error(("train", "rows", index, "label"), problem)
             if row.label in labels:
                 raise spec.error(("train", "rows", index, "label"), f"duplicate row label {row.label!r}")
             labels.add(row.label)

@@ -165,5 +165,13 @@ class Store:
         return ""
 
     def _job_logs(self, run_id: str) -> list[Path]:
-        """The run's SLURM job logs, oldest first (by time: job ids do not sort as text)."""
-        return sorted(self.run_dir(run_id).glob("slurm/*_log.err"), key=lambda path: path.stat().st_mtime)
+        """The run's SLURM job logs, oldest first (by time: job ids do not sort as text). One that cannot be
+        read (a link to nothing, a log removed since the folder was listed) is left out, as an unreadable
+        ``job.json`` is: it is one run's, and must not stop a command about the whole sweep."""
+        dated = []
+        for path in self.run_dir(run_id).glob("slurm/*_log.err"):
+            try:
+                dated.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+        return [path for _, path in sorted(dated)]

@@ -277,7 +277,7 @@ def test_failing_training_fails_with_its_log_and_the_rest_finishes(store: Store,
     assert "CANCELLED (its training did not complete)" in statuses[after_bad.run_id].detail
     # an evaluation of a training known to have failed is not submitted at all
     late = evaluation(micro_data, bad, 0.25)
-    assert executor.submit([late]) == {} and "failed" in executor.skipped[late.run_id]
+    assert executor.submit([late]) == {} and "failed" in executor.skipped[late.run_id].why
 
 
 def test_cancel_ends_the_training_and_its_waiting_evaluation(store: Store, micro_data: Path) -> None:
@@ -470,7 +470,7 @@ def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
     executor = SlurmExecutor(store)
     handles = executor.submit([flaky, refused])
     assert list(handles) == [flaky.run_id]
-    assert "QOSMaxSubmitJobPerUserLimit" in executor.skipped[refused.run_id]
+    assert "QOSMaxSubmitJobPerUserLimit" in executor.skipped[refused.run_id].why
     assert (store.run_dir(refused.run_id) / MARKER).exists()  # the next submit looks for it by name
     # the job the timed-out sbatch queued was cancelled; the retry's job is the only live one
     timed_out = (tmp_path / "timed_out").read_text().strip()
@@ -479,6 +479,32 @@ def test_sbatch_refusals_are_retried_and_a_timed_out_sbatch_leaves_no_duplicate(
     assert handles[flaky.run_id].job_id != timed_out
     assert jobs_named(f"mimdet-{flaky.run_id}") == [handles[flaky.run_id].job_id]
     assert executor.cancel(handles) == 1
+
+
+def test_a_partition_slurm_does_not_have_is_not_retried_and_sweep_run_fails_in_one_line(
+    store: Store, micro_data: Path, tmp_path: Path
+) -> None:
+    """``train.resources.partition: nowhere``: sbatch's refusal cannot change, so it is not retried; each run
+    is one line naming the key and the partitions there are, exit 2. Before: six tries in ~1 min, 23 lines
+    of sbatch's stderr, ``submitted 0 runs`` and exit 0."""
+    spec = one_training_spec(tmp_path, "nowhere", micro_settings(micro_data), time_min=5, eval_ratios=[1.0])
+    spec.write_text(spec.read_text().replace("time_min: 5}", "time_min: 5, partition: nowhere}", 1))
+    (training_run, evaluation_run) = expand(load_spec(spec)).runs
+    started = time.monotonic()
+    result = sweep("run", spec, store)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert time.monotonic() - started < 45  # python and torch's import; no back-off
+    assert result.stderr == "", result.stderr
+    partitions = subprocess.run(
+        ["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    assert result.stdout.splitlines()[1:] == [
+        f"not submitted: {training_run.run_id}: sbatch refuses train.resources.partition 'nowhere' for good: "
+        f"Invalid partition name specified (partitions here: {', '.join(sorted(set(partitions)))}); "
+        "not retried",
+        f"not submitted: {evaluation_run.run_id}: its training {training_run.run_id} is not submitted",
+    ], result.stdout
+    assert store.job(training_run.run_id) is None and not jobs_named(f"mimdet-{training_run.run_id}")
 
 
 def test_a_job_slurm_will_not_release_is_cancelled_and_its_run_stays_new(
@@ -490,8 +516,8 @@ def test_a_job_slurm_will_not_release_is_cancelled_and_its_run_stays_new(
     greedy = training(micro_data, "greedy", resources=Resources(gpus_per_node=64, cpus_per_task=1, mem_gb=1))
     executor = SlurmExecutor(store)
     assert executor.submit([greedy]) == {}
-    assert "SLURM would not release job " in executor.skipped[greedy.run_id]
-    assert executor.skipped[greedy.run_id].endswith("so it was cancelled")
+    assert "SLURM would not release job " in executor.skipped[greedy.run_id].why
+    assert executor.skipped[greedy.run_id].why.endswith("so it was cancelled")
     assert not (store.run_dir(greedy.run_id) / MARKER).exists() and store.job(greedy.run_id) is None
     name = f"mimdet-{greedy.run_id}"
     wait_for(lambda: not jobs_named(name, ended_too=False), "the held job gone from the queue", 30)

@@ -41,6 +41,8 @@ def test_plan_prints_its_summary_on_a_fresh_store(tmp_path: Path, capsys: pytest
     [
         (["--root", "/tmp/store\n#SBATCH --wrap=x"], {}, "store root from --root: '/tmp/store\\n#SBATCH"),
         (["--root", ""], {}, "store root from --root: empty (allowed: a folder's path; leave --root out"),
+        (["--root", " "], {}, "store root from --root: ' ' is only white space (allowed: a folder's path)"),
+        ([], {"MIMDET_RESULTS": "\t "}, "store root from $MIMDET_RESULTS: '\\t ' is only white space"),
         (
             [],
             {"MIMDET_RESULTS": "/tmp/100%store"},
@@ -65,6 +67,29 @@ def test_a_store_root_that_would_break_the_job_script_is_one_line(
     code = main(["plan", str(REPO / "sweeps" / "tiny" / "table2.yaml"), *argv])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"sweep: error: {problem}"), err
+
+
+@pytest.mark.parametrize("command", [["plan"], ["status"], ["run", "--dry-run"]])
+def test_user_text_that_looks_like_rich_markup_is_printed_as_it_is(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row label, the spec's folder and the store root are the user's text, not rich markup: before, a
+    label "[/bold]" (or a folder named "sp[/x]") was a MarkupError traceback, after ``sweep run`` had
+    started its training, and "[bold red]x" lost its brackets."""
+    folder = tmp_path / "sp[/x]"  # a folder "x]" in a folder "sp["
+    folder.mkdir(parents=True)
+    spec = folder / "markup.yaml"
+    spec.write_text(
+        "name: markup\nbase_config: experiments/tiny_mimdet.py\ntrain:\n  grid: rows\n  rows:\n"
+        '    - {label: "[/bold]"}\n    - {label: "[bold red]x:smile:", overrides: {train.seed: 3}}\n'
+    )
+    root = tmp_path / "r[/x]"
+    code = main([command[0], str(spec), "--root", str(root), *command[1:]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert str(spec) in out and (command[0] == "status" or str(root) in out), out
+    if command[0] != "run":
+        assert "row=[/bold]" in out and "row=[bold red]x:smile:" in out, out
 
 
 @pytest.mark.parametrize("spec", ["fig2.yaml", "tiny/fig2.yaml"])
@@ -432,6 +457,30 @@ def test_a_full_disk_leaves_no_half_written_figure(
     err = capsys.readouterr().err
     assert code == EXIT_STORAGE and err.startswith("sweep: error: no space left on device (writing "), err
     assert left == []  # the PNG first: not there at all, and nothing after it written
+
+
+def test_plot_of_table3_with_one_decoder_count_is_the_tables_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Table 3 spec of one training, completed: ``sweep plot`` refuses as ``sweep table`` does, in the same
+    line, and writes nothing (before: two figures of one point, exit 0)."""
+    from sweeps.expand import expand
+    from sweeps.spec import load_spec
+    from sweeps.store import Store
+
+    spec = tmp_path / "one.yaml"
+    text = (REPO / "sweeps" / "tiny" / "table3.yaml").read_text()
+    spec.write_text(text.replace("num_decoders: [1, 2, 4, 8]", "num_decoders: [4]"))
+    store = tmp_path / "store"
+    write_made_up_records(Store(store), expand(load_spec(spec)).runs, lambda run: 40.0)
+    lines = []
+    for command in (["table"], ["plot", "-o", str(tmp_path / "plots")]):
+        code = main([command[0], str(spec), "--root", str(store), *command[1:]])
+        err = capsys.readouterr().err
+        assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+        lines.append(err)
+    assert lines[0] == lines[1] and lines[0].endswith(" (wanted two or more of 4)\n"), lines
+    assert not (tmp_path / "plots").exists()
 
 
 @pytest.mark.parametrize("log", ["dev-zero", "folder"])

@@ -245,6 +245,19 @@ def test_rows_grid_with_own_base_config_and_empty_eval() -> None:
     assert [r.overrides for r in plan.evaluations] == [r.overrides for r in plan.trainings]
 
 
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [('"a\\nb"', "line feed ('\\n')"), ('"a\\0b"', "NUL ('\\x00')"), ('"\\e[31mred"', "escape ('\\x1b')")],
+)
+def test_a_row_label_with_a_control_character_is_one_line(label: str, problem: str) -> None:
+    """A label is printed in every table and status line: a newline or an escape there would break or
+    recolour them (before: accepted, and printed raw)."""
+    text = f"name: r\n{TINY}train:\n  grid: rows\n  rows:\n    - label: ok\n    - label: {label}\n"
+    error = one_line_error(text)
+    assert (error.line, error.path) == (8, "train.rows[1].label"), str(error)
+    assert f"holds a control character, {problem} (allowed: printable text)" in error.problem, str(error)
+
+
 def test_eval_axes_multiply_every_training_and_use_eval_resources() -> None:
     text = (
         f"name: e\n{TINY}train:\n  axes: {{{RATIO}: [0.25, 1.0]}}\n"
@@ -780,6 +793,8 @@ def test_paths_that_reach_the_job_script_are_checked_at_load() -> None:
     assert (error.line, error.path) == (15, "root") and "control character, line feed" in error.problem
     error = one_line_error(VALID + "root: /tmp/100%results\n")
     assert error.path == "root" and "'%'" in error.problem
+    error = one_line_error(VALID + 'root: " "\n')
+    assert error.path == "root" and "' ' is only white space" in error.problem
     error = one_line_error(VALID.replace("experiments/tiny_mimdet.py", '"experiments/tiny\\x1bmimdet.py"'))
     assert error.path == "base_config" and "escape" in error.problem
 

@@ -487,6 +487,21 @@ def test_the_detail_of_an_ended_slurm_job_is_the_runs_last_line_not_sruns(
     assert status.detail == f"slurm job 12 FAILED (SIGINT); no record{own}"
 
 
+def test_a_slurm_log_that_links_to_nothing_is_read_around(store: Store) -> None:
+    """A run's job log that is a link to nothing (or vanished meanwhile) is left out; its other log gives
+    the detail. Before: sorting the logs by time stat'ed it, and ``sweep status``, ``plan``, ``table`` and
+    ``logs`` of the whole sweep failed, ``[Errno 2] No such file or directory``."""
+    store.write_job("a", JobHandle("slurm", job_id="12"))
+    logs = store.run_dir("a") / "slurm"
+    logs.mkdir(parents=True)
+    (logs / "11_log.err").write_text("mimdet.train: interrupted\n")
+    (logs / "12_log.err").symlink_to(logs / "gone")
+    ended = FixedWatcher({"a": JobStatus(RunState.INTERRUPTED, "slurm job 12 FAILED (SIGINT)")})
+    status = state_of(store, "a", slurm=ended)
+    assert status.detail == "slurm job 12 FAILED (SIGINT); no record: mimdet.train: interrupted"
+    assert store.log_path("a") == logs / "11_log.err"
+
+
 def test_slurm_that_does_not_answer_is_one_line_and_decides_nothing(tmp_path: Path) -> None:
     """With the controller and accounting down, no run's state can be told: ``sweep status`` and
     ``sweep run`` say so in one line (exit 3) instead of calling submitted jobs lost."""
