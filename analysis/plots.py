@@ -531,7 +531,7 @@ def plot_feature_maps(items: Sequence[tuple[str, FeatureMaps]]) -> Figure:
         extent = (0, width, height, 0)
         axes[r, 0].imshow(maps.image, extent=extent)
         axes[r, 0].set_title(f"input ({width}×{height})", fontsize=10)
-        axes[r, 0].set_ylabel(name, fontsize=14)
+        axes[r, 0].set_ylabel(name, fontsize=14, parse_math=False)  # a row label, drawn as written
         for c, (label, fmap) in enumerate(
             (("stride-4 backbone", maps.backbone_stride4), ("FPN P2", maps.fpn_p2))
         ):

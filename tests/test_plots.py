@@ -285,3 +285,13 @@ def test_feature_maps_flat_map_and_no_models() -> None:
         assert np.allclose(pixels(ax), 0.5)  # mid-grey, no NaN
     with pytest.raises(PlotError, match="no models"):
         plot_feature_maps([])
+
+
+def test_a_model_name_that_looks_like_maths_is_drawn_as_written() -> None:
+    """A spec's row label names the model; matplotlib would read ``$...$`` as maths and fail at drawing."""
+    import io
+
+    flat = FeatureMaps(np.zeros((8, 8, 3), np.uint8), torch.ones(4, 2, 2), torch.zeros(2, 2, 2))
+    fig = plot_feature_maps([(r"$\nosuchcommand$", flat)])
+    fig.savefig(io.BytesIO(), format="png")
+    assert fig.axes[0].get_ylabel() == r"$\nosuchcommand$"
