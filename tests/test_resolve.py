@@ -85,13 +85,24 @@ def test_overrides_are_checked_and_one_that_cannot_be_applied_is_refused_too() -
             ["train.seed=-1"],
             "train.seed is -1: 0 or more (for a negative one detectron2 draws a seed at random",
         ),
+        (["train.max_iter=99999999999999999999999"], "train.max_iter is 99999999999999999999999: at most 2"),
+        (["dataloader.train.num_workers=-1"], "dataloader.train.num_workers is -1: 0 or more (data-loader"),
+        (["dataloader.test.num_workers=-1"], "dataloader.test.num_workers is -1: 0 or more (data-loader"),
+        (["train.checkpointer.max_to_keep=0"], "train.checkpointer.max_to_keep is 0: 1 or more (checkpoints"),
+        (["train.seed=4294967296"], "train.seed is 4294967296: from 0 to 2**32 - 1"),
+        (
+            [f"{BOTTOM_UP}.eval_seed=99999999999999999999999"],
+            f"{BOTTOM_UP}.eval_seed is 99999999999999999999999: from 0 to 2**32 - 1",
+        ),
     ],
 )
 def test_a_setting_a_run_cannot_train_or_repeat_with_is_refused(overrides: list[str], expected: str) -> None:
     """Before: each passed, and the run failed at its first iteration in a traceback (a ZeroDivisionError,
     detectron2's batch-size assertion, torch's "Invalid learning rate"), diverged at once (``lr=inf``),
-    failed in a traceback once its model was built (torch's optimizer checks), or trained with a seed
-    detectron2 drew at random (``train.seed=-1``) and was recorded as seed -1."""
+    failed in a traceback once its model was built (torch's optimizer checks, numpy's refusal of a seed of
+    2**32, torch's "Overflow when unpacking long long", torch's DataLoader on -1 workers, fvcore's bare
+    AssertionError on keeping 0 checkpoints, detectron2's time estimate's OverflowError after the first
+    checkpoints), or trained with a seed detectron2 drew at random (``train.seed=-1``), recorded as -1."""
     with pytest.raises(OverrideError) as error:
         resolve_run("tiny_mimdet.py", overrides)
     assert str(error.value).startswith(expected)
@@ -99,6 +110,8 @@ def test_a_setting_a_run_cannot_train_or_repeat_with_is_refused(overrides: list[
 
 def test_a_learning_rate_of_zero_and_periods_of_one_run() -> None:
     resolve_run("tiny_mimdet.py", ["optimizer.lr=0", "train.log_period=1", "train.checkpointer.period=1"])
+    resolve_run("tiny_mimdet.py", ["train.checkpointer.max_to_keep=null", "dataloader.train.num_workers=0"])
+    resolve_run("tiny_mimdet.py", ["train.max_iter=2147483647", "train.seed=4294967295"])
 
 
 def test_run_facts_are_read_once_and_a_config_without_them_is_refused_once(

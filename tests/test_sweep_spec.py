@@ -426,6 +426,13 @@ def test_valid_spec_is_valid() -> None:
         ("train.max_iter: 300", "train.max_iter: 0", 4, "overrides.train.max_iter", "at least 1 iteration"),
         (
             "train.max_iter: 300",
+            "train.checkpointer.max_to_keep: 0",
+            4,
+            "overrides.train.checkpointer.max_to_keep",
+            "train.checkpointer.max_to_keep is 0: 1 or more",
+        ),
+        (
+            "train.max_iter: 300",
             "train.epochs: 0",
             4,
             "overrides.train.epochs",

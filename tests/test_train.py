@@ -435,9 +435,13 @@ def test_an_image_that_cannot_be_read_is_one_line_naming_it(
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
-        ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 (off) or a number of"),
+        ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 or more (training batches"),
         ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
         ("train.log_period=0", "train.log_period is 0: 1 or more"),  # was: a ZeroDivisionError traceback
+        (  # was: an OverflowError traceback in detectron2's time estimate, after checkpoints were written
+            "train.max_iter=99999999999999999999999",
+            "train.max_iter is 99999999999999999999999: at most 2**31 - 1",
+        ),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),

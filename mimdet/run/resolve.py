@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mimdet.record.schema import Variant
 from mimdet.run.config import ConfigFileError, load_config
-from mimdet.run.overrides import OverrideError, apply_checked_overrides
+from mimdet.run.overrides import SEED_KEYS, OverrideError, apply_checked_overrides
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -100,26 +100,35 @@ def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> Resol
     return ResolvedRun(str(config_file), overrides, cfg)
 
 
-# Settings a run divides by or steps with, and what each must be: detectron2 takes 0 or a negative value and
-# fails at the first iteration that uses it (a ZeroDivisionError, an assertion), in a traceback.
-AT_LEAST_ONE = {
-    "train.log_period": "iterations between log lines",
-    "train.checkpointer.period": "iterations between checkpoints",
-    "dataloader.train.total_batch_size": "images per step",
+# Settings a run counts with, the least each may be, and what it counts: detectron2 takes one below it and
+# fails at the first iteration that uses it (a ZeroDivisionError, an assertion), or torch's DataLoader when
+# it is built, in a traceback. None (``max_to_keep: null``, keep them all) is left alone.
+COUNTS = {
+    "train.log_period": (1, "iterations between log lines"),
+    "train.checkpointer.period": (1, "iterations between checkpoints"),
+    "train.checkpointer.max_to_keep": (1, "checkpoints kept; null keeps them all"),
+    "dataloader.train.total_batch_size": (1, "images per step"),
+    "dataloader.train.num_workers": (0, "data-loader processes; 0 reads in the run's own"),
+    "dataloader.test.num_workers": (0, "data-loader processes; 0 reads in the run's own"),
+    "train.eval_precise_bn_iters": (0, "training batches BatchNorm is re-estimated on; 0: off"),
 }
+# Beyond any run (2**31 iterations of 0.1 s take 7 years): detectron2's time estimate, a timedelta,
+# overflows on an absurd count, after the run's first checkpoints were written
+MAX_ITERATIONS = 2**31 - 1
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit: detectron2 seeds it with train.seed, and refuses a larger one
 
 
 def check_counts(cfg: DictConfig) -> None:
-    """OverrideError (one line) unless the run trains at least one iteration (``train.max_iter`` as set, or
-    as derived from epochs and batch size: ``mimdet.run.schedule`` refuses ones that are not positive), its
-    periods and batch size (``AT_LEAST_ONE``) are 1 or more, its learning rate is a finite number of 0 or
-    more, its optimizer takes its settings, its seed is not negative and its evaluation re-estimates
-    BatchNorm on no negative number of batches.
+    """OverrideError (one line) unless the run trains from 1 to ``MAX_ITERATIONS`` iterations
+    (``train.max_iter`` as set, or as derived from epochs and batch size: ``mimdet.run.schedule`` refuses
+    ones that are not positive), its counts (``COUNTS``) are at least their least, its learning rate is a
+    finite number of 0 or more, its optimizer takes its settings and its seeds (``SEED_KEYS``) are from 0 to
+    ``SEED_LIMIT`` - 1.
 
     detectron2 trains no step for ``max_iter <= 0`` and the run would be recorded as completed; the others
     failed in a traceback once the run had started (torch's "Invalid learning rate: nan", a training that
-    diverged at once for ``inf``, torch's "Invalid beta parameter"); detectron2 draws a random seed for a
-    negative one, which the run's record could not repeat.
+    diverged at once for ``inf``, torch's "Invalid beta parameter", numpy's refusal of a seed); detectron2
+    draws a random seed for a negative one, which the run's record could not repeat.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
@@ -131,25 +140,28 @@ def check_counts(cfg: DictConfig) -> None:
         raise OverrideError(f"train.max_iter: {reason}") from None
     if isinstance(iterations, int) and iterations < 1:
         raise OverrideError(f"train.max_iter is {iterations}: a run trains at least 1 iteration")
-    for key, meaning in AT_LEAST_ONE.items():
-        value = OmegaConf.select(cfg, key, default=1)
-        if isinstance(value, int) and value < 1:
-            raise OverrideError(f"{key} is {value}: 1 or more ({meaning})")
+    if isinstance(iterations, int) and iterations > MAX_ITERATIONS:
+        raise OverrideError(
+            f"train.max_iter is {iterations}: at most 2**31 - 1 = {MAX_ITERATIONS} (more than any run "
+            "trains: 2**31 iterations of 0.1 s take 7 years; detectron2's time estimate overflows on more)"
+        )
+    for key, (least, meaning) in COUNTS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, int) and value < least:
+            raise OverrideError(f"{key} is {value}: {least} or more ({meaning})")
     lr = OmegaConf.select(cfg, "optimizer.lr", default=0.0)
     if isinstance(lr, int | float) and not 0 <= lr < math.inf:  # NaN fails both
         raise OverrideError(f"optimizer.lr is {lr}: a finite number of 0 or more")
     _check_optimizer(cfg)
-    seed = OmegaConf.select(cfg, "train.seed", default=0)
-    if isinstance(seed, int) and seed < 0:
-        raise OverrideError(
-            f"train.seed is {seed}: 0 or more (for a negative one detectron2 draws a seed at random, "
-            "which the run's record could not repeat)"
-        )
-    precise_bn = OmegaConf.select(cfg, "train.eval_precise_bn_iters", default=0)
-    if isinstance(precise_bn, int) and precise_bn < 0:
-        raise OverrideError(
-            f"train.eval_precise_bn_iters is {precise_bn}: 0 (off) or a number of training batches"
-        )
+    for key in SEED_KEYS:
+        seed = OmegaConf.select(cfg, key, default=None)
+        if key == "train.seed" and isinstance(seed, int) and seed < 0:
+            raise OverrideError(
+                f"train.seed is {seed}: 0 or more (for a negative one detectron2 draws a seed at random, "
+                "which the run's record could not repeat)"
+            )
+        if isinstance(seed, int) and not 0 <= seed < SEED_LIMIT:
+            raise OverrideError(f"{key} is {seed}: from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (a 32-bit seed)")
 
 
 @functools.lru_cache(maxsize=32)
