@@ -442,6 +442,10 @@ def test_an_image_that_cannot_be_read_is_one_line_naming_it(
             "train.max_iter=99999999999999999999999",
             "train.max_iter is 99999999999999999999999: at most 2**31 - 1",
         ),
+        (  # was: a traceback from each data-loader worker, PIL's "image has wrong mode"
+            "dataloader.train.mapper.image_format=XYZ",
+            "dataloader.train.mapper.image_format is 'XYZ': a format detectron2 reads images in",
+        ),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),
