@@ -63,7 +63,7 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from omegaconf import DictConfig
     from torch import nn
 
-    from mimdet.data.loader import build_loader, worker_error_line
+    from mimdet.data.loader import build_loader, worker_error_line, worker_exception_line
     from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
     from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
     from mimdet.modeling.param_count import count_parameters
@@ -114,9 +114,12 @@ def known_failure(error: BaseException) -> tuple[int, str] | None:
 
 
 def failure_line(error: BaseException) -> str:
-    """The error as the record's one line: the known failure's line, else its type and message."""
+    """The error as the record's one line: the known failure's line, else its type and message (of a
+    data-loader worker's error, the worker's exception, not its traceback)."""
     known = known_failure(error)
-    return known[1] if known else " ".join(f"{type(error).__name__}: {error}".split())
+    if known:
+        return known[1]
+    return " ".join((worker_exception_line(error) or f"{type(error).__name__}: {error}").split())
 
 
 class KnownFailuresInOneLine(logging.Filter):

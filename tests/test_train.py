@@ -336,6 +336,26 @@ def test_a_bad_choice_in_a_config_file_is_one_line_before_the_run(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+class _ImageOfWrongMode(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> None:
+        raise ValueError("image has wrong mode")
+
+
+def test_an_unknown_error_of_a_data_loader_worker_is_its_last_line_in_the_record() -> None:
+    """torch re-raises a worker's error with the worker's whole traceback as its message; the failed
+    record's error was all of it flattened into one ~2 KB line."""
+    from mimdet.train import failure_line
+
+    with pytest.raises(ValueError) as error:
+        next(iter(torch.utils.data.DataLoader(_ImageOfWrongMode(), num_workers=1)))
+    assert "Original Traceback" in str(error.value)  # torch's wrapping, as a run meets it
+    assert failure_line(error.value) == "ValueError: image has wrong mode"
+    assert failure_line(ValueError("a\nb")) == "ValueError: a b"  # the main process's own: as before
+
+
 def test_a_model_that_refuses_its_settings_fails_in_one_line_with_its_own_error_in_the_record(
     tmp_path: Path, micro_data: Path
 ) -> None:
