@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import mimdet.run.resolve
+from mimdet.run.config import ConfigFileError
 from mimdet.run.overrides import OverrideError
 from mimdet.run.resolve import RunFactsError, resolve_run
 from sweeps import config_cache
@@ -161,6 +162,34 @@ def test_a_learning_rate_of_zero_and_periods_of_one_run() -> None:
         "tiny_mimdet.py", ["lr_multiplier.warmup_length=0", "dataloader.train.mapper.image_format=BGR"]
     )
     resolve_run("tiny_mimdet.py", ["dataset_paths={mine:[/data/a.json,/data/img]}"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", ": not a config: its top level is a list (allowed: a mapping of sections"),
+        ("", ": not a config: its top level is empty (allowed: a mapping of sections"),
+        (
+            "model: 5\ndataloader: 1\noptimizer: 2\nlr_multiplier: 3\ntrain: 4\n",
+            ": not a run config: its model is 5, not a section (a run config's model, dataloader",
+        ),
+        ("a: 1\nb: [\n", ":3: YAML syntax error: while parsing a flow node, expected the node content"),
+    ],
+    ids=["list", "empty", "scalar-sections", "syntax-error"],
+)
+def test_a_yaml_config_that_is_not_a_mapping_of_sections_is_one_line_naming_it(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Before: a traceback each (omegaconf's, or ``argument of type 'int' is not iterable`` from a check);
+    a syntax error named no line, and a YAML file in the checkout was said to fail at
+    ``mimdet/run/config.py:68``, a frame of this project's code."""
+    config = tmp_path / "broken.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigFileError) as error:
+        resolve_run(config)
+    assert str(error.value).startswith(
+        f"{config}{expected}" if expected[0] == ":" else f"{config}: {expected}"
+    )
 
 
 def test_run_facts_are_read_once_and_a_config_without_them_is_refused_once(

@@ -87,6 +87,8 @@ def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> Resol
     Raises FileNotFoundError, ``ConfigFileError`` (a file that does not load, or is not a run's config: a
     sweep spec, a helper module) or ``OverrideError`` (also for a run of no iterations).
     """
+    from omegaconf import DictConfig
+
     overrides = tuple(overrides)
     cfg = copy.deepcopy(_loaded(str(config_file)))
     missing = [section for section in RUN_SECTIONS if section not in cfg]
@@ -94,6 +96,12 @@ def resolve_run(config_file: str | Path, overrides: Iterable[str] = ()) -> Resol
         raise ConfigFileError(
             f"{config_file}: not a run config, it sets no {', '.join(missing)} (a run config sets "
             f"{', '.join(RUN_SECTIONS)}, as experiments/tiny_mimdet.py does)"
+        )
+    scalar = next((section for section in RUN_SECTIONS if not isinstance(cfg[section], DictConfig)), None)
+    if scalar is not None:  # a YAML file's ``model: 5``: every check and the run read a section as a mapping
+        raise ConfigFileError(
+            f"{config_file}: not a run config: its {scalar} is {cfg[scalar]!r}, not a section (a run "
+            f"config's {', '.join(RUN_SECTIONS)} are mappings, as experiments/tiny_mimdet.py's are)"
         )
     cfg = apply_checked_overrides(cfg, overrides)
     check_counts(cfg)
