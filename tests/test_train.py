@@ -377,6 +377,32 @@ def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
     return errors[0]
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (  # was: "IndexError: Target 3 is out of bounds" deep in the training
+            "model.roi_heads.num_classes=2",
+            "model.roi_heads.num_classes is 2: dataset 'micro_train' has 5 categories (allowed: 5 or more)",
+        ),
+        (  # was: "Too many open files" in a traceback
+            "dataloader.train.total_batch_size=9",
+            "dataloader.train.total_batch_size is 9: more than the 8 images of dataset 'micro_train' "
+            "(allowed: 1 to 8)",
+        ),
+    ],
+    ids=["num-classes", "batch-size"],
+)
+def test_a_run_that_does_not_fit_its_training_set_is_one_line_before_it_trains(
+    tmp_path: Path, micro_data: Path, override: str, expected: str
+) -> None:
+    result = run_train(tmp_path / "run", "train.max_iter=2", override, data=micro_data)
+    line = _one_error_line(result)
+    assert line == f"mimdet.train: error: {expected}"
+    record = read_record(tmp_path / "run" / "record.json")
+    assert record.status == "failed" and record.error == expected
+    assert not list((tmp_path / "run").glob("model_*.pth"))  # it never trained
+
+
 def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: Path) -> None:
     missing = tmp_path / "nowhere" / "instances.json"
     result = run_train(
