@@ -60,11 +60,17 @@ try:  # a Ctrl-C while torch and detectron2 load (seconds) is the same line as o
     from detectron2.evaluation import inference_on_dataset
     from detectron2.utils import comm
     from detectron2.utils.logger import setup_logger
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, OmegaConf
     from torch import nn
 
-    from mimdet.data.loader import build_loader, worker_error_line
-    from mimdet.data.registry import DatasetError, ensure_registered, register_coco_path, register_synthetic
+    from mimdet.data.loader import build_loader, worker_error_line, worker_exception_line
+    from mimdet.data.registry import (
+        DatasetError,
+        DatasetSize,
+        ensure_registered,
+        register_coco_path,
+        register_synthetic,
+    )
     from mimdet.modeling.checkpoint import CheckpointError, CheckpointUnreadable, load_mae_checkpoint
     from mimdet.modeling.param_count import count_parameters
     from mimdet.pretrain_mae import ensure_tiny_mae_checkpoint
@@ -114,9 +120,12 @@ def known_failure(error: BaseException) -> tuple[int, str] | None:
 
 
 def failure_line(error: BaseException) -> str:
-    """The error as the record's one line: the known failure's line, else its type and message."""
+    """The error as the record's one line: the known failure's line, else its type and message (of a
+    data-loader worker's error, the worker's exception, not its traceback)."""
     known = known_failure(error)
-    return known[1] if known else " ".join(f"{type(error).__name__}: {error}".split())
+    if known:
+        return known[1]
+    return " ".join((worker_exception_line(error) or f"{type(error).__name__}: {error}").split())
 
 
 class KnownFailuresInOneLine(logging.Filter):
@@ -228,14 +237,36 @@ def resolve_mae_checkpoint(value: str) -> Path:
 
 
 def register_datasets(cfg: DictConfig) -> None:
-    """Make the config's datasets known to detectron2 and check their files before any training."""
+    """Make the config's datasets known to detectron2 and check their files, and that the run fits its
+    training set, before any training."""
     paths = cfg.get("dataset_paths") or {}
     for name, (json_file, image_root) in paths.items():
         register_coco_path(name, json_file, image_root)
-    names = [cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names]
+    train_name = cfg.dataloader.train.dataset.names
+    names = [train_name, cfg.dataloader.test.dataset.names]
     if any(name in SYNTHETIC_NAMES and name not in paths for name in names):
         register_synthetic()  # generated on first use under $DETECTRON2_DATASETS
-    ensure_registered(names)
+    sizes = ensure_registered(names)
+    if train_name in sizes:
+        check_fits_dataset(cfg, train_name, sizes[train_name])
+
+
+def check_fits_dataset(cfg: DictConfig, name: str, size: DatasetSize) -> None:
+    """DatasetError unless the model tells apart at least the training set's categories and a batch holds
+    no more than its images: before, a category beyond ``num_classes`` was an IndexError deep in the
+    training (``Target 3 is out of bounds``), and a batch of 100,000 from 320 images ran out of files."""
+    num_classes = OmegaConf.select(cfg, "model.roi_heads.num_classes", default=None)
+    if isinstance(num_classes, int) and num_classes < size.categories:
+        raise DatasetError(
+            f"model.roi_heads.num_classes is {num_classes}: dataset {name!r} has {size.categories} "
+            f"categories (allowed: {size.categories} or more)"
+        )
+    batch = cfg.dataloader.train.total_batch_size
+    if isinstance(batch, int) and batch > size.images:
+        raise DatasetError(
+            f"dataloader.train.total_batch_size is {batch}: more than the {size.images} images of dataset "
+            f"{name!r} (allowed: 1 to {size.images})"
+        )
 
 
 def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOutcome:

@@ -439,6 +439,27 @@ def test_valid_spec_is_valid() -> None:
         ("train.max_iter: 300", "train.max_iter: 0", 4, "overrides.train.max_iter", "at least 1 iteration"),
         (
             "train.max_iter: 300",
+            "train.checkpointer.max_to_keep: 0",
+            4,
+            "overrides.train.checkpointer.max_to_keep",
+            "train.checkpointer.max_to_keep is 0: 1 or more",
+        ),
+        (
+            "train.max_iter: 300",
+            "train.max_iter: 300\n  dataset_paths: {x: /tmp/a.json}",
+            5,
+            "overrides.dataset_paths",
+            "dataset_paths.x is '/tmp/a.json': a pair [instances.json, image folder]",
+        ),
+        (
+            "train.max_iter: 300",
+            "train.max_iter: 300\n  model.proposal_generator.nms_thresh: .nan",
+            5,
+            "overrides.model.proposal_generator.nms_thresh",
+            "model.proposal_generator.nms_thresh is nan: a finite number",
+        ),
+        (
+            "train.max_iter: 300",
             "train.epochs: 0",
             4,
             "overrides.train.epochs",

@@ -336,6 +336,26 @@ def test_a_bad_choice_in_a_config_file_is_one_line_before_the_run(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+class _ImageOfWrongMode(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> None:
+        raise ValueError("image has wrong mode")
+
+
+def test_an_unknown_error_of_a_data_loader_worker_is_its_last_line_in_the_record() -> None:
+    """torch re-raises a worker's error with the worker's whole traceback as its message; the failed
+    record's error was all of it flattened into one ~2 KB line."""
+    from mimdet.train import failure_line
+
+    with pytest.raises(ValueError) as error:
+        next(iter(torch.utils.data.DataLoader(_ImageOfWrongMode(), num_workers=1)))
+    assert "Original Traceback" in str(error.value)  # torch's wrapping, as a run meets it
+    assert failure_line(error.value) == "ValueError: image has wrong mode"
+    assert failure_line(ValueError("a\nb")) == "ValueError: a b"  # the main process's own: as before
+
+
 def test_a_model_that_refuses_its_settings_fails_in_one_line_with_its_own_error_in_the_record(
     tmp_path: Path, micro_data: Path
 ) -> None:
@@ -355,6 +375,32 @@ def _one_error_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
     errors = [line for line in result.stderr.splitlines() if line.startswith("mimdet.train: error:")]
     assert len(errors) == 1, result.stderr[-3000:]
     return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (  # was: "IndexError: Target 3 is out of bounds" deep in the training
+            "model.roi_heads.num_classes=2",
+            "model.roi_heads.num_classes is 2: dataset 'micro_train' has 5 categories (allowed: 5 or more)",
+        ),
+        (  # was: "Too many open files" in a traceback
+            "dataloader.train.total_batch_size=9",
+            "dataloader.train.total_batch_size is 9: more than the 8 images of dataset 'micro_train' "
+            "(allowed: 1 to 8)",
+        ),
+    ],
+    ids=["num-classes", "batch-size"],
+)
+def test_a_run_that_does_not_fit_its_training_set_is_one_line_before_it_trains(
+    tmp_path: Path, micro_data: Path, override: str, expected: str
+) -> None:
+    result = run_train(tmp_path / "run", "train.max_iter=2", override, data=micro_data)
+    line = _one_error_line(result)
+    assert line == f"mimdet.train: error: {expected}"
+    record = read_record(tmp_path / "run" / "record.json")
+    assert record.status == "failed" and record.error == expected
+    assert not list((tmp_path / "run").glob("model_*.pth"))  # it never trained
 
 
 def test_missing_dataset_file_is_one_line_naming_it(tmp_path: Path, micro_data: Path) -> None:
@@ -435,9 +481,17 @@ def test_an_image_that_cannot_be_read_is_one_line_naming_it(
         ("train.max_itr=5", "unknown key 'max_itr' in train (did you mean: max_iter?)"),
         ("train.max_iter=five", "train.max_iter is an int"),
         ("train.max_iter=-5", "train.max_iter is -5: a run trains at least 1 iteration"),  # was: completed
-        ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 (off) or a number of"),
+        ("train.eval_precise_bn_iters=-1", "train.eval_precise_bn_iters is -1: 0 or more (training batches"),
         ("train.epochs=0", "train.max_iter: epochs and batch size must be positive, got 0 and"),
         ("train.log_period=0", "train.log_period is 0: 1 or more"),  # was: a ZeroDivisionError traceback
+        (  # was: an OverflowError traceback in detectron2's time estimate, after checkpoints were written
+            "train.max_iter=99999999999999999999999",
+            "train.max_iter is 99999999999999999999999: at most 2**31 - 1",
+        ),
+        (  # was: a traceback from each data-loader worker, PIL's "image has wrong mode"
+            "dataloader.train.mapper.image_format=XYZ",
+            "dataloader.train.mapper.image_format is 'XYZ': a format detectron2 reads images in",
+        ),
         ("model.backbone.bottom_up.num_decoder=2", "did you mean: num_decoders"),
         ("model.backbone.bottom_up.sampling=randm", "'randm' is not allowed for sampling (allowed: "),
         ("train.amp.enabled=True", "train.amp.enabled=True needs CUDA (detectron2's AMPTrainer)"),

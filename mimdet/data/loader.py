@@ -67,12 +67,20 @@ def build_loader(section: DictConfig) -> Any:
     return instantiate(section)
 
 
-def worker_error_line(error: BaseException) -> str:
-    """An error's message, or, for one a data-loader worker raised (torch re-raises it in the main process
-    as ``Caught X in DataLoader worker process N`` followed by the worker's traceback), its last line's
-    message: what the worker's error said."""
+def worker_exception_line(error: BaseException) -> str | None:
+    """The last line of the traceback a data-loader worker's error carries (``ValueError: image has wrong
+    mode``), or None for an error no worker raised: torch re-raises it in the main process as ``Caught X in
+    DataLoader worker process N`` followed by the whole worker's traceback, ~2 KB for one line's news."""
     message = str(error)
     if not message.startswith("Caught ") or "Original Traceback" not in message:
-        return message
-    last = message.strip().splitlines()[-1]
+        return None
+    return message.strip().splitlines()[-1]
+
+
+def worker_error_line(error: BaseException) -> str:
+    """An error's message, or, for one a data-loader worker raised, its last line's message: what the
+    worker's error said."""
+    last = worker_exception_line(error)
+    if last is None:
+        return str(error)
     return last.split(": ", 1)[1] if ": " in last else last

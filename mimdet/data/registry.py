@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -38,13 +39,22 @@ class DatasetError(ValueError):
     """A dataset that cannot be used as registered; the message is one line and names the file at fault."""
 
 
+@dataclass(frozen=True)
+class DatasetSize:
+    """What a run's settings must fit: the images a batch is drawn from, the categories a model tells."""
+
+    images: int
+    categories: int
+
+
 def datasets_root() -> Path:
     """Where detectron2 looks for its builtin datasets, and where the synthetic one goes by default."""
     return Path(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))
 
 
-def validate_coco_dataset(json_file: StrPath, image_root: StrPath) -> None:
-    """Raise DatasetError unless ``json_file`` is COCO instances JSON with all its images in ``image_root``.
+def validate_coco_dataset(json_file: StrPath, image_root: StrPath) -> DatasetSize:
+    """Raise DatasetError unless ``json_file`` is COCO instances JSON with all its images in ``image_root``;
+    its size.
 
     Cheap next to training: one JSON parse and one directory listing per image folder, no image decoding.
     """
@@ -64,6 +74,7 @@ def validate_coco_dataset(json_file: StrPath, image_root: StrPath) -> None:
         raise DatasetError(
             f"{json_file}: {len(missing)} of {len(coco['images'])} images are missing, first: {missing[0]}"
         )
+    return DatasetSize(images=len(coco["images"]), categories=len(coco["categories"]))
 
 
 def _load_json(json_file: Path) -> object:
@@ -194,12 +205,14 @@ def _register(name: str, json_file: StrPath, image_root: StrPath, metadata: dict
     register_coco_instances(name, metadata, json_file, image_root)
 
 
-def ensure_registered(names: str | Iterable[str]) -> None:
-    """Stop before training when a dataset name is unknown or its COCO files are missing or malformed.
+def ensure_registered(names: str | Iterable[str]) -> dict[str, DatasetSize]:
+    """Stop before training when a dataset name is unknown or its COCO files are missing or malformed; the
+    sizes of the COCO ones.
 
     Takes what a config holds in ``dataloader.*.dataset.names``: one name or several. Datasets not in COCO
-    instances format (LVIS, panoptic, ...) are only checked for being registered.
+    instances format (LVIS, panoptic, ...) are only checked for being registered, and have no size here.
     """
+    sizes = {}
     for name in [names] if isinstance(names, str) else names:
         if name not in DatasetCatalog.list():
             raise DatasetError(_unknown_name_message(name))
@@ -208,12 +221,13 @@ def ensure_registered(names: str | Iterable[str]) -> None:
             logger.info("dataset %s: files not checked (not COCO instances format)", name)
             continue
         try:
-            validate_coco_dataset(metadata.json_file, metadata.image_root)
+            sizes[name] = validate_coco_dataset(metadata.json_file, metadata.image_root)
         except DatasetError as err:
             hint = ""
             if Path(metadata.json_file).is_relative_to(datasets_root()):
                 hint = f"; detectron2 looks under DETECTRON2_DATASETS={datasets_root()}"
             raise DatasetError(f"{err} (dataset {name!r}{hint})") from None
+    return sizes
 
 
 def _unknown_name_message(name: str) -> str:

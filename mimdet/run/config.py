@@ -57,6 +57,7 @@ def resolve_config_path(config_file: str | Path) -> Path:
 def load_config(config_file: str | Path) -> DictConfig:
     """A config file as a LazyConfig, its choices checked; overrides are ``mimdet.run.resolve``'s job."""
     from detectron2.config import LazyConfig
+    from omegaconf import DictConfig, ListConfig
 
     import mimdet.run.schedule  # noqa: F401  (registers the ${mimdet.iters:...} resolver the configs use)
     from mimdet.run.overrides import OverrideError, check_choices
@@ -68,6 +69,12 @@ def load_config(config_file: str | Path) -> DictConfig:
         cfg = LazyConfig.load(str(path))
     except Exception as error:  # noqa: BLE001 — whatever a config file's code raises is its problem to name
         raise ConfigFileError(_load_problem(path, error)) from None
+    if not isinstance(cfg, DictConfig) or cfg._is_none():  # a YAML file of a list (a ListConfig) or nothing
+        shown = "a list" if isinstance(cfg, ListConfig) else "empty"
+        raise ConfigFileError(
+            f"{config_file}: not a config: its top level is {shown} (allowed: a mapping of sections, "
+            "model: ..., train: ..., as a YAML file; or a Python file, as experiments/tiny_mimdet.py)"
+        )
     try:
         check_choices(cfg)
     except OverrideError as error:
@@ -78,17 +85,26 @@ def load_config(config_file: str | Path) -> DictConfig:
 def _load_problem(path: Path, error: Exception) -> str:
     """``FILE:LINE: problem`` for a config that failed to load, at the deepest line of a config file.
 
-    detectron2 wraps a syntax error in a second one that says only "has syntax error"; the real one is
-    its cause. Other errors point at the innermost frame in the config's folder (a config imports its
-    siblings), else at the config file itself.
+    A YAML file's error is at the line its parser names. detectron2 wraps a syntax error in a second one
+    that says only "has syntax error"; the real one is its cause. Other errors of a Python config point at
+    the innermost frame in the config's folder (a config imports its siblings), else at the config file.
     """
+    import yaml
+
     cause = error.__cause__ if isinstance(error.__cause__, SyntaxError) else error
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        problem = ", ".join(part for part in (error.context, error.problem) if part)
+        return " ".join(f"{path}:{error.problem_mark.line + 1}: YAML syntax error: {problem}".split())
     if isinstance(cause, SyntaxError):
         file = cause.filename if cause.filename and Path(cause.filename).is_file() else path  # "<unknown>"
         where = f"{file}:{cause.lineno or 1}"
         return " ".join(f"{where}: syntax error: {cause.msg}".split())
     folder = path.resolve().parent
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).is_relative_to(folder)]
+    frames = [  # a YAML file runs no code: frames in its folder are this project's (a YAML in the checkout)
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if path.suffix == ".py" and Path(f.filename).is_relative_to(folder)
+    ]
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
     return " ".join(f"{where}: {type(error).__name__}: {error}".split())
 
