@@ -235,7 +235,8 @@ def register_datasets(cfg: DictConfig) -> None:
     names = [cfg.dataloader.train.dataset.names, cfg.dataloader.test.dataset.names]
     if any(name in SYNTHETIC_NAMES and name not in paths for name in names):
         register_synthetic()  # generated on first use under $DETECTRON2_DATASETS
-    ensure_registered(names)
+    ensure_registered(cfg.dataloader.train.dataset.names, training=True)
+    ensure_registered(cfg.dataloader.test.dataset.names)
 
 
 def train(cfg: DictConfig, args: argparse.Namespace, model: nn.Module) -> RunOutcome:
