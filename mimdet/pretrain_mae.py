@@ -36,10 +36,11 @@ try:  # a Ctrl-C while torch loads (seconds) is the same line as once main runs
     from torch.utils.data import DataLoader, Dataset, RandomSampler
     from torchvision import transforms
 
+    from mimdet.data.image_errors import unreadable_image_reason
     from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
     from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
     from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
-    from mimdet.run.arg_types import count, positive_number
+    from mimdet.run.arg_types import count, output_file, positive_number, random_seed
 except KeyboardInterrupt:
     if __name__ == "__main__":  # imported (by mimdet.train), the importer says it
         sys.exit(interrupted(PROG))
@@ -55,6 +56,10 @@ WEIGHT_DECAY = 0.05
 BETAS = (0.9, 0.95)
 WARMUP_FRACTION = 0.1
 RECIPE_VERSION = 1  # bump when a change to the recipe changes the weights a setting produces
+
+
+class UnreadableImage(ValueError):
+    """An image of ``--data`` that cannot be read; the message is one line naming the file."""
 
 
 class ImageFiles(Dataset):
@@ -81,8 +86,14 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        with Image.open(self.files[index]) as image:
-            return self.transform(image.convert("RGB"))  # (3, img_size, img_size)
+        """The image's crop; an image that cannot be read is one line naming it (not PIL's traceback)."""
+        try:
+            with Image.open(self.files[index]) as image:
+                return self.transform(image.convert("RGB"))  # (3, img_size, img_size)
+        except Exception as error:
+            if (reason := unreadable_image_reason(error)) is None:
+                raise
+            raise UnreadableImage(f"{self.files[index]}: an image that cannot be read ({reason})") from None
 
 
 @dataclass(frozen=True)
@@ -282,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Pre-train a tiny MAE and save it as an official-format MAE checkpoint (for MIMDet).",
     )
     parser.add_argument("--data", type=Path, help="folder of JPG/PNG images, or a synthetic dataset root")
-    parser.add_argument("--output", type=Path, help="checkpoint file to write")
+    parser.add_argument("--output", type=output_file, help="checkpoint file to write")
     parser.add_argument(
         "--tiny",
         action="store_true",
@@ -300,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             f"encoder width, a multiple of its {TINY_DEFAULTS['num_heads']} heads",
         ),
         ("--depth", "depth", count, "encoder blocks"),
-        ("--seed", "seed", int, "random seed"),
+        ("--seed", "seed", random_seed, "random seed, 0 to 2**32-1"),
     ):
         parser.add_argument(flag, type=kind, default=TINY_DEFAULTS[key], help=f"{text} (%(default)s)")
     args = parser.parse_args(argv)
@@ -324,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
             print(pretrain(args.data, args.output, **params).summary())
     except KeyboardInterrupt:
         sys.exit(interrupted(parser.prog))
+    except UnreadableImage as error:
+        parser.exit(EXIT_BAD_INPUT, f"{parser.prog}: error: {error}\n")
     except OSError as error:  # no images there (one line of its own), or a write the file system refused
         if problem := storage_problem(error):
             parser.exit(EXIT_STORAGE, f"{parser.prog}: error: {problem}\n")

@@ -246,8 +246,9 @@ def register_datasets(cfg: DictConfig) -> None:
     names = [train_name, cfg.dataloader.test.dataset.names]
     if any(name in SYNTHETIC_NAMES and name not in paths for name in names):
         register_synthetic()  # generated on first use under $DETECTRON2_DATASETS
-    sizes = ensure_registered(names)
-    if train_name in sizes:
+    sizes = ensure_registered(train_name, training=True)
+    ensure_registered(cfg.dataloader.test.dataset.names)
+    if isinstance(train_name, str) and train_name in sizes:  # several names: no one size to check
         check_fits_dataset(cfg, train_name, sizes[train_name])
 
 

@@ -285,6 +285,56 @@ def test_a_run_checkpoint_of_another_model_is_refused_naming_what_did_not_fit(tm
         RunCheckpointer(other_width).load(saved)
 
 
+def _int_key(checkpoint: dict) -> None:
+    checkpoint["model"][5] = torch.zeros(1)
+
+
+def _weights_cast_to_int64(checkpoint: dict) -> None:
+    checkpoint["model"] = {
+        key: value.long() if value.is_floating_point() else value
+        for key, value in checkpoint["model"].items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_int_key, r"not a model checkpoint \(1 keys of its state dict are not tensor names \(first: 5\)\)"),
+        (
+            lambda checkpoint: checkpoint.update(iteration="abc"),
+            r"not a model checkpoint \(its iteration is 'abc'; allowed: an integer from 0 to 2\*\*63-2",
+        ),
+        (
+            lambda checkpoint: checkpoint.update(iteration=10**30),
+            r"not a model checkpoint \(its iteration is 1000000000000000000000000000000; allowed: ",
+        ),
+        (
+            lambda checkpoint: checkpoint.update(iteration=-3),
+            r"not a model checkpoint \(its iteration is -3; allowed: ",
+        ),
+        (
+            _weights_cast_to_int64,
+            r"holds 95 tensors that are not floating point where the model's are \(stem.stages.0.0.weight: "
+            r"torch.int64 in the checkpoint, torch.float32 here; .*\): weights cast to integers lost",
+        ),
+    ],
+    ids=["int key", "iteration text", "iteration 10**30", "negative iteration", "weights cast to int64"],
+)
+def test_a_run_checkpoint_with_odd_contents_is_one_line(tmp_path: Path, change, problem: str) -> None:
+    """Before: a TypeError or ValueError traceback, a record of 10**30 iterations (which parquet could not
+    hold), or integer weights loaded into the model without a word (every fraction truncated)."""
+    RunCheckpointer(mimdet(), str(tmp_path)).save("model_final", iteration=5)
+    checkpoint = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    change(checkpoint)
+    odd = tmp_path / "odd.pth"
+    torch.save(checkpoint, odd)
+    for allow_partial in (False, True):
+        with pytest.raises(CheckpointError, match=f"^{odd}:? {problem}") as error:
+            RunCheckpointer(mimdet(), allow_partial=allow_partial).load(str(odd))
+        assert "\n" not in str(error.value)
+    assert RunCheckpointer(mimdet()).load(str(tmp_path / "model_final.pth"))["iteration"] == 5
+
+
 def test_a_partial_load_is_what_the_user_asks_for(tmp_path: Path) -> None:
     source = mimdet(num_decoders=2)
     RunCheckpointer(source, str(tmp_path)).save("two_decoders")

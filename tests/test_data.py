@@ -333,6 +333,66 @@ def test_not_coco_instances(small_coco: SyntheticCOCO, tmp_path: Path, registry,
     _assert_names(error, path)
 
 
+def _repeat_an_annotation_id(coco: dict) -> None:
+    coco["annotations"][1]["id"] = coco["annotations"][0]["id"]
+
+
+NOT_READABLE_ENTRIES = {  # before: each passed, and the run failed in detectron2's or pycocotools' traceback
+    "repeated annotation id": (
+        _repeat_an_annotation_id,
+        "annotations[1].id is 1, as annotations[0]'s (allowed: an id once; detectron2 refuses ids that are "
+        "not unique)",
+    ),
+    "polygon of 3 numbers": (
+        lambda coco: coco["annotations"][0].update(segmentation=[[1, 2, 3]]),
+        "annotations[0].segmentation: a polygon of 3 values (allowed: lists of x, y numbers, an even count, "
+        "at least 6 each)",
+    ),
+    "segmentation of a string": (
+        lambda coco: coco["annotations"][0].update(segmentation="abc"),
+        "annotations[0].segmentation: 'abc' (allowed: polygons, lists of x, y numbers, or an RLE object)",
+    ),
+    "iscrowd of a string": (
+        lambda coco: coco["annotations"][0].update(iscrowd="yes"),
+        "annotations[0].iscrowd: 'yes' (allowed: 0 or 1)",
+    ),
+    "area of a string": (
+        lambda coco: coco["annotations"][0].update(area="x"),
+        "annotations[0].area: 'x' (allowed: a finite number of 0 or more)",
+    ),
+    "width of true": (lambda coco: coco["images"][0].update(width=True), "images[0] has no int 'width'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_READABLE_ENTRIES))
+def test_an_entry_its_readers_cannot_use_is_one_line_naming_it(
+    small_coco: SyntheticCOCO, tmp_path: Path, registry, case: str
+) -> None:
+    change, problem = NOT_READABLE_ENTRIES[case]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(_coco_with(small_coco, change)))
+    with pytest.raises(registry.DatasetError) as error:
+        registry.validate_coco_dataset(path, small_coco.image_root("train"))
+    assert str(error.value) == f"{path}: not COCO instances format: {problem}"
+
+
+def test_a_training_set_without_annotations_is_refused_as_a_training_set_only(
+    small_coco: SyntheticCOCO, tmp_path: Path, registry, catalog
+) -> None:
+    """Before: detectron2's "No valid data found" traceback once the run had started; a test set without
+    annotations is still one (its AP is the evaluation's business)."""
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(_coco_with(small_coco, lambda coco: coco.update(annotations=[]))))
+    registry.register_coco_path("test_data_no_annotations", path, small_coco.image_root("train"))
+    registry.ensure_registered("test_data_no_annotations")
+    with pytest.raises(registry.DatasetError) as error:
+        registry.ensure_registered("test_data_no_annotations", training=True)
+    assert str(error.value) == (
+        f"{path}: no annotation that is not a crowd (iscrowd 0), and a training set needs one "
+        "(detectron2 finds no image to train on) (dataset 'test_data_no_annotations')"
+    )
+
+
 def test_missing_images(small_coco: SyntheticCOCO, registry) -> None:
     image_root = small_coco.image_root("train")
     (image_root / "000001.jpg").unlink()

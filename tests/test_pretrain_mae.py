@@ -6,6 +6,7 @@ Runs are short (a few steps, 64 px crops where the grid size does not matter) bu
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,31 @@ def test_cli_trains_and_ensures(
         (["--data", "{images}", "--output", "{tmp}/file/x.pth"], 4, "{tmp}/file is a file, not a folder"),
         (["--data", "{images}", "--output", "{tmp}"], 2, "argument --output: {tmp} is a folder, not a file"),
         (["--tiny"], 4, "{tmp}/file is a file, not a folder"),  # $MIMDET_CACHE
+        (
+            ["--tiny", "--seed", "99999999999999999999"],
+            2,
+            "argument --seed: 99999999999999999999 (allowed: a whole number from 0 to 2**32-1)",
+        ),
+        (["--tiny", "--seed", "-1"], 2, "argument --seed: -1 (allowed: a whole number from 0 to 2**32-1)"),
+        (
+            ["--data", "{images}", "--output", "{tmp}/pmdir/"],
+            2,
+            "argument --output: {tmp}/pmdir/ ends in /, a folder "
+            "(allowed: a file's path, e.g. {tmp}/pmdir/mae.pth)",
+        ),
     ],
-    ids=["steps-0", "lr-nan", "embed-dim-6", "no-images", "output-under-a-file", "output-a-folder", "cache"],
+    ids=[
+        "steps-0",
+        "lr-nan",
+        "embed-dim-6",
+        "no-images",
+        "output-under-a-file",
+        "output-a-folder",
+        "cache",
+        "seed-beyond-32-bits",
+        "seed-negative",
+        "output-a-folder-to-be",
+    ],
 )
 def test_cli_bad_input_is_one_line_before_any_step(
     images: Path,
@@ -205,7 +229,9 @@ def test_cli_bad_input_is_one_line_before_any_step(
     code: int,
     said: str,
 ) -> None:
-    """Before: a traceback, for some after the whole pre-training (a write under a file)."""
+    """Before: a traceback, for some after the whole pre-training (a write under a file); ``--seed -1``
+    pre-trained (mimdet.train refuses a negative seed as one no record repeats); ``--output DIR/`` of a
+    folder not there wrote a file named DIR."""
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("MIMDET_CACHE", str(tmp_path / "file"))
     with pytest.raises(SystemExit) as stopped:
@@ -213,6 +239,23 @@ def test_cli_bad_input_is_one_line_before_any_step(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert stopped.value.code == code
     assert error == "python -m mimdet.pretrain_mae: error: " + said.format(tmp=tmp_path)
+
+
+def test_cli_an_image_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As mimdet.train names such an image. Before: PIL's UnidentifiedImageError traceback."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bad.jpg").write_bytes(random.Random(0).randbytes(500))
+    flags = ["--data", str(tmp_path / "data"), "--steps", "2", "--output", str(tmp_path / "pm.pth")]
+    with pytest.raises(SystemExit) as stopped:
+        pretrain_mae.main(flags)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m mimdet.pretrain_mae: error: {tmp_path / 'data' / 'bad.jpg'}: an image that cannot be "
+        "read (not in a format PIL can identify)"
+    )
+    assert not (tmp_path / "pm.pth").exists()
 
 
 def test_cli_ctrl_c_is_one_line_and_exit_130(

@@ -564,7 +564,7 @@ def test_booleans_are_not_numbers(path: tuple[Any, ...], value: bool) -> None:
 
 _NON_FINITE_FIELDS = [
     ("metrics.bbox.AP", "expected a number from 0 to 100 or null, got "),
-    ("cost.sec_per_iter", "expected a finite number or null, got "),
+    ("cost.sec_per_iter", "expected a number of 0 or more or null, got "),
     ("variant.train_sample_ratio", "expected a finite number, got "),
     ("iterations", "expected an integer, got "),
     ("cost.peak_mem_bytes_bs1", "expected an integer or null, got "),
@@ -604,6 +604,58 @@ def test_an_ap_outside_0_to_100_is_refused(field: str, value: float) -> None:
     for edge in (0, 100.0):
         _set(data, field, edge)
         assert _node(RunRecord.from_dict(data).to_dict(), tuple(field.split("."))) == edge
+
+
+_OUT_OF_BOUNDS = [
+    ("cost.train_wall_time_s", -36000.0, "a number of 0 or more or null"),
+    ("cost.sec_per_iter", -0.5, "a number of 0 or more or null"),
+    ("cost.inference_images_per_s", -1, "a number of 0 or more or null"),
+    ("cost.peak_mem_bytes_bs1", -1, "an integer from 0 to 2**63-1 or null"),
+    ("iterations", -5, "an integer from 0 to 2**63-1"),
+    ("iterations", 10**30, "an integer from 0 to 2**63-1"),
+    ("params.total", 2**63, "an integer from 0 to 2**63-1"),
+    ("variant.embed_dim", -(2**63) - 1, "an integer from -2**63 to 2**63-1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"), _OUT_OF_BOUNDS, ids=[f"{f}={v}" for f, v, _ in _OUT_OF_BOUNDS]
+)
+def test_a_negative_cost_or_count_or_an_integer_beyond_64_bits_is_refused(
+    field: str, value: float, expected: str
+) -> None:
+    """A time, rate, size or count below 0 is no measurement (before, tabled as ``-10.0 h``); an integer
+    beyond int64 is none a run writes, and broke ``sweep collect -o x.parquet`` in pyarrow's traceback."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    _set(data, field, value)
+    with pytest.raises(RecordError) as info:
+        RunRecord.from_dict(data, source="record.json")
+    assert str(info.value) == f"record.json: {field}: expected {expected}, got {value!r}"
+
+
+def test_integers_at_their_bounds_read_and_go_to_parquet(tmp_path: Path) -> None:
+    """What reads as valid can be collected: every integer at int64's edge fits a parquet column."""
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    data = copy.deepcopy(_FUZZ_BASE)
+    for field in ("iterations", "params.total", "cost.peak_mem_bytes_bs1", "hardware.gpu_count"):
+        _set(data, field, 2**63 - 1)
+    _set(data, "variant.embed_dim", -(2**63))
+    _set(data, "cost.train_wall_time_s", 0)
+    row = record_to_row(RunRecord.from_dict(data))
+    pandas.DataFrame([row]).to_parquet(tmp_path / "x.parquet", index=False)
+    assert pandas.read_parquet(tmp_path / "x.parquet")["iterations"][0] == 2**63 - 1
+
+
+def test_a_completed_record_with_an_error_is_refused() -> None:
+    """A run either completed (a result) or failed (its error): a record that says both is no result."""
+    data = copy.deepcopy(_FUZZ_BASE)
+    data["status"] = "completed"
+    with pytest.raises(RecordError) as info:
+        RunRecord.from_dict(data, source="record.json")
+    assert str(info.value).startswith("record.json: error: a completed run has no error (null), got 'Runtime")
+    data["error"] = None
+    assert RunRecord.from_dict(data).status == "completed"
 
 
 # regressions found by the fuzzing above: each escaped read_record as something other than RecordError

@@ -256,8 +256,32 @@ def test_unknown_width_and_foreign_checkpoints_are_one_clear_error() -> None:
             "MIMDet ViT-B checkpoint without 328 of the model's 330 tensors: "
             r"backbone.bottom_up.decoder.blocks \(48\), .* more groups \(its keys with no place: none\)",
         ),
+        (
+            {
+                "model": {
+                    "backbone.bottom_up.encoder.patch_embed.proj.0.0.weight": torch.zeros(3),
+                    "backbone.bottom_up.encoder.norm.weight": torch.tensor(1.0),
+                }
+            },
+            r"encoder.norm.weight: shape \(\), expected one dimension \(the encoder's width\)$",
+        ),
+        (
+            {7: torch.zeros(1), "backbone.bottom_up.encoder.patch_embed.proj.0.0.weight": torch.zeros(3)},
+            r"not a checkpoint of the reference code: 1 keys of its state dict are not tensor names "
+            r"\(first: 7\)$",
+        ),
     ],
-    ids=["garbage", "mae", "no tensors", "empty", "absent", "wrong shape", "partial"],
+    ids=[
+        "garbage",
+        "mae",
+        "no tensors",
+        "empty",
+        "absent",
+        "wrong shape",
+        "partial",
+        "scalar width",
+        "int key",
+    ],
 )
 def test_cli_exits_2_with_one_line_on_a_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: object, message: str

@@ -312,6 +312,25 @@ def test_a_checkpoint_with_weights_that_are_not_finite_is_refused(
         assert read_record(output / "record.json").status == "failed"
 
 
+def test_a_checkpoint_whose_iteration_no_record_can_hold_is_refused(
+    trained: Path, micro_data: Path, tmp_path: Path
+) -> None:
+    """Before: exit 0 and a completed record of 10**30 iterations, which ``sweep collect -o x.parquet``
+    then failed on (pyarrow's OverflowError); ``"abc"`` was train.py's ValueError traceback."""
+    checkpoint = torch.load(trained / "model_final.pth", weights_only=True)
+    checkpoint["iteration"] = 10**30
+    torch.save(checkpoint, tmp_path / "odd.pth")
+    output = tmp_path / "eval"
+    line = _one_error_line(
+        run_train(output, f"train.init_checkpoint={tmp_path / 'odd.pth'}", data=micro_data, eval_only=True)
+    )
+    assert line.endswith(
+        "odd.pth: not a model checkpoint (its iteration is 1000000000000000000000000000000; allowed: an "
+        "integer from 0 to 2**63-2, the last iteration trained)"
+    ), line
+    assert read_record(output / "record.json").status == "failed"
+
+
 def test_mae_pretraining_still_loads_partially_by_design(tmp_path: Path, micro_data: Path) -> None:
     """The strict load is for run checkpoints; MAE weights fill the encoder and decoder and leave the
     rest (ConvStem, FPN, heads) at its initialisation, as the paper does."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
+from mimdet.data.coco_entries import annotation_problem, has_training_box, repeated_id
 from mimdet.data.synthetic import (
     CATEGORIES,
     DEFAULT_IMAGE_SIZE,
@@ -52,13 +53,18 @@ def datasets_root() -> Path:
     return Path(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))
 
 
-def validate_coco_dataset(json_file: StrPath, image_root: StrPath) -> DatasetSize:
-    """Raise DatasetError unless ``json_file`` is COCO instances JSON with all its images in ``image_root``;
-    its size.
+def validate_coco_dataset(json_file: StrPath, image_root: StrPath, *, training: bool = False) -> DatasetSize:
+    """Raise DatasetError unless ``json_file`` is COCO instances JSON with all its images in ``image_root``
+    (and, for a ``training`` set, an annotation to train on); its size.
 
     Cheap next to training: one JSON parse and one directory listing per image folder, no image decoding.
     """
     coco = _check_coco_structure(_load_json(Path(json_file)), json_file)
+    if training and not has_training_box(coco["annotations"]):
+        raise DatasetError(
+            f"{json_file}: no annotation that is not a crowd (iscrowd 0), and a training set needs one "
+            "(detectron2 finds no image to train on)"
+        )
     if not os.path.isdir(image_root):
         raise DatasetError(f"{image_root}: image folder not found (images of {json_file})")
     listings: dict[str, set[str]] = {}
@@ -108,7 +114,8 @@ def _check_coco_structure(coco: object, json_file: StrPath) -> dict:
             if not isinstance(entry, dict):
                 raise fail(f"{key}[{index}] is not an object")
             for field, kind in fields.items():
-                if not isinstance(entry.get(field), kind):
+                value = entry.get(field)
+                if not isinstance(value, kind) or isinstance(value, bool):  # JSON true is no int
                     raise fail(f"{key}[{index}] has no {kind.__name__} '{field}'")
     for key in ("images", "categories"):
         if not coco[key]:
@@ -119,6 +126,13 @@ def _check_coco_structure(coco: object, json_file: StrPath) -> dict:
     for index, annotation in enumerate(coco["annotations"]):
         if problem := _bbox_problem(annotation["bbox"]):
             raise fail(f"annotations[{index}] bbox {annotation['bbox']}: {problem}")
+        if found := annotation_problem(annotation):
+            raise fail(f"annotations[{index}].{found[0]}: {found[1]}")
+    if repeated := repeated_id(coco["annotations"]):
+        raise fail(
+            f"annotations[{repeated[0]}].id is {coco['annotations'][repeated[0]]['id']}, as annotations"
+            f"[{repeated[1]}]'s (allowed: an id once; detectron2 refuses ids that are not unique)"
+        )
     image_ids = {image["id"] for image in coco["images"]}
     category_ids = {category["id"] for category in coco["categories"]}
     for index, annotation in enumerate(coco["annotations"]):
@@ -205,12 +219,13 @@ def _register(name: str, json_file: StrPath, image_root: StrPath, metadata: dict
     register_coco_instances(name, metadata, json_file, image_root)
 
 
-def ensure_registered(names: str | Iterable[str]) -> dict[str, DatasetSize]:
+def ensure_registered(names: str | Iterable[str], *, training: bool = False) -> dict[str, DatasetSize]:
     """Stop before training when a dataset name is unknown or its COCO files are missing or malformed; the
     sizes of the COCO ones.
 
-    Takes what a config holds in ``dataloader.*.dataset.names``: one name or several. Datasets not in COCO
-    instances format (LVIS, panoptic, ...) are only checked for being registered, and have no size here.
+    Takes what a config holds in ``dataloader.*.dataset.names``: one name or several; ``training`` for the
+    training sets. Datasets not in COCO instances format (LVIS, panoptic, ...) are only checked for being
+    registered, and have no size here.
     """
     sizes = {}
     for name in [names] if isinstance(names, str) else names:
@@ -221,7 +236,7 @@ def ensure_registered(names: str | Iterable[str]) -> dict[str, DatasetSize]:
             logger.info("dataset %s: files not checked (not COCO instances format)", name)
             continue
         try:
-            sizes[name] = validate_coco_dataset(metadata.json_file, metadata.image_root)
+            sizes[name] = validate_coco_dataset(metadata.json_file, metadata.image_root, training=training)
         except DatasetError as err:
             hint = ""
             if Path(metadata.json_file).is_relative_to(datasets_root()):

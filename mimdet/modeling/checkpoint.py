@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mimdet.record.atomic import NOT_A_PLAIN_FILE, write_bytes_atomic
+from mimdet.record.schema import describe_value
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,15 @@ def read_torch_file(path: str | Path) -> Any:
         ) from None
 
 
+def key_problem(state: Mapping[object, Any]) -> str | None:
+    """What is wrong with a state dict's keys, or None. torch saves and loads any key, but a key that is
+    not a tensor's name (an int) breaks every key match (detectron2's, the key maps) in a traceback."""
+    odd = [key for key in state if not isinstance(key, str)]
+    if not odd:
+        return None
+    return f"{len(odd)} keys of its state dict are not tensor names (first: {describe_value(odd[0])})"
+
+
 def save_torch_file(data: Any, path: str | Path) -> None:
     """``torch.save`` atomically: serialized in memory, written and renamed (``mimdet.record.atomic``), so
     that a full disk fails with the ``OSError`` that says so and leaves no half-written file."""
@@ -189,6 +199,8 @@ def read_state(path: str | Path, kind: str, *, bare: bool = False) -> dict[str, 
         )
         expected = "a dict with a 'model' state dict" + (" or a state dict" if bare else "")
         raise CheckpointError(f"{path}: not {kind}: expected {expected}, got {found}")
+    if problem := key_problem(state):
+        raise CheckpointError(f"{path}: not {kind}: {problem}")
     return state
 
 

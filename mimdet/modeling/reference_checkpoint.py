@@ -116,6 +116,9 @@ def detect_reference_model(state: Mapping[str, torch.Tensor]) -> ReferenceModel:
             "Benchmarking ViT (windowed_rel_pos_bias) backbones under backbone.bottom_up"
         )
     width_key = families[0].width_key
+    if width_key in state and state[width_key].dim() != 1:  # the encoder's last norm: one weight a channel
+        shape = tuple(state[width_key].shape)
+        raise CheckpointError(f"{width_key}: shape {shape}, expected one dimension (the encoder's width)")
     width = state[width_key].shape[0] if width_key in state else None
     for model in families:
         if model.width == width:

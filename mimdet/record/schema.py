@@ -15,8 +15,9 @@ records newer than it knows. Unknown extra fields are ignored, so old code reads
 Units: AP values in detectron2's COCO percent scale (0-100); times in seconds; memory in bytes.
 
 Numbers: a record holds finite numbers only (a run's NaN, detectron2's AP for absent sizes, is written as
-null); reading refuses NaN, Infinity and an AP outside 0-100, naming the field: such a record was changed
-by something else, and is no result.
+null); reading refuses NaN, Infinity, an AP outside 0-100, a negative cost or count and an integer beyond
+64 bits (which no table's parquet column holds), naming the field; and a completed run with an error.
+Such a record was changed by something else, and is no result.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ DecoderFill = Literal["mask_token", "convstem"]
 FlavorName = Literal["paper", "reference", "custom"]
 PeakMemKind = Literal["cuda_max_allocated", "cpu_peak_rss_delta"]
 Device = Literal["cuda", "cpu"]
-Percent = Annotated[float, (0.0, 100.0)]  # a float field's bounds, checked on reading: COCO AP in percent
+# a number field's bounds, checked on reading
+Percent = Annotated[float, (0.0, 100.0)]  # COCO AP in percent
+Amount = Annotated[float, (0.0, math.inf)]  # a time, a rate: never negative
+INT64 = (-(2**63), 2**63 - 1)  # every integer field's bounds: a parquet column of int64 holds it
+Count = Annotated[int, (0, INT64[1])]  # iterations, parameters, bytes, devices
 
 
 class RecordError(ValueError):
@@ -110,24 +115,24 @@ class Metrics:
 class ParamCounts:
     """Parameter counts with ``mimdet.modeling.param_count``'s convention (frozen tables included)."""
 
-    total: int
-    per_component: dict[str, int]
+    total: Count
+    per_component: dict[str, Count]
 
 
 @dataclass
 class Cost:
     """What the run cost; None where it was not measured (e.g. training time of an eval record)."""
 
-    train_wall_time_s: float | None
-    sec_per_iter: float | None
-    peak_mem_bytes_bs1: int | None
+    train_wall_time_s: Amount | None
+    sec_per_iter: Amount | None
+    peak_mem_bytes_bs1: Count | None
     peak_mem_kind: PeakMemKind | None
-    inference_images_per_s: float | None
+    inference_images_per_s: Amount | None
     # Multi-scale training meets new padded batch shapes, and a GPU's first step on a shape pays per-shape
     # set-up (kernel plans): the two kinds of step apart, medians after the warm-up (added in 0.2).
-    sec_per_iter_repeated_shape: float | None = None
-    sec_per_iter_new_shape: float | None = None
-    batch_shapes: int | None = None  # distinct padded batch shapes the timed steps met
+    sec_per_iter_repeated_shape: Amount | None = None
+    sec_per_iter_new_shape: Amount | None = None
+    batch_shapes: Count | None = None  # distinct padded batch shapes the timed steps met
     attention_backends: list[str] | None = None  # the attention kernels the model was allowed
 
 
@@ -137,9 +142,9 @@ class Hardware:
 
     device: Device
     gpu_model: str | None
-    gpu_count: int  # GPUs the run used: one per process on CUDA, 0 on the CPU
+    gpu_count: Count  # GPUs the run used: one per process on CUDA, 0 on the CPU
     cpu_model: str | None
-    processes: int = 1  # training processes (the DDP world size), on any device
+    processes: Count = 1  # training processes (the DDP world size), on any device
 
 
 @dataclass
@@ -159,7 +164,7 @@ class RunRecord:
     code_version: str
     variant: Variant
     dataset: DatasetInfo
-    iterations: int
+    iterations: Count
     metrics: Metrics
     params: ParamCounts
     cost: Cost
@@ -189,9 +194,13 @@ class RunRecord:
                 "update mimdet-ablate",
             )
         try:
-            return _build(cls, data, "")
+            record = _build(cls, data, "")
         except _FieldError as err:
             raise RecordError(source, err.field, err.problem) from None
+        if record.status == "completed" and record.error is not None:  # a result, or a failure: not both
+            problem = f"a completed run has no error (null), got {describe_value(record.error)}"
+            raise RecordError(source, "error", problem)
+        return record
 
 
 def utc_timestamp() -> str:
@@ -377,11 +386,13 @@ def _shape(tp: Any) -> Shape:
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]  # only `X | None` unions
         return "optional", _shape(inner)
-    if origin is Annotated:  # a float's bounds (Percent): ("float", (low, high)); a plain float's are None
+    if origin is Annotated:  # a number's bounds (Percent, Count): ("float", (low, high))
         inner, bounds = typing.get_args(tp)
-        if inner is not float:
-            raise TypeError(f"record schema bounds a type other than float: {tp!r}")
-        return "float", bounds
+        if inner not in (float, int):
+            raise TypeError(f"record schema bounds a type other than a number: {tp!r}")
+        return inner.__name__, bounds
+    if tp is int:  # a plain float's bounds are None (finite), a plain int's are those of int64
+        return "int", INT64
     if dataclasses.is_dataclass(tp):
         return "dataclass", tp
     if origin is Literal:
@@ -390,7 +401,7 @@ def _shape(tp: Any) -> Shape:
         return "list", _shape(typing.get_args(tp)[0])
     if origin is dict:
         return "dict", _shape(typing.get_args(tp)[1])
-    if tp in (float, int, str):
+    if tp in (float, str):
         return tp.__name__, None
     raise TypeError(f"record schema uses an unsupported type: {tp!r}")
 
@@ -426,16 +437,13 @@ def _convert(shape: Shape, value: object, where: str, *, nullable: bool) -> Any:
             low, high = arg or (-math.inf, math.inf)
             if math.isfinite(number) and low <= number <= high:
                 return number
-            _fail(
-                where,
-                "a finite number" if arg is None else f"a number from {low:g} to {high:g}",
-                nullable,
-                value,
-            )
+            _fail(where, "a finite number" if arg is None else _range("a number", *arg), nullable, value)
         _fail(where, "a number", nullable, value)
     if kind == "int":
         if type(value) is int:
-            return value
+            if arg[0] <= value <= arg[1]:
+                return value
+            _fail(where, _range("an integer", *arg), nullable, value)
         _fail(where, "an integer", nullable, value)
     if kind == "dataclass":
         if not isinstance(value, dict):
@@ -455,6 +463,13 @@ def _convert(shape: Shape, value: object, where: str, *, nullable: bool) -> Any:
         if not isinstance(key, str):
             raise _FieldError(where, f"expected string keys, got {describe_value(key)}")
     return {k: _convert(arg, v, f"{where}.{k}", nullable=False) for k, v in value.items()}
+
+
+def _range(noun: str, low: float, high: float) -> str:
+    """``a number from 0 to 100``, ``an integer from 0 to 2**63-1``, ``a number of 0 or more``."""
+    names: dict[float, str] = {INT64[0]: "-2**63", INT64[1]: "2**63-1"}
+    low_text, high_text = (names.get(bound, f"{bound:g}") for bound in (low, high))
+    return f"{noun} of {low_text} or more" if high == math.inf else f"{noun} from {low_text} to {high_text}"
 
 
 def _finite_or_none(value: Any) -> Any:

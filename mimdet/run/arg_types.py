@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
 
 def count(text: str) -> int:
@@ -27,3 +29,28 @@ def positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} (allowed: a finite number above 0)")
     return value
+
+
+SEED_LIMIT = 2**32  # numpy's and most generators' seeds are below it
+
+
+def random_seed(text: str) -> int:
+    """A random seed (``--seed``): a whole number from 0 to 2**32-1. A negative one is refused, as
+    ``mimdet.train`` refuses it: detectron2 takes it for "draw one at random", which no record repeats."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} (allowed: a whole number from 0 to 2**32-1)")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """A file to write (``--output``). A path that ends in ``/`` names a folder; ``Path`` would drop the
+    slash and write a file of the folder's name."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} ends in /, a folder (allowed: a file's path, e.g. {text.rstrip('/' + os.sep)}/mae.pth)"
+        )
+    return Path(text)

@@ -6,11 +6,13 @@ checkpoints of another model.
   they were, never a truncated file that a resume or an evaluation would read; a full disk is the
   ``OSError`` that says so, not torch's opaque "unexpected pos".
 - Reading never runs code from the file and fails in one line (``CheckpointUnreadable``: missing,
-  empty, cut short, not a checkpoint).
+  empty, cut short, not a checkpoint: a key that is not a tensor name, an ``iteration`` that is not a
+  count a record can hold).
 - Loading is strict: a checkpoint that leaves model tensors at their initialisation, brings tensors
   the model does not have, or has other shapes is a ``CheckpointError`` naming the counts and a few keys,
   unless ``allow_partial`` (``train.allow_partial_init=True``) asks for detectron2's partial load; one
-  with weights that are NaN or infinite (a training that diverged) is one in any case. MAE
+  with weights that are NaN or infinite (a training that diverged), or integer where the model's are
+  floating point (truncated weights), is one in any case. MAE
   pre-training is loaded elsewhere (``mimdet.modeling.checkpoint``), partial by design.
 """
 
@@ -29,13 +31,16 @@ from mimdet.modeling.checkpoint import (
     CheckpointError,
     CheckpointUnreadable,
     check_checkpoint_file,
+    key_problem,
     read_torch_file,
     save_torch_file,
 )
 from mimdet.record.atomic import write_bytes_atomic
+from mimdet.record.schema import describe_value
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
 MAX_TAG_BYTES = 4096  # last_checkpoint holds a file name
+MAX_ITERATION = 2**63 - 2  # a run's record counts iteration + 1 iterations, an int64
 
 
 class RunCheckpointer(DetectionCheckpointer):
@@ -94,6 +99,14 @@ class RunCheckpointer(DetectionCheckpointer):
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointUnreadable(f"{f}: not a model checkpoint (no state dict of tensors in it)")
+        if problem := key_problem(state):
+            raise CheckpointUnreadable(f"{f}: not a model checkpoint ({problem})")
+        iteration = loaded.get("iteration", 0) if state is not loaded else 0
+        if type(iteration) is not int or not 0 <= iteration <= MAX_ITERATION:
+            raise CheckpointUnreadable(
+                f"{f}: not a model checkpoint (its iteration is {describe_value(iteration)}; "
+                "allowed: an integer from 0 to 2**63-2, the last iteration trained)"
+            )
         return loaded
 
     def _load_model(self, checkpoint: Any) -> _IncompatibleKeys:
@@ -101,6 +114,11 @@ class RunCheckpointer(DetectionCheckpointer):
             raise CheckpointError(
                 f"holds weights that are not finite numbers: {len(broken)} tensors with NaN or inf "
                 f"({_first(broken)})"
+            )
+        if retyped := not_floating_point(checkpoint["model"], self.model.state_dict()):
+            raise CheckpointError(
+                f"holds {len(retyped)} tensors that are not floating point where the model's are "
+                f"({_first(retyped)}): weights cast to integers lost their fractions"
             )
         incompatible = super()._load_model(checkpoint)
         problem = mismatch(incompatible)
@@ -117,6 +135,16 @@ def not_finite(state: dict[str, Any]) -> list[str]:
         key
         for key, value in state.items()
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+
+
+def not_floating_point(state: dict[str, Any], own: dict[str, torch.Tensor]) -> list[str]:
+    """``key: dtype in the checkpoint, dtype here`` for each tensor of ``state`` that is not floating point
+    where the model's tensor ``own[key]`` is: torch's copy into the model would take it without a word."""
+    return [
+        f"{key}: {value.dtype} in the checkpoint, {own[key].dtype} here"
+        for key, value in state.items()
+        if key in own and own[key].is_floating_point() and not value.is_floating_point()
     ]
 
 
