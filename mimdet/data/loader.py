@@ -19,12 +19,8 @@ from detectron2.data.detection_utils import SizeMismatchError
 from omegaconf import DictConfig
 from PIL import Image
 
+from mimdet.data.image_errors import unreadable_image_reason
 from mimdet.data.registry import DatasetError
-
-# The OSErrors with an errno that say the image file is at fault (missing, unreadable, a folder); PIL's own
-# ("cannot identify image file", "image file is truncated", "broken data stream") have none, and a file of
-# absurd size is PIL's DecompressionBombError, no OSError
-IMAGE_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 class NamingImageErrors:
@@ -45,16 +41,9 @@ class NamingImageErrors:
                 f"({shapes.group(0) if shapes else error}) in dataset '{self.dataset}'"
             ) from None
         except (OSError, Image.DecompressionBombError) as error:
-            if (
-                isinstance(error, OSError)
-                and error.errno is not None
-                and not isinstance(error, IMAGE_FILE_ERRORS)
-            ):
+            reason = unreadable_image_reason(error)
+            if reason is None:
                 raise  # the file system's trouble (EIO, ENOSPC...), not the image's
-            if isinstance(error, Image.UnidentifiedImageError):  # its message repeats the file's name
-                reason = "not in a format PIL can identify"
-            else:
-                reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             raise DatasetError(
                 f"{file_name}: an image that cannot be read ({reason}) in dataset '{self.dataset}'"
             ) from None
