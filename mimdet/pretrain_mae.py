@@ -36,7 +36,7 @@ try:  # a Ctrl-C while torch loads (seconds) is the same line as once main runs
     from torch.utils.data import DataLoader, Dataset, RandomSampler
     from torchvision import transforms
 
-    from mimdet.data.image_errors import unreadable_image_reason
+    from mimdet.data.image_errors import unreadable_image_line
     from mimdet.data.synthetic import GENERATOR_VERSION, make_synthetic_coco
     from mimdet.modeling.mae import MASK_RATIO, MaskedAutoencoder
     from mimdet.record.atomic import file_in_the_way, not_a_plain_file, storage_problem
@@ -90,10 +90,10 @@ class ImageFiles(Dataset):
         try:
             with Image.open(self.files[index]) as image:
                 return self.transform(image.convert("RGB"))  # (3, img_size, img_size)
-        except Exception as error:
-            if (reason := unreadable_image_reason(error)) is None:
-                raise
-            raise UnreadableImage(f"{self.files[index]}: an image that cannot be read ({reason})") from None
+        except (OSError, Image.DecompressionBombError) as error:
+            if (line := unreadable_image_line(self.files[index], error)) is None:
+                raise  # the file system's trouble, not the image's
+            raise UnreadableImage(line) from None
 
 
 @dataclass(frozen=True)

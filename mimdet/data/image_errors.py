@@ -14,13 +14,15 @@ from PIL import Image
 IMAGE_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError)
 
 
-def unreadable_image_reason(error: BaseException) -> str | None:
-    """Why the image could not be read, for one line that names the file; None for an error that is not
-    the image's (the file system's trouble, EIO or ENOSPC, or no reading error at all)."""
+def unreadable_image_line(file_name: object, error: BaseException) -> str | None:
+    """``FILE: an image that cannot be read (why)``, or None for an error that is not the image's (the file
+    system's trouble, EIO or ENOSPC, or no reading error at all)."""
     if not isinstance(error, (OSError, Image.DecompressionBombError)):
         return None
     if isinstance(error, OSError) and error.errno is not None and not isinstance(error, IMAGE_FILE_ERRORS):
         return None
     if isinstance(error, Image.UnidentifiedImageError):  # its message repeats the file's name
-        return "not in a format PIL can identify"
-    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        reason = "not in a format PIL can identify"
+    else:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return f"{file_name}: an image that cannot be read ({reason})"

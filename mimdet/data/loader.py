@@ -19,7 +19,7 @@ from detectron2.data.detection_utils import SizeMismatchError
 from omegaconf import DictConfig
 from PIL import Image
 
-from mimdet.data.image_errors import unreadable_image_reason
+from mimdet.data.image_errors import unreadable_image_line
 from mimdet.data.registry import DatasetError
 
 
@@ -41,12 +41,10 @@ class NamingImageErrors:
                 f"({shapes.group(0) if shapes else error}) in dataset '{self.dataset}'"
             ) from None
         except (OSError, Image.DecompressionBombError) as error:
-            reason = unreadable_image_reason(error)
-            if reason is None:
+            line = unreadable_image_line(file_name, error)
+            if line is None:
                 raise  # the file system's trouble (EIO, ENOSPC...), not the image's
-            raise DatasetError(
-                f"{file_name}: an image that cannot be read ({reason}) in dataset '{self.dataset}'"
-            ) from None
+            raise DatasetError(f"{line} in dataset '{self.dataset}'") from None
 
 
 def build_loader(section: DictConfig) -> Any:

@@ -31,7 +31,9 @@ def positive_number(text: str) -> float:
     return value
 
 
-SEED_LIMIT = 2**32  # numpy's and most generators' seeds are below it
+# numpy's seeds are 32-bit (detectron2 seeds it with train.seed, and refuses a larger one); so are most
+# generators'. mimdet.train's config checks (mimdet.run.resolve) and --seed flags share the bound
+SEED_LIMIT = 2**32
 
 
 def random_seed(text: str) -> int:

@@ -36,11 +36,11 @@ from mimdet.modeling.checkpoint import (
     save_torch_file,
 )
 from mimdet.record.atomic import write_bytes_atomic
-from mimdet.record.schema import describe_value
+from mimdet.record.schema import INT64, describe_value
 
 SHOWN_KEYS = 3  # keys named per kind of mismatch; the counts say how many there are
 MAX_TAG_BYTES = 4096  # last_checkpoint holds a file name
-MAX_ITERATION = 2**63 - 2  # a run's record counts iteration + 1 iterations, an int64
+MAX_ITERATION = INT64[1] - 1  # a run's record counts iteration + 1 iterations, an int64
 
 
 class RunCheckpointer(DetectionCheckpointer):

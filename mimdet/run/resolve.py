@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mimdet.record.schema import Variant
+from mimdet.run.arg_types import SEED_LIMIT
 from mimdet.run.config import ConfigFileError, load_config
 from mimdet.run.overrides import SEED_KEYS, OverrideError, apply_checked_overrides
 
@@ -124,7 +125,6 @@ COUNTS = {
 # Beyond any run (2**31 iterations of 0.1 s take 7 years): detectron2's time estimate, a timedelta,
 # overflows on an absurd count, after the run's first checkpoints were written
 MAX_ITERATIONS = 2**31 - 1
-SEED_LIMIT = 2**32  # numpy's seeds are 32-bit: detectron2 seeds it with train.seed, and refuses a larger one
 
 
 def check_counts(cfg: DictConfig) -> None:
